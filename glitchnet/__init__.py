@@ -1,0 +1,3 @@
+"""GlitchNet: classify LIGO/Virgo detector glitches from Gravity Spy Omega-scan spectrograms."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,133 @@
+"""Self-describing GlitchNet checkpoints: weights plus everything needed to use them, written atomically."""
+
+from __future__ import annotations
+
+import os
+import pickle
+import tempfile
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from . import __version__
+from .classes import CLASSES
+from .images import INPUT_SIZE, MEAN, STD
+from .model import GlitchNet
+
+FORMAT = "glitchnet-checkpoint"
+FORMAT_VERSION = 1
+
+
+class CheckpointError(ValueError):
+    """A file that is not a usable GlitchNet checkpoint; the message is one line, fit for a user."""
+
+
+@dataclass
+class Checkpoint:
+    """A trained GlitchNet and its description."""
+
+    state_dict: dict[str, torch.Tensor]
+    classes: list[str] = field(default_factory=lambda: list(CLASSES))
+    width: int = 64
+    input_size: int = INPUT_SIZE
+    views: list[str] = field(default_factory=lambda: ["1.0"])
+    mean: list[float] = field(default_factory=lambda: list(MEAN))
+    std: list[float] = field(default_factory=lambda: list(STD))
+    temperature: float = 1.0
+    config: dict[str, Any] = field(default_factory=dict)
+    metrics: dict[str, Any] = field(default_factory=dict)
+    epoch: int = 0
+    training_state: dict[str, Any] | None = None
+    """Optimizer, scheduler and history for ``--resume``; None in a shipped model."""
+    library_version: str = __version__
+
+    def build_model(self) -> GlitchNet:
+        """A GlitchNet in eval mode with these weights."""
+        model = GlitchNet(num_classes=len(self.classes), width=self.width)
+        try:
+            model.load_state_dict(self.state_dict)
+        except RuntimeError as exc:
+            first = str(exc).splitlines()[0]
+            raise CheckpointError(f"the weights do not fit the GlitchNet architecture ({first[:120]})") from None
+        return model.eval()
+
+    def to_payload(self) -> dict[str, Any]:
+        return {
+            "format": FORMAT,
+            "format_version": FORMAT_VERSION,
+            "library_version": self.library_version,
+            "state_dict": self.state_dict,
+            "classes": list(self.classes),
+            "width": self.width,
+            "input_size": self.input_size,
+            "views": list(self.views),
+            "normalization": {"mean": list(self.mean), "std": list(self.std)},
+            "temperature": float(self.temperature),
+            "config": self.config,
+            "metrics": self.metrics,
+            "epoch": self.epoch,
+            "training_state": self.training_state,
+        }
+
+
+def save_checkpoint(ckpt: Checkpoint, path: str | os.PathLike) -> Path:
+    """Write ``ckpt`` atomically: a temp file in the same folder, fsync, then rename over ``path``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            torch.save(ckpt.to_payload(), fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def load_checkpoint(path: str | os.PathLike, expected_classes: list[str] | None = None) -> Checkpoint:
+    """Read a checkpoint with ``weights_only=True`` (no code can run) and check that it is GlitchNet's."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"no checkpoint at {path}")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:
+        raise CheckpointError(f"{path.name} was refused: it holds Python objects that could run code, "
+                              "so it is not a GlitchNet checkpoint") from None
+    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as exc:
+        reason = str(exc).splitlines()[0][:100] if str(exc) else type(exc).__name__
+        raise CheckpointError(f"{path.name} is not a readable checkpoint (truncated or corrupt: {reason})") from None
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise CheckpointError(f"{path.name} is a PyTorch file but not a GlitchNet checkpoint")
+    if payload.get("format_version", 0) > FORMAT_VERSION:
+        raise CheckpointError(f"{path.name} was written by a newer GlitchNet (format {payload['format_version']})")
+    classes = list(payload.get("classes") or [])
+    if expected_classes is not None and classes != list(expected_classes):
+        raise CheckpointError(f"{path.name} was trained on another class list ({len(classes)} classes)")
+    norm = payload.get("normalization") or {}
+    ckpt = Checkpoint(
+        state_dict=payload["state_dict"],
+        classes=classes,
+        width=int(payload.get("width", 64)),
+        input_size=int(payload.get("input_size", INPUT_SIZE)),
+        views=[str(v) for v in payload.get("views", ["1.0"])],
+        mean=list(norm.get("mean", MEAN)),
+        std=list(norm.get("std", STD)),
+        temperature=float(payload.get("temperature", 1.0)),
+        config=payload.get("config") or {},
+        metrics=payload.get("metrics") or {},
+        epoch=int(payload.get("epoch", 0)),
+        training_state=payload.get("training_state"),
+        library_version=str(payload.get("library_version", "?")),
+    )
+    if ckpt.input_size != INPUT_SIZE or tuple(ckpt.mean) != MEAN or tuple(ckpt.std) != STD:
+        raise CheckpointError(f"{path.name} expects preprocessing this GlitchNet does not provide "
+                              f"(input {ckpt.input_size}px, mean {ckpt.mean}, std {ckpt.std})")
+    ckpt.build_model()  # fail now, with a clear message, if the weights do not fit
+    return ckpt

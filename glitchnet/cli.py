@@ -1,0 +1,230 @@
+"""The ``glitchnet`` command: simulate, train, evaluate, predict, scan."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Sequence
+
+from .classes import DURATIONS_S
+
+EPILOG = "Errors are one line on stderr; exit status 2 for bad input, 1 for a failed run."
+
+
+def _tqdm():
+    from tqdm.auto import tqdm
+
+    return tqdm
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from .train import TrainConfig, train
+
+    data = args.data or str(_default_data())
+    config = TrainConfig(data=data, out=args.out, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+                         weight_decay=args.weight_decay, label_smoothing=args.label_smoothing, view=args.view,
+                         augment=args.augment, seed=args.seed, width=args.width, device=args.device,
+                         workers=args.workers, cache_dir=args.cache_dir, resume=args.resume, compile=args.compile)
+    tqdm = _tqdm()
+    bars: dict[str, object] = {}
+
+    def show(event) -> None:
+        if event.kind == "cache":
+            bar = bars.get(event.message)
+            if bar is None:
+                bar = bars[event.message] = tqdm(total=event.steps, desc=event.message, unit="img", leave=False)
+            bar.n = event.step
+            bar.refresh()
+        elif event.kind == "batch":
+            bar = bars.get(f"epoch{event.epoch}")
+            if bar is None:
+                bar = bars[f"epoch{event.epoch}"] = tqdm(total=event.steps, desc=f"epoch {event.epoch}/{event.epochs}",
+                                                         unit="batch", leave=False)
+            bar.n = event.step
+            bar.set_postfix(loss=f"{event.loss:.3f}", acc=f"{event.accuracy:.3f}", ips=f"{event.images_per_s:.0f}")
+        elif event.kind == "epoch":
+            tqdm.write(f"epoch {event.epoch}/{event.epochs}  loss {event.loss:.4f}  acc {event.accuracy:.4f}  "
+                       f"val_loss {event.val_loss:.4f}  val_acc {event.val_accuracy:.4f}  "
+                       f"{event.images_per_s:.1f} img/s")
+        elif event.kind in ("scan", "done", "stopped") and event.message:
+            tqdm.write(event.message)
+
+    train(config, progress=show)
+    for bar in bars.values():
+        bar.close()
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from .checkpoint import load_checkpoint
+    from .data import scan_dataset
+    from .evaluate import compute_metrics, predict_logits, top_confusions
+    from .train import load_split
+
+    ckpt = load_checkpoint(args.model)
+    view = args.view or ("all" if len(ckpt.views) > 1 else ckpt.views[0])
+    scan = scan_dataset(args.data, view=view)
+    images, labels, _ = load_split(scan, args.split, args.cache_dir, workers=2)
+    if len(labels) == 0:
+        raise ValueError(f"the {args.split} split of {args.data} has no readable images")
+    tqdm = _tqdm()
+    with tqdm(total=len(labels), desc=f"evaluating {args.split}", unit="img", disable=args.json) as bar:
+        logits = predict_logits(ckpt.build_model(), images, progress=lambda d, t: bar.update(d - bar.n))
+    metrics = compute_metrics(labels, np.argmax(logits, 1), ckpt.classes)
+    metrics.update(split=args.split, view=view, data=str(args.data), model=str(args.model))
+    if args.json:
+        print(json.dumps(metrics))
+        return 0
+    print(f"{args.split}: {metrics['n']} images  accuracy {metrics['accuracy']:.4f}  macro-F1 {metrics['macro_f1']:.4f}")
+    print(f"{'class':<22}{'precision':>10}{'recall':>10}{'f1':>8}{'n':>7}")
+    for name, m in metrics["per_class"].items():
+        if m["support"]:
+            print(f"{name:<22}{m['precision']:>10.3f}{m['recall']:>10.3f}{m['f1']:>8.3f}{m['support']:>7}")
+    for true, pred, count in top_confusions(metrics):
+        print(f"confused: {true} -> {pred} ({count})")
+    return 0
+
+
+def _expand(paths: Sequence[str]):
+    from .data import IMAGE_SUFFIXES
+
+    for p in paths:
+        path = Path(p)
+        if path.is_dir():
+            yield from (str(f) for f in sorted(path.rglob("*")) if f.suffix.lower() in IMAGE_SUFFIXES)
+        else:
+            yield p
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from .inference import Predictor
+
+    predictor = Predictor(args.model)
+    failed = 0
+    for pred in predictor.predict_stream(_expand(args.files), batch_size=args.batch_size):
+        failed += pred.error is not None
+        if args.json:
+            print(json.dumps(pred.to_json()), flush=True)
+        elif pred.error:
+            print(f"{pred.name}: error: {pred.error}", flush=True)
+        else:
+            flag = "  (low confidence)" if pred.low_confidence else ""
+            print(f"{pred.name}: {pred.label} {pred.confidence:.3f}{flag}", flush=True)
+    return 0 if not failed else 3
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    from .simulate import simulate_dataset
+
+    tqdm = _tqdm()
+    with tqdm(desc="simulating glitches", unit="glitch") as bar:
+        def progress(done: int, total: int) -> None:
+            bar.total = total
+            bar.update(done - bar.n)
+
+        out = simulate_dataset(args.out, n_glitches=args.glitches, per_class=args.per_class, seed=args.seed,
+                               balanced=args.balanced, workers=args.workers, progress=progress)
+    print(f"wrote {out}")
+    return 0
+
+
+def cmd_scan(args: argparse.Namespace) -> int:
+    from .strain import scan
+
+    out = Path(args.out)
+    views = scan(args.strain, args.gps, out_dir=out)
+    for dur in sorted(views):
+        print(f"{dur:g} s view written to {out}")
+    return 0
+
+
+def _default_data() -> Path:
+    from .simulate import default_dataset
+
+    tqdm = _tqdm()
+    with tqdm(desc="making the default simulated dataset", unit="glitch") as bar:
+        def progress(done: int, total: int) -> None:
+            bar.total = total
+            bar.update(done - bar.n)
+
+        return default_dataset(progress=progress)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="glitchnet", description="Classify Gravity Spy glitch spectrograms.",
+                                     epilog=EPILOG)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("train", help="train GlitchNet on a dataset folder")
+    p.add_argument("--data", help="dataset root (Kaggle or class-folder layout); default: the simulated default")
+    p.add_argument("--out", default="runs/glitchnet.pt", help="checkpoint path (best on validation)")
+    p.add_argument("--epochs", type=int, default=10)
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--weight-decay", type=float, default=0.05)
+    p.add_argument("--label-smoothing", type=float, default=0.0)
+    p.add_argument("--view", default="1.0", help="0.5, 1.0, 2.0, 4.0 or all (each view a sample)")
+    p.add_argument("--augment", choices=("class", "generic", "none"), default="class",
+                   help="class-specific physics-aware policies (default), a generic baseline, or none")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--width", type=int, default=64, help="channels of the stem and residual blocks")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda")
+    p.add_argument("--workers", type=int, default=-1, help="data loader workers (-1: automatic)")
+    p.add_argument("--cache-dir", help="decoded-image cache folder (default ~/.cache/glitchnet/tensors)")
+    p.add_argument("--resume", action="store_true", help="continue from <out>.last.pt")
+    p.add_argument("--compile", action="store_true", help="torch.compile the model")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("evaluate", help="score a checkpoint on a dataset split")
+    p.add_argument("--data", required=True)
+    p.add_argument("--model", required=True)
+    p.add_argument("--split", default="test", choices=("train", "validation", "test"))
+    p.add_argument("--view", help="override the checkpoint's view")
+    p.add_argument("--cache-dir")
+    p.add_argument("--json", action="store_true", help="print the metrics as one JSON object")
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("predict", help="classify image files or folders")
+    p.add_argument("files", nargs="+", help="images (PNG/JPG/GIF, crops or full figures) or folders")
+    p.add_argument("--model", help="checkpoint (default: the shipped models/glitchnet.pt)")
+    p.add_argument("--json", action="store_true", help="one JSON object per input, one per line")
+    p.add_argument("--batch-size", type=int, default=32)
+    p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser("simulate", help="write a simulated Gravity Spy dataset (Kaggle layout)")
+    p.add_argument("--out", required=True)
+    group = p.add_mutually_exclusive_group()
+    group.add_argument("--glitches", type=int, help="total number of glitches (class proportions as Gravity Spy)")
+    group.add_argument("--per-class", type=int, help="glitches per class")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--balanced", action="store_true", help="even class proportions")
+    p.add_argument("--workers", type=int, help="processes (default: all cores)")
+    p.set_defaults(func=cmd_simulate)
+
+    p = sub.add_parser("scan", help="make the four Gravity Spy views of a GPS time from a GWOSC strain file")
+    p.add_argument("--strain", required=True, help="GWOSC HDF5 strain file")
+    p.add_argument("--gps", type=float, required=True, help="GPS time of the glitch, s")
+    p.add_argument("--out", default=".", help="folder for the PNGs")
+    p.set_defaults(func=cmd_scan, durations=DURATIONS_S)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except KeyboardInterrupt:
+        print("glitchnet: interrupted; finished work is kept (rerun to resume)", file=sys.stderr)
+        return 130
+    except (ValueError, FileNotFoundError, PermissionError) as exc:
+        print(f"glitchnet: error: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

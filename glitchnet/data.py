@@ -1,0 +1,355 @@
+"""Find a Gravity Spy dataset on disk, describe it as a manifest, cache its decoded images, serve them to torch."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import tempfile
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterator
+
+import numpy as np
+import pandas as pd
+import torch
+from PIL import Image
+
+from .classes import CLASS_TO_INDEX, CLASSES, DURATIONS_S
+from .images import INPUT_SIZE, ImageError, canonical_uint8, normalize
+
+SPLITS = ("train", "validation", "test")
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".gif"}
+NAME_RE = re.compile(r"^(?P<ifo>[A-Z]\d)_(?P<gid>[A-Za-z0-9]+)_spectrogram_(?P<dur>\d+(?:\.\d+)?)$")
+MANIFEST_COLUMNS = ["path", "label", "split", "gravityspy_id", "ifo", "duration"]
+PREPROCESSING_VERSION = 1
+"""Bump when canonical_uint8 changes behaviour: it is part of every cache key."""
+
+_SPLIT_ALIASES = {"train": "train", "training": "train", "validation": "validation", "val": "validation",
+                  "valid": "validation", "test": "test", "testing": "test"}
+
+
+class DatasetError(ValueError):
+    """A folder that cannot be used as a dataset; the message is one line, fit for a user."""
+
+
+@dataclass
+class DatasetScan:
+    """What was found under a dataset root."""
+
+    root: Path
+    layout: str
+    """"kaggle", "class-folders" or "metadata"."""
+    manifest: pd.DataFrame
+    skipped: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=["path", "reason"]))
+    metadata: pd.DataFrame | None = None
+
+    def split(self, name: str) -> pd.DataFrame:
+        return self.manifest[self.manifest["split"] == name].reset_index(drop=True)
+
+
+def parse_view(view: str | float) -> float | None:
+    """``"1.0"`` -> 1.0; ``"all"`` -> None (every duration as its own sample)."""
+    if str(view).lower() == "all":
+        return None
+    try:
+        dur = float(view)
+    except ValueError:
+        raise DatasetError(f"view must be one of 0.5, 1.0, 2.0, 4.0 or 'all', not {view!r}") from None
+    if dur not in DURATIONS_S:
+        raise DatasetError(f"view must be one of 0.5, 1.0, 2.0, 4.0 or 'all', not {view!r}")
+    return dur
+
+
+def split_of_id(gravityspy_id: str, fractions: tuple[float, float] = (0.70, 0.15)) -> str:
+    """Deterministic train/validation/test split from a glitch id, so the four views never straddle splits."""
+    h = int.from_bytes(hashlib.sha1(gravityspy_id.encode()).digest()[:8], "big") / 2**64
+    if h < fractions[0]:
+        return "train"
+    return "validation" if h < fractions[0] + fractions[1] else "test"
+
+
+def _class_dirs(folder: Path) -> Iterator[Path]:
+    for p in sorted(folder.iterdir()):
+        if p.is_dir() and not p.name.startswith("."):
+            yield p
+
+
+def _unwrap(folder: Path) -> Path:
+    """Kaggle doubles split folders (train/train/<Class>); look through a same-named single child."""
+    inner = folder / folder.name
+    return inner if inner.is_dir() else folder
+
+
+def _find_metadata(root: Path) -> pd.DataFrame | None:
+    for csv in sorted(root.glob("*.csv")):
+        try:
+            df = pd.read_csv(csv)
+        except Exception:
+            continue
+        if {"gravityspy_id", "label"}.issubset(df.columns):
+            df.attrs["source"] = str(csv)
+            return df
+    return None
+
+
+def _file_rows(class_dir: Path, split: str | None, skipped: list[tuple[str, str]]) -> list[dict]:
+    label = class_dir.name
+    if label not in CLASS_TO_INDEX:
+        skipped.append((str(class_dir), f"unknown class folder {label!r}"))
+        return []
+    rows = []
+    files = sorted(p for p in class_dir.iterdir() if p.is_file() and not p.name.startswith("."))
+    if not files:
+        skipped.append((str(class_dir), "empty class folder"))
+    for f in files:
+        if f.suffix.lower() not in IMAGE_SUFFIXES:
+            skipped.append((str(f), "not an image file"))
+            continue
+        m = NAME_RE.match(f.stem)
+        if m:
+            ifo, gid, dur = m["ifo"], m["gid"], float(m["dur"])
+        else:
+            ifo, gid, dur = None, f.stem, float("nan")
+        rows.append({"path": str(f), "label": label, "split": split, "gravityspy_id": gid, "ifo": ifo,
+                     "duration": dur})
+    return rows
+
+
+def _check_readable(path: str) -> str | None:
+    """Cheap header check (no decode): None if it looks like an image, else the reason."""
+    try:
+        if os.path.getsize(path) == 0:
+            return "empty file"
+        with Image.open(path) as im:
+            im.size  # noqa: B018 - forces the header parse
+        return None
+    except Exception as exc:  # any reader failure means "skip this file", never a crash
+        return f"unreadable image ({type(exc).__name__})"
+
+
+def scan_dataset(root: str | os.PathLike, view: str | float = "1.0", check_images: bool = True) -> DatasetScan:
+    """Describe the dataset under ``root`` as a manifest.
+
+    Layouts: Kaggle (``train/``, ``validation/``, ``test/``, each possibly doubled as ``train/train/``, holding
+    ``<Class>/`` folders); class folders with no split (Zenodo ``H1L1/<Class>/`` or ``<Class>/`` directly), split
+    deterministically by glitch id; in both, a metadata CSV at the root with ``gravityspy_id``, ``label`` and
+    ``sample_type`` decides the split when present. ``view`` keeps one duration ("1.0") or all four ("all") as
+    separate samples. Unknown class folders, non-image files and unreadable images are listed in ``skipped``.
+    """
+    root = Path(root).expanduser()
+    if not root.is_dir():
+        raise DatasetError(f"no such folder: {root}")
+    wanted = parse_view(view)
+    skipped: list[tuple[str, str]] = []
+    rows: list[dict] = []
+    children = {p.name.lower(): p for p in root.iterdir() if p.is_dir()}
+    split_dirs = {_SPLIT_ALIASES[k]: v for k, v in children.items() if k in _SPLIT_ALIASES}
+    if split_dirs:
+        layout = "kaggle"
+        for split, folder in sorted(split_dirs.items()):
+            for class_dir in _class_dirs(_unwrap(folder)):
+                rows += _file_rows(class_dir, split, skipped)
+    else:
+        layout = "class-folders"
+        base = root
+        if not any(p.name in CLASS_TO_INDEX for p in _class_dirs(root)):
+            nested = [p for p in _class_dirs(root) if any(q.name in CLASS_TO_INDEX for q in _class_dirs(p))]
+            if len(nested) == 1:
+                base = nested[0]  # Zenodo: H1L1/<Class>/
+        for class_dir in _class_dirs(base):
+            rows += _file_rows(class_dir, None, skipped)
+    if not rows:
+        raise DatasetError(f"{root} holds no Gravity Spy images: expected train/validation/test folders or "
+                           f"class folders named like {CLASSES[3]}/")
+    manifest = pd.DataFrame(rows, columns=MANIFEST_COLUMNS)
+
+    metadata = _find_metadata(root)
+    if metadata is not None and "sample_type" in metadata.columns:
+        split_by_id = dict(zip(metadata["gravityspy_id"].astype(str),
+                               metadata["sample_type"].astype(str).str.lower().map(_SPLIT_ALIASES)))
+        from_csv = manifest["gravityspy_id"].map(split_by_id)
+        manifest["split"] = from_csv.where(from_csv.notna(), manifest["split"])
+        if layout == "class-folders":
+            layout = "metadata"
+    missing = manifest["split"].isna()
+    manifest.loc[missing, "split"] = manifest.loc[missing, "gravityspy_id"].map(split_of_id)
+
+    # One glitch id must sit in one split and one class; a duplicate id elsewhere is reported, not used twice.
+    key = manifest["gravityspy_id"].where(manifest["ifo"].notna(), manifest["path"])
+    first = manifest.groupby(key)[["split", "label"]].transform("first")
+    clash = (manifest["split"] != first["split"]) | (manifest["label"] != first["label"])
+    for p in manifest.loc[clash, "path"]:
+        skipped.append((p, "duplicate glitch id already used in another split or class"))
+    manifest = manifest[~clash]
+
+    if wanted is not None:
+        manifest = manifest[(manifest["duration"] == wanted) | manifest["duration"].isna()]
+    if check_images:
+        reasons = manifest["path"].map(_check_readable)
+        for p, r in zip(manifest["path"][reasons.notna()], reasons[reasons.notna()]):
+            skipped.append((p, r))
+        manifest = manifest[reasons.isna()]
+    manifest = manifest.sort_values(["split", "label", "path"]).reset_index(drop=True)
+    return DatasetScan(root=root, layout=layout, manifest=manifest,
+                       skipped=pd.DataFrame(skipped, columns=["path", "reason"]), metadata=metadata)
+
+
+# ------------------------------------------------------------------------------------------ cached tensor store
+
+
+def default_cache_dir() -> Path:
+    """Where decoded images are cached: ``$GLITCHNET_CACHE_DIR`` or ``~/.cache/glitchnet/tensors``."""
+    env = os.environ.get("GLITCHNET_CACHE_DIR")
+    return Path(env) if env else Path.home() / ".cache" / "glitchnet" / "tensors"
+
+
+def cache_key(paths: list[str], size: int = INPUT_SIZE) -> str:
+    """Key of a cache: every file's path, size and modification time, plus the preprocessing settings."""
+    h = hashlib.sha256(f"glitchnet-pre-v{PREPROCESSING_VERSION}-size{size}".encode())
+    for p in paths:
+        st = os.stat(p)
+        h.update(f"{os.path.abspath(p)}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+    return h.hexdigest()[:24]
+
+
+def _decode(path: str, size: int) -> tuple[np.ndarray | None, str | None]:
+    try:
+        return canonical_uint8(path, size=size), None
+    except ImageError as exc:
+        return None, str(exc)
+    except Exception as exc:  # a file that breaks the decoder is skipped, never fatal
+        return None, f"unreadable image ({type(exc).__name__})"
+
+
+def _decode_chunk(args: tuple[list[str], int]) -> list[tuple[np.ndarray | None, str | None]]:
+    paths, size = args
+    return [_decode(p, size) for p in paths]
+
+
+@dataclass
+class CachedImages:
+    """Decoded, canonical uint8 images (N, H, W, 3), memory-mapped from the cache, and which paths failed."""
+
+    images: np.ndarray
+    paths: list[str]
+    ok: np.ndarray
+    """Boolean mask: False where the file could not be decoded (its image is all zeros)."""
+    errors: dict[str, str]
+
+
+def load_cached(paths: list[str], cache_dir: str | os.PathLike | None = None, size: int = INPUT_SIZE,
+                workers: int = 0, progress: Callable[[int, int], None] | None = None) -> CachedImages:
+    """Decode every image once into an on-disk uint8 cache and memory-map it; later calls only read.
+
+    The cache file is named by ``cache_key``: a changed, added or removed file, or another preprocessing setting,
+    gives another key and so a fresh decode. The file is written to a temp name and renamed when complete.
+    """
+    paths = [str(p) for p in paths]
+    cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    key = cache_key(paths, size)
+    data_file, meta_file = cache_dir / f"{key}.u8", cache_dir / f"{key}.json"
+    shape = (len(paths), size, size, 3)
+    if data_file.is_file() and meta_file.is_file():
+        meta = json.loads(meta_file.read_text())
+        images = np.memmap(data_file, dtype=np.uint8, mode="r", shape=shape) if paths else np.zeros(shape, np.uint8)
+        ok = np.array([p not in meta["errors"] for p in paths], dtype=bool)
+        if progress:
+            progress(len(paths), len(paths))
+        return CachedImages(images, paths, ok, meta["errors"])
+
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{key}.", suffix=".tmp", dir=cache_dir)
+    os.close(fd)
+    errors: dict[str, str] = {}
+    try:
+        out = np.memmap(tmp, dtype=np.uint8, mode="w+", shape=shape) if paths else np.zeros(shape, np.uint8)
+        chunk = 64
+        jobs = [(paths[i:i + chunk], size) for i in range(0, len(paths), chunk)]
+        done = 0
+        if workers and workers > 1 and len(jobs) > 1:
+            with ProcessPoolExecutor(max_workers=workers) as pool:
+                results = pool.map(_decode_chunk, jobs)
+                for res in results:
+                    done = _store(out, res, done, errors, paths, progress)
+        else:
+            for job in jobs:
+                done = _store(out, _decode_chunk(job), done, errors, paths, progress)
+        if paths:
+            out.flush()
+        del out
+        os.replace(tmp, data_file)
+        meta_file.write_text(json.dumps({"key": key, "count": len(paths), "size": size, "errors": errors}))
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+    images = np.memmap(data_file, dtype=np.uint8, mode="r", shape=shape) if paths else np.zeros(shape, np.uint8)
+    ok = np.array([p not in errors for p in paths], dtype=bool)
+    return CachedImages(images, paths, ok, errors)
+
+
+def _store(out: np.ndarray, results: list, done: int, errors: dict[str, str], paths: list[str],
+           progress: Callable[[int, int], None] | None) -> int:
+    for img, err in results:
+        if img is None:
+            errors[paths[done]] = err or "unreadable"
+        else:
+            out[done] = img
+        done += 1
+    if progress:
+        progress(done, len(paths))
+    return done
+
+
+# ------------------------------------------------------------------------------------------------ torch dataset
+
+
+class GlitchImages(torch.utils.data.Dataset):
+    """Canonical uint8 images + labels -> (normalized tensor, label), augmented per sample on the fly.
+
+    Indexed by ``(index, epoch)`` pairs (see ``EpochSampler``) so that each sample's augmentation is drawn from
+    a generator seeded by (seed, epoch, index): identical with any number of workers, and after a resume.
+    """
+
+    def __init__(self, images: np.ndarray, labels: np.ndarray, label_names: list[str] | None = None,
+                 augmenter: Callable[[np.ndarray, str, np.random.Generator], np.ndarray] | None = None,
+                 seed: int = 0) -> None:
+        self.images = images
+        self.labels = np.asarray(labels, dtype=np.int64)
+        self.label_names = label_names or list(CLASSES)
+        self.augmenter = augmenter
+        self.seed = seed
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, item: int | tuple[int, int]) -> tuple[torch.Tensor, int]:
+        index, epoch = item if isinstance(item, tuple) else (item, 0)
+        img = np.asarray(self.images[index])
+        label = int(self.labels[index])
+        if self.augmenter is not None:
+            rng = np.random.default_rng([self.seed, epoch, index])
+            img = self.augmenter(img, self.label_names[label], rng)
+        return normalize(np.ascontiguousarray(img)), label
+
+
+class EpochSampler(torch.utils.data.Sampler):
+    """Yields ``(index, epoch)``; shuffles with a generator seeded by (seed, epoch), so order is reproducible."""
+
+    def __init__(self, n: int, shuffle: bool, seed: int = 0) -> None:
+        self.n, self.shuffle, self.seed, self.epoch = n, shuffle, seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __iter__(self) -> Iterator[tuple[int, int]]:
+        if self.shuffle:
+            g = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
+            order = torch.randperm(self.n, generator=g).tolist()
+        else:
+            order = range(self.n)
+        return ((i, self.epoch) for i in order)
+
+    def __len__(self) -> int:
+        return self.n

@@ -1,0 +1,99 @@
+"""Metrics for a trained GlitchNet on a dataset split: accuracy, macro-F1, per-class scores, confusion matrix."""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import numpy as np
+import torch
+from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precision_recall_fscore_support
+
+from .images import normalize
+
+
+@torch.no_grad()
+def predict_logits(model: torch.nn.Module, images_uint8: np.ndarray, batch_size: int = 64,
+                   device: str | torch.device = "cpu",
+                   progress: Callable[[int, int], None] | None = None) -> np.ndarray:
+    """Logits (N, C) for canonical uint8 images (N, H, W, 3), in batches, with no augmentation."""
+    model.eval()
+    device = torch.device(device)
+    out = []
+    n = len(images_uint8)
+    for start in range(0, n, batch_size):
+        batch = normalize(np.ascontiguousarray(images_uint8[start:start + batch_size])).to(device)
+        if device.type == "cuda":
+            batch = batch.contiguous(memory_format=torch.channels_last)
+            with torch.autocast("cuda", dtype=torch.bfloat16):
+                logits = model(batch)
+        else:
+            logits = model(batch)
+        out.append(logits.float().cpu().numpy())
+        if progress:
+            progress(min(start + batch_size, n), n)
+    return np.concatenate(out) if out else np.zeros((0, getattr(model, "num_classes", 0)), np.float32)
+
+
+def compute_metrics(y_true: np.ndarray, y_pred: np.ndarray, classes: list[str]) -> dict[str, Any]:
+    """Accuracy, macro-F1 over the classes present, per-class precision/recall/F1/support, confusion matrix."""
+    labels = list(range(len(classes)))
+    y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
+    present = sorted(set(y_true.tolist()))
+    p, r, f, s = precision_recall_fscore_support(y_true, y_pred, labels=labels, zero_division=0)
+    return {
+        "n": int(len(y_true)),
+        "accuracy": float(accuracy_score(y_true, y_pred)) if len(y_true) else 0.0,
+        "macro_f1": float(f1_score(y_true, y_pred, labels=present, average="macro", zero_division=0))
+        if len(y_true) else 0.0,
+        "classes": list(classes),
+        "per_class": {
+            c: {"precision": float(p[i]), "recall": float(r[i]), "f1": float(f[i]), "support": int(s[i])}
+            for i, c in enumerate(classes)
+        },
+        "confusion": confusion_matrix(y_true, y_pred, labels=labels).tolist(),
+    }
+
+
+def top_confusions(metrics: dict[str, Any], k: int = 5) -> list[tuple[str, str, int]]:
+    """The ``k`` most frequent (true, predicted, count) off-diagonal pairs of a metrics dict."""
+    cm = np.asarray(metrics["confusion"])
+    np.fill_diagonal(cm, 0)
+    pairs = [(metrics["classes"][i], metrics["classes"][j], int(cm[i, j])) for i, j in zip(*np.nonzero(cm))]
+    return sorted(pairs, key=lambda t: -t[2])[:k]
+
+
+def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
+    z = np.asarray(logits, dtype=np.float64) / temperature
+    z = z - z.max(-1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(-1, keepdims=True)
+
+
+def expected_calibration_error(probs: np.ndarray, y_true: np.ndarray, bins: int = 15) -> float:
+    """ECE: confidence-weighted gap between confidence and accuracy over equal-width confidence bins."""
+    conf = probs.max(1)
+    correct = probs.argmax(1) == np.asarray(y_true)
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    ece = 0.0
+    for lo, hi in zip(edges[:-1], edges[1:]):
+        m = (conf > lo) & (conf <= hi)
+        if m.any():
+            ece += m.mean() * abs(correct[m].mean() - conf[m].mean())
+    return float(ece)
+
+
+def fit_temperature(logits: np.ndarray, y_true: np.ndarray) -> float:
+    """Temperature minimising the negative log-likelihood on held-out logits (Guo et al. 2017)."""
+    t_logits = torch.as_tensor(logits, dtype=torch.float64)
+    y = torch.as_tensor(np.asarray(y_true), dtype=torch.long)
+    log_t = torch.zeros(1, dtype=torch.float64, requires_grad=True)
+    opt = torch.optim.LBFGS([log_t], lr=0.1, max_iter=200, line_search_fn="strong_wolfe")
+
+    def closure() -> torch.Tensor:
+        opt.zero_grad()
+        loss = torch.nn.functional.cross_entropy(t_logits / log_t.exp(), y)
+        loss.backward()
+        return loss
+
+    opt.step(closure)
+    return float(log_t.exp().clamp(0.05, 20.0))

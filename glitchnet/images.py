@@ -1,0 +1,274 @@
+"""Read any Gravity Spy image (Kaggle crop, full figure, screenshot, GIF frame) into the one canonical model input.
+
+The pipeline is ``open_image`` -> ``plot_area`` -> ``canonical_uint8`` (224x224x3 uint8, what the cache stores and the
+augmentation edits) -> ``normalize`` (float tensor the model eats). ``preprocess`` chains them and is the only
+"resize and normalize" in the project: training, evaluation, prediction and the app all call it.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import warnings
+from functools import lru_cache
+from pathlib import Path
+from typing import Union
+
+import numpy as np
+import torch
+from PIL import Image, ImageFile, UnidentifiedImageError
+
+INPUT_SIZE = 224
+"""Side of the square model input, pixels."""
+
+PLOT_SIZE = (569, 479)
+"""Width, height of a Kaggle/Zenodo image: the plot area of a Gravity Spy Omega scan."""
+
+FULL_FIGURE_BOX = (100, 60, 669, 539)
+"""Plot area (left, top, right, bottom) in an 800x600 full figure; other sizes scale it."""
+
+F_MIN_HZ, F_MAX_HZ = 10.0, 2048.0
+"""Frequency range of the log2 y axis of every Gravity Spy plot."""
+
+ENERGY_MAX = 25.5
+"""Colour scale maximum: normalized energy above it saturates to viridis yellow."""
+
+MEAN = (0.5, 0.5, 0.5)
+STD = (0.5, 0.5, 0.5)
+"""Per-channel normalization applied to [0, 1] RGB; recorded in every checkpoint."""
+
+MAX_PIXELS = 40_000_000
+"""Refuse images declaring more pixels than this (decompression bombs)."""
+
+MIN_SIDE = 32
+"""Refuse images smaller than this on either side: no spectrogram survives that."""
+
+Source = Union[str, os.PathLike, bytes, "io.BufferedIOBase", Image.Image]
+
+Image.MAX_IMAGE_PIXELS = MAX_PIXELS
+ImageFile.LOAD_TRUNCATED_IMAGES = False
+
+
+class ImageError(ValueError):
+    """An input that cannot be turned into a spectrogram; the message is one line, fit for a user."""
+
+
+# --------------------------------------------------------------------------------------------- viridis <-> energy
+
+
+@lru_cache(maxsize=1)
+def viridis_lut() -> np.ndarray:
+    """The 256-entry viridis colour table as uint8 RGB, shape (256, 3)."""
+    from matplotlib import colormaps
+
+    return (colormaps["viridis"](np.linspace(0.0, 1.0, 256))[:, :3] * 255.0 + 0.5).astype(np.uint8)
+
+
+@lru_cache(maxsize=1)
+def _inverse_lut() -> tuple[np.ndarray, np.ndarray]:
+    """Nearest viridis index and colour distance for every colour quantized to 6 bits per channel."""
+    lut = viridis_lut().astype(np.float32)
+    levels = (np.arange(64, dtype=np.float32) * 4.0 + 2.0)
+    grid = np.stack(np.meshgrid(levels, levels, levels, indexing="ij"), axis=-1).reshape(-1, 3)
+    best = np.empty(len(grid), dtype=np.uint8)
+    dist = np.empty(len(grid), dtype=np.float32)
+    for start in range(0, len(grid), 16384):
+        chunk = grid[start:start + 16384]
+        d2 = ((chunk[:, None, :] - lut[None, :, :]) ** 2).sum(-1)
+        idx = d2.argmin(1)
+        best[start:start + 16384] = idx
+        dist[start:start + 16384] = np.sqrt(d2[np.arange(len(chunk)), idx])
+    return best.reshape(64, 64, 64), dist.reshape(64, 64, 64)
+
+
+def _lut_index(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    q = (np.asarray(rgb, dtype=np.uint8) >> 2).astype(np.intp)
+    best, dist = _inverse_lut()
+    return best[q[..., 0], q[..., 1], q[..., 2]], dist[q[..., 0], q[..., 1], q[..., 2]]
+
+
+def rgb_to_energy(rgb: np.ndarray) -> np.ndarray:
+    """Invert viridis: uint8 RGB (..., 3) -> normalized energy in [0, 25.5], float32."""
+    idx, _ = _lut_index(rgb)
+    return idx.astype(np.float32) * (ENERGY_MAX / 255.0)
+
+
+def energy_to_rgb(energy: np.ndarray) -> np.ndarray:
+    """Map normalized energy through viridis with clim (0, 25.5), saturating as Gravity Spy plots do."""
+    idx = np.clip(np.rint(np.asarray(energy, dtype=np.float32) * (255.0 / ENERGY_MAX)), 0, 255).astype(np.intp)
+    return viridis_lut()[idx]
+
+
+def viridis_fraction(rgb: np.ndarray, tolerance: float = 24.0) -> float:
+    """Fraction of pixels whose colour lies within ``tolerance`` (RGB units) of the viridis map."""
+    _, dist = _lut_index(rgb)
+    return float((dist <= tolerance).mean())
+
+
+def frequency_of_row(row: np.ndarray | float, height: int) -> np.ndarray:
+    """Frequency in Hz at the centre of pixel row ``row`` (0 = top) of a plot area ``height`` rows tall."""
+    frac = 1.0 - (np.asarray(row, dtype=np.float64) + 0.5) / height
+    return F_MIN_HZ * (F_MAX_HZ / F_MIN_HZ) ** frac
+
+
+def row_of_frequency(frequency_hz: np.ndarray | float, height: int) -> np.ndarray:
+    """Inverse of ``frequency_of_row``: fractional pixel row of a frequency on the log2 axis."""
+    frac = np.log(np.asarray(frequency_hz, dtype=np.float64) / F_MIN_HZ) / np.log(F_MAX_HZ / F_MIN_HZ)
+    return (1.0 - frac) * height - 0.5
+
+
+# ------------------------------------------------------------------------------------------------------ reading
+
+
+def open_image(source: Source, frame: int = 0) -> Image.Image:
+    """Open a file path, bytes, file object or PIL image as an RGB image, with one-line errors for bad input.
+
+    ``frame`` picks the frame of a multi-frame GIF (Gravity Spy's golden GIFs hold the 0.5/1/2/4 s views in order).
+    """
+    if isinstance(source, Image.Image):
+        img = source
+    else:
+        if isinstance(source, (bytes, bytearray)):
+            if len(source) == 0:
+                raise ImageError("the file is empty")
+            fh = io.BytesIO(source)
+        elif isinstance(source, (str, os.PathLike)):
+            path = Path(source)
+            if not path.is_file():
+                raise ImageError(f"no such file: {path}")
+            if path.stat().st_size == 0:
+                raise ImageError("the file is empty")
+            fh = path.open("rb")
+        else:
+            fh = source
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("error", Image.DecompressionBombWarning)
+                img = Image.open(fh)
+                w, h = img.size
+                if w * h > MAX_PIXELS:
+                    raise ImageError(f"the image declares {w}x{h} pixels, more than the {MAX_PIXELS:,} allowed")
+                if frame:
+                    n = getattr(img, "n_frames", 1)
+                    if frame >= n:
+                        raise ImageError(f"frame {frame} requested but the image has {n} frame(s)")
+                    img.seek(frame)
+                img.load()
+        except ImageError:
+            raise
+        except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+            raise ImageError(f"the image declares more than {MAX_PIXELS:,} pixels (a decompression bomb?)") from None
+        except UnidentifiedImageError:
+            raise ImageError("not an image file (or a format Pillow cannot read)") from None
+        except (OSError, SyntaxError, ValueError, EOFError) as exc:
+            raise ImageError(f"the image is damaged or truncated ({str(exc).splitlines()[0][:80]})") from None
+    if min(img.size) < MIN_SIDE:
+        raise ImageError(f"the image is {img.size[0]}x{img.size[1]} pixels, too small to be a spectrogram")
+    return _to_rgb(img)
+
+
+def _to_rgb(img: Image.Image) -> Image.Image:
+    if img.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        arr = np.asarray(img, dtype=np.float64)
+        top = 65535.0 if arr.max() > 255 else 255.0
+        img = Image.fromarray(np.clip(arr / top * 255.0, 0, 255).astype(np.uint8), "L")
+    if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
+        img = img.convert("RGBA")
+        background = Image.new("RGBA", img.size, (255, 255, 255, 255))
+        img = Image.alpha_composite(background, img)
+    return img.convert("RGB")
+
+
+def n_frames(source: Source) -> int:
+    """Number of frames in an image (4 for a golden GIF with all the views, else 1)."""
+    if isinstance(source, Image.Image):
+        return getattr(source, "n_frames", 1)
+    data = source if isinstance(source, (bytes, bytearray)) else None
+    try:
+        with Image.open(io.BytesIO(data) if data is not None else source) as img:
+            return getattr(img, "n_frames", 1)
+    except Exception:
+        return 1
+
+
+def _is_background(arr: np.ndarray) -> np.ndarray:
+    """White or light-grey figure background (never a viridis colour: viridis' lightest is yellow)."""
+    a = arr.astype(np.int16)
+    return (a.min(-1) > 200) & ((a.max(-1) - a.min(-1)) < 30)
+
+
+def _longest_run(mask: np.ndarray) -> tuple[int, int]:
+    """Start and stop (exclusive) of the longest run of True in a 1-d boolean array."""
+    best, start, best_span = (0, 0), None, 0
+    for i, v in enumerate(np.append(mask, False)):
+        if v and start is None:
+            start = i
+        elif not v and start is not None:
+            if i - start > best_span:
+                best, best_span = (start, i), i - start
+            start = None
+    return best
+
+
+def find_plot_box(img: Image.Image) -> tuple[int, int, int, int]:
+    """Locate the spectrogram's axes interior in a full figure or screenshot, as (left, top, right, bottom).
+
+    The plot area is the largest block of viridis-coloured pixels: columns (then rows) where most pixels are
+    on the colour map. The colourbar is also viridis but much narrower, so the longest run of columns wins.
+    Falls back to the fixed Gravity Spy box, scaled to the figure size, when the pixels do not tell.
+    """
+    arr = np.asarray(img)
+    h, w = arr.shape[:2]
+    if (w, h) == PLOT_SIZE:
+        return (0, 0, w, h)
+    background = _is_background(arr[::4, ::4])
+    if background.mean() < 0.01:
+        return (0, 0, w, h)  # already a plot-area crop (no figure margin)
+
+    def on_map(pixels: np.ndarray) -> np.ndarray:
+        return (_lut_index(pixels)[1] <= 30.0) & ~_is_background(pixels)
+
+    # Every column through every 8th row, then every row through every 8th column of the found span: the edges
+    # stay exact to the pixel at a fraction of the cost of classifying the whole figure.
+    c0, c1 = _longest_run(on_map(arr[::8]).mean(0) > 0.5)
+    if c1 - c0 >= 0.3 * w:
+        r0, r1 = _longest_run(on_map(arr[:, c0:c1:8]).mean(1) > 0.5)
+        if r1 - r0 >= 0.3 * h:
+            # Kaggle crops keep the 1-px frame line (top, left) and stop 5 px short of the right spine (800x600
+            # figure: interior x 101..673 -> crop 100..668); reproduce that so crops and figures look alike.
+            s = (c1 - c0) / 573.0
+            return (round(c0 - s), round(r0 - s), round(c1 - 5 * s), round(r1 - s))
+    sx, sy = w / 800.0, h / 600.0
+    left, top, right, bottom = FULL_FIGURE_BOX
+    return (round(left * sx), round(top * sy), round(right * sx), round(bottom * sy))
+
+
+def plot_area(source: Source, frame: int = 0) -> Image.Image:
+    """The plot area (axes interior) of any Gravity Spy image, as an RGB PIL image."""
+    img = open_image(source, frame)
+    box = find_plot_box(img)
+    if box != (0, 0, *img.size):
+        img = img.crop(box)
+    return img
+
+
+def canonical_uint8(source: Source, frame: int = 0, size: int = INPUT_SIZE) -> np.ndarray:
+    """Plot area resized to ``size``x``size``, uint8 RGB (H, W, 3): the form the cache stores."""
+    img = plot_area(source, frame)
+    if img.size != (size, size):
+        img = img.resize((size, size), Image.Resampling.BILINEAR, reducing_gap=None)
+    return np.ascontiguousarray(np.asarray(img, dtype=np.uint8))
+
+
+def normalize(batch_uint8: torch.Tensor | np.ndarray) -> torch.Tensor:
+    """uint8 images (..., H, W, 3) -> float tensor (..., 3, H, W) normalized with ``MEAN``/``STD``."""
+    t = torch.as_tensor(batch_uint8)
+    t = t.movedim(-1, -3).float().div_(255.0)
+    mean = torch.tensor(MEAN, dtype=t.dtype).view(3, 1, 1)
+    std = torch.tensor(STD, dtype=t.dtype).view(3, 1, 1)
+    return (t - mean) / std
+
+
+def preprocess(source: Source, frame: int = 0, size: int = INPUT_SIZE) -> torch.Tensor:
+    """Any Gravity Spy image -> the model's input tensor (3, size, size). The project's one preprocessing path."""
+    return normalize(canonical_uint8(source, frame, size))

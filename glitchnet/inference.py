@@ -1,0 +1,192 @@
+"""Predictor: any image in, top-k classes, view fusion and Grad-CAM out; safe to share between threads."""
+
+from __future__ import annotations
+
+import copy
+import os
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Iterator
+
+import numpy as np
+import torch
+
+from .checkpoint import Checkpoint, CheckpointError, load_checkpoint
+from .data import NAME_RE
+from .images import ImageError, Source, canonical_uint8, n_frames, normalize, viridis_fraction
+
+MODELS_DIR = Path(__file__).resolve().parents[1] / "models"
+DEFAULT_MODEL = MODELS_DIR / "glitchnet.pt"
+LOW_CONFIDENCE = 0.5
+"""Below this (calibrated) probability a result is reported as uncertain."""
+MIN_VIRIDIS_FRACTION = 0.80
+"""Below this fraction of on-colour-map pixels an image is not treated as a Gravity Spy spectrogram."""
+
+
+def default_model_path() -> Path:
+    """``$GLITCHNET_MODEL`` if set, else the shipped ``models/glitchnet.pt``."""
+    env = os.environ.get("GLITCHNET_MODEL")
+    return Path(env) if env else DEFAULT_MODEL
+
+
+@dataclass
+class Prediction:
+    """The model's answer for one image (or one fused glitch), or the reason there is none."""
+
+    name: str
+    label: str | None = None
+    confidence: float | None = None
+    top5: list[tuple[str, float]] = field(default_factory=list)
+    probabilities: np.ndarray | None = None
+    gravityspy_id: str | None = None
+    ifo: str | None = None
+    duration: float | None = None
+    error: str | None = None
+    low_confidence: bool = False
+    views: int = 1
+
+    def to_json(self) -> dict[str, Any]:
+        if self.error is not None:
+            return {"path": self.name, "error": self.error}
+        return {"path": self.name, "label": self.label, "confidence": round(float(self.confidence), 6),
+                "top5": [[c, round(float(p), 6)] for c, p in self.top5], "low_confidence": self.low_confidence}
+
+
+def parse_name(name: str) -> tuple[str | None, str | None, float | None]:
+    """(ifo, gravityspy_id, duration_s) from a Gravity Spy file name, or Nones."""
+    m = NAME_RE.match(Path(name).stem)
+    return (m["ifo"], m["gid"], float(m["dur"])) if m else (None, None, None)
+
+
+class Predictor:
+    """A loaded GlitchNet ready to classify images.
+
+    Plain forward passes share one eval-mode model (read-only, thread-safe). Grad-CAM needs hooks and
+    gradients, so each thread gets its own copy of the model and its own ``GradCAM`` object: sessions never
+    see each other's activations.
+    """
+
+    def __init__(self, checkpoint: Checkpoint | str | os.PathLike | None = None) -> None:
+        if checkpoint is None:
+            path = default_model_path()
+            if not path.is_file():
+                raise CheckpointError(f"no model at {path}: train one with `glitchnet train` or pass --model")
+            checkpoint = path
+        self.checkpoint = checkpoint if isinstance(checkpoint, Checkpoint) else load_checkpoint(checkpoint)
+        self.classes = list(self.checkpoint.classes)
+        self.model = self.checkpoint.build_model()
+        self.temperature = float(self.checkpoint.temperature or 1.0)
+        self._local = threading.local()
+
+    # ---------------------------------------------------------------------------------------------- inputs
+
+    @staticmethod
+    def load(source: Source, frame: int = 0) -> np.ndarray:
+        """Canonical uint8 image, or ``ImageError`` if the input is unreadable or not a spectrogram."""
+        img = canonical_uint8(source, frame)
+        frac = viridis_fraction(img)
+        if frac < MIN_VIRIDIS_FRACTION:
+            raise ImageError(f"this does not look like a Gravity Spy spectrogram (only {frac:.0%} of its "
+                             "pixels are on the viridis colour scale)")
+        return img
+
+    # ------------------------------------------------------------------------------------------ prediction
+
+    @torch.no_grad()
+    def probabilities(self, images_uint8: np.ndarray) -> np.ndarray:
+        """Calibrated class probabilities (N, C) for canonical uint8 images (N, H, W, 3)."""
+        logits = self.model(normalize(np.ascontiguousarray(images_uint8)))
+        return torch.softmax(logits.double() / self.temperature, dim=1).numpy()
+
+    def _result(self, name: str, probs: np.ndarray, views: int = 1) -> Prediction:
+        ifo, gid, dur = parse_name(name)
+        order = np.argsort(-probs)[:5]
+        conf = float(probs[order[0]])
+        return Prediction(name=name, label=self.classes[order[0]], confidence=conf,
+                          top5=[(self.classes[i], float(probs[i])) for i in order], probabilities=probs,
+                          gravityspy_id=gid, ifo=ifo, duration=dur, low_confidence=conf < LOW_CONFIDENCE,
+                          views=views)
+
+    def predict(self, sources: Iterable[Source], names: Iterable[str] | None = None,
+                batch_size: int = 32) -> list[Prediction]:
+        """Classify every source; unreadable ones get a ``Prediction`` with ``error`` set, the rest go on."""
+        return list(self.predict_stream(sources, names, batch_size))
+
+    def predict_stream(self, sources: Iterable[Source], names: Iterable[str] | None = None,
+                       batch_size: int = 32) -> Iterator[Prediction]:
+        """Like ``predict`` but lazy: holds at most one batch in memory, so a folder of any size streams."""
+        names_iter = iter(names) if names is not None else None
+        pending: list[tuple[str, np.ndarray | None, str | None]] = []
+        for source in sources:
+            name = next(names_iter) if names_iter is not None else str(source) if isinstance(
+                source, (str, os.PathLike)) else "upload"
+            try:
+                pending.append((name, self.load(source), None))
+            except ImageError as exc:
+                pending.append((name, None, str(exc)))
+            if len(pending) >= batch_size:
+                yield from self._flush(pending)
+                pending = []
+        yield from self._flush(pending)
+
+    def _flush(self, pending: list[tuple[str, np.ndarray | None, str | None]]) -> Iterator[Prediction]:
+        good = [img for _, img, _ in pending if img is not None]
+        probs = iter(self.probabilities(np.stack(good))) if good else iter(())
+        for name, img, err in pending:
+            yield Prediction(name=name, error=err) if img is None else self._result(name, next(probs))
+
+    def predict_frames(self, source: Source, name: str = "upload") -> list[Prediction]:
+        """One prediction per frame: a golden GIF holds the four views of one glitch."""
+        count = n_frames(source)
+        out = []
+        for frame in range(count):
+            label = f"{name}#frame{frame}" if count > 1 else name
+            try:
+                out.append(self._result(label, self.probabilities(self.load(source, frame)[None])[0]))
+            except ImageError as exc:
+                out.append(Prediction(name=label, error=str(exc)))
+        return out
+
+    def fuse(self, predictions: list[Prediction], name: str | None = None) -> Prediction:
+        """Combine several views of one glitch by averaging their log-probabilities (a product of experts)."""
+        good = [p for p in predictions if p.error is None and p.probabilities is not None]
+        if not good:
+            return Prediction(name=name or "glitch", error="no readable view to fuse")
+        logp = np.mean([np.log(np.clip(p.probabilities, 1e-12, 1.0)) for p in good], axis=0)
+        probs = np.exp(logp - logp.max())
+        fused = self._result(name or good[0].name, probs / probs.sum(), views=len(good))
+        fused.gravityspy_id, fused.ifo, fused.duration = good[0].gravityspy_id, good[0].ifo, None
+        return fused
+
+    # --------------------------------------------------------------------------------------------- Grad-CAM
+
+    def _cam(self):
+        cam = getattr(self._local, "cam", None)
+        if cam is None:
+            from pytorch_grad_cam import GradCAM
+
+            model = copy.deepcopy(self.model).eval()
+            cam = GradCAM(model=model, target_layers=[model.cam_layer])
+            self._local.cam = cam
+        return cam
+
+    def gradcam(self, image_uint8: np.ndarray, class_index: int | None = None) -> np.ndarray:
+        """Grad-CAM heatmap in [0, 1], same height and width as the image, for ``class_index`` (default: top-1)."""
+        from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+
+        x = normalize(np.ascontiguousarray(image_uint8))[None]
+        if class_index is None:
+            class_index = int(self.probabilities(image_uint8[None])[0].argmax())
+        with torch.enable_grad():
+            heat = self._cam()(input_tensor=x, targets=[ClassifierOutputTarget(class_index)])
+        return np.asarray(heat[0], dtype=np.float32)
+
+
+def overlay(image_uint8: np.ndarray, heatmap: np.ndarray, opacity: float = 0.5) -> np.ndarray:
+    """Blend a [0, 1] heatmap (jet colours) over an RGB uint8 image; ``opacity`` 0 shows only the image."""
+    from matplotlib import colormaps
+
+    heat_rgb = colormaps["jet"](np.clip(heatmap, 0.0, 1.0))[..., :3] * 255.0
+    out = (1.0 - opacity) * image_uint8.astype(np.float32) + opacity * heat_rgb
+    return np.clip(out + 0.5, 0, 255).astype(np.uint8)

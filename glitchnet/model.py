@@ -1,0 +1,72 @@
+"""GlitchNet, the seed's small residual CNN for 224x224 Gravity Spy spectrograms."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .classes import NUM_CLASSES
+
+
+class ResidualBlock(nn.Module):
+    """Two 3x3 convolutions (padding 1) with BatchNorm, ReLU and an identity skip connection."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(channels, channels, kernel_size=3, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(channels)
+        self.conv2 = nn.Conv2d(channels, channels, kernel_size=3, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(channels)
+        self.relu = nn.ReLU(inplace=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        return self.relu(out + x)
+
+
+class GlitchNet(nn.Module):
+    """The seed's GlitchNet.
+
+    Layers: 7x7/2 convolution (3 -> ``width``) + BatchNorm + ReLU; 3x3/2 max-pooling; two ``ResidualBlock``s of
+    3x3 convolutions with identity skips; adaptive average pooling to 1x1; one linear layer to ``num_classes``.
+    A 224x224 input becomes 112x112 after the stem, 56x56 after pooling, and stays 56x56 through the blocks.
+
+    With the default ``width=64`` (the ResNet convention) and 22 classes the model has 158,934 parameters
+    (9,408 stem conv + 128 stem BN + 2 x 73,984 per block + 1,430 classifier), 0.64 MB of float32 weights.
+    Grad-CAM hooks ``cam_layer`` (the last residual block), whose 56x56 maps are the finest with full context.
+    """
+
+    def __init__(self, num_classes: int = NUM_CLASSES, width: int = 64) -> None:
+        super().__init__()
+        self.num_classes = num_classes
+        self.width = width
+        self.conv1 = nn.Conv2d(3, width, kernel_size=7, stride=2, padding=3, bias=False)
+        self.bn1 = nn.BatchNorm2d(width)
+        self.relu = nn.ReLU(inplace=True)
+        self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
+        self.layer1 = ResidualBlock(width)
+        self.layer2 = ResidualBlock(width)
+        self.avgpool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(width, num_classes)
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+        # Zero-init the last BN of each block so every block starts as the identity (He et al. 2019 "bag of tricks").
+        nn.init.zeros_(self.layer1.bn2.weight)
+        nn.init.zeros_(self.layer2.bn2.weight)
+
+    @property
+    def cam_layer(self) -> nn.Module:
+        """The layer Grad-CAM should hook."""
+        return self.layer2
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
+        x = self.layer2(self.layer1(x))
+        return self.fc(torch.flatten(self.avgpool(x), 1))
+
+
+def count_parameters(model: nn.Module) -> int:
+    """Number of trainable parameters."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
