@@ -20,7 +20,7 @@ MODELS_DIR = Path(__file__).resolve().parents[1] / "models"
 DEFAULT_MODEL = MODELS_DIR / "glitchnet.pt"
 LOW_CONFIDENCE = 0.5
 """Below this (calibrated) probability a result is reported as uncertain."""
-MIN_VIRIDIS_FRACTION = 0.80
+MIN_VIRIDIS_FRACTION = 0.60
 """Below this fraction of on-colour-map pixels an image is not treated as a Gravity Spy spectrogram."""
 
 

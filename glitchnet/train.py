@@ -180,7 +180,7 @@ def train(config: TrainConfig, progress: Callable[[Event], None] | None = None,
             optimizer.step()
             seen += len(y)
             correct += int((logits.argmax(1) == y).sum())
-            loss_sum += float(loss) * len(y)
+            loss_sum += float(loss.detach()) * len(y)
             emit(Event("batch", epoch=epoch, epochs=config.epochs, step=step, steps=steps, loss=loss_sum / seen,
                        accuracy=correct / seen, images_per_s=seen / (time.perf_counter() - t0)))
             if stop is not None and stop.is_set():

@@ -1,0 +1,82 @@
+"""Checkpoints: atomic writes, self-description, and refusal of anything that is not GlitchNet's."""
+
+import os
+import pickle
+
+import pytest
+import torch
+
+from glitchnet.checkpoint import Checkpoint, CheckpointError, load_checkpoint, save_checkpoint
+from glitchnet.model import GlitchNet
+
+
+def _ckpt(**kw):
+    torch.manual_seed(0)
+    return Checkpoint(state_dict=GlitchNet().state_dict(), **kw)
+
+
+def test_round_trip(tmp_path):
+    path = save_checkpoint(_ckpt(metrics={"accuracy": 0.5}, temperature=1.7), tmp_path / "m.pt")
+    back = load_checkpoint(path)
+    assert back.metrics == {"accuracy": 0.5} and back.temperature == pytest.approx(1.7)
+    assert back.classes[0] == "1080Lines" and len(back.classes) == 22
+    assert back.mean == [0.5, 0.5, 0.5] and back.input_size == 224
+    assert not list(tmp_path.glob(".*.tmp"))
+
+
+def test_code_in_a_pickle_never_runs(tmp_path):
+    marker = tmp_path / "pwned"
+
+    class Evil:
+        def __reduce__(self):
+            return (os.system, (f"touch {marker}",))
+
+    path = tmp_path / "evil.pt"
+    torch.save({"format": "glitchnet-checkpoint", "payload": Evil()}, path)
+    with pytest.raises(CheckpointError, match="could run code"):
+        load_checkpoint(path)
+    assert not marker.exists()
+    raw = tmp_path / "raw.pt"
+    raw.write_bytes(pickle.dumps(Evil()))
+    with pytest.raises(CheckpointError):
+        load_checkpoint(raw)
+    assert not marker.exists()
+
+
+def test_other_files_are_refused_clearly(tmp_path):
+    other = tmp_path / "resnet.pt"
+    torch.save(torch.nn.Linear(3, 2).state_dict(), other)
+    with pytest.raises(CheckpointError, match="not a GlitchNet checkpoint"):
+        load_checkpoint(other)
+    good = save_checkpoint(_ckpt(), tmp_path / "good.pt")
+    trunc = tmp_path / "trunc.pt"
+    trunc.write_bytes(good.read_bytes()[:5000])
+    with pytest.raises(CheckpointError, match="truncated or corrupt"):
+        load_checkpoint(trunc)
+    text = tmp_path / "notes.pt"
+    text.write_text("hello")
+    with pytest.raises(CheckpointError):
+        load_checkpoint(text)
+    with pytest.raises(CheckpointError, match="another class list"):
+        load_checkpoint(good, expected_classes=["Blip", "Whistle"])
+    wrong = _ckpt()
+    wrong.state_dict = GlitchNet(width=32).state_dict()
+    save_checkpoint(wrong, tmp_path / "wrong.pt")
+    with pytest.raises(CheckpointError, match="do not fit"):
+        load_checkpoint(tmp_path / "wrong.pt")
+    with pytest.raises(CheckpointError, match="no checkpoint"):
+        load_checkpoint(tmp_path / "missing.pt")
+
+
+def test_failed_write_keeps_the_old_file(tmp_path, monkeypatch):
+    path = save_checkpoint(_ckpt(metrics={"v": 1}), tmp_path / "m.pt")
+    before = path.read_bytes()
+
+    def boom(*a, **k):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(torch, "save", boom)
+    with pytest.raises(OSError):
+        save_checkpoint(_ckpt(metrics={"v": 2}), path)
+    assert path.read_bytes() == before
+    assert not list(tmp_path.glob(".*.tmp"))

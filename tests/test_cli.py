@@ -1,0 +1,65 @@
+"""The glitchnet command: predict --json contract, errors, evaluate."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from conftest import synthetic_crop
+from glitchnet.cli import main
+
+
+def _json_lines(out):
+    return [json.loads(line) for line in out.strip().splitlines()]
+
+
+def test_predict_json_good_and_broken(tmp_path, random_checkpoint, capsys):
+    good = tmp_path / "H1_abcdefghij_spectrogram_1.0.png"
+    synthetic_crop(0, 1).save(good)
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(b"not a png at all")
+    empty = tmp_path / "empty.png"
+    empty.write_bytes(b"")
+    rc = main(["predict", "--model", str(random_checkpoint), "--json", str(good), str(broken), str(empty),
+               str(tmp_path / "missing.png")])
+    rows = _json_lines(capsys.readouterr().out)
+    assert rc == 3 and len(rows) == 4
+    ok = rows[0]
+    assert ok["path"] == str(good) and ok["label"] in {c for c, _ in ok["top5"]}
+    assert len(ok["top5"]) == 5 and 0.0 < ok["confidence"] <= 1.0
+    assert ok["top5"][0][0] == ok["label"] and ok["top5"][0][1] == pytest.approx(ok["confidence"], abs=1e-5)
+    assert sum(p for _, p in ok["top5"]) <= 1.0 + 1e-6
+    assert [set(r) for r in rows[1:]] == [{"path", "error"}] * 3
+    assert "not an image" in rows[1]["error"] and "empty" in rows[2]["error"] and "no such file" in rows[3]["error"]
+
+
+def test_predict_without_a_model_says_so(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("GLITCHNET_MODEL", str(tmp_path / "none.pt"))
+    f = tmp_path / "a.png"
+    synthetic_crop(0, 1).save(f)
+    assert main(["predict", str(f)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("glitchnet: error: no model at") and "\n" not in err
+
+
+def test_console_script_runs(tmp_path, random_checkpoint):
+    f = tmp_path / "a.png"
+    synthetic_crop(1, 2).save(f)
+    proc = subprocess.run([sys.executable, "-m", "glitchnet.cli", "predict", "--json", "--model",
+                           str(random_checkpoint), str(f)], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert _json_lines(proc.stdout)[0]["path"] == str(f)
+
+
+def test_evaluate_json(kaggle_dataset, random_checkpoint, capsys):
+    assert main(["evaluate", "--data", str(kaggle_dataset), "--model", str(random_checkpoint), "--json"]) == 0
+    metrics = json.loads(capsys.readouterr().out)
+    assert metrics["n"] == 6 and metrics["split"] == "test"
+    assert sum(map(sum, metrics["confusion"])) == 6
+    assert 0.0 <= metrics["accuracy"] <= 1.0
+
+
+def test_bad_dataset_is_one_line_error(tmp_path, random_checkpoint, capsys):
+    assert main(["evaluate", "--data", str(tmp_path / "nope"), "--model", str(random_checkpoint)]) == 2
+    assert capsys.readouterr().err.strip() == f"glitchnet: error: no such folder: {tmp_path / 'nope'}"

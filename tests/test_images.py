@@ -1,0 +1,116 @@
+"""One reader for every Gravity Spy image form: crops, full figures, screenshots, GIF frames, every mode."""
+
+import io
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from conftest import synthetic_crop
+from glitchnet.images import (
+    ENERGY_MAX, PLOT_SIZE, ImageError, canonical_uint8, energy_to_rgb, find_plot_box, frequency_of_row, n_frames,
+    open_image, plot_area, preprocess, rgb_to_energy, row_of_frequency, viridis_fraction, viridis_lut,
+)
+
+
+def test_viridis_round_trip_is_exact_on_the_map():
+    energy = np.linspace(0, ENERGY_MAX, 256, dtype=np.float32)
+    back = rgb_to_energy(energy_to_rgb(energy))
+    # the inverse table is quantized to 6 bits per channel: exact to within 0.5 of 25.5 (2% of the scale)
+    assert np.abs(back - energy).max() <= 0.5
+    assert np.abs(back - energy).mean() < 0.1
+    assert rgb_to_energy(energy_to_rgb(np.array([40.0, -3.0]))).tolist() == pytest.approx([ENERGY_MAX, 0.0], abs=0.11)
+    assert viridis_fraction(viridis_lut()[None]) == 1.0
+
+
+def test_frequency_axis_is_log2_10_to_2048():
+    assert frequency_of_row(-0.5, 479) == pytest.approx(2048.0)
+    assert frequency_of_row(478.5, 479) == pytest.approx(10.0)
+    assert row_of_frequency(frequency_of_row(100.0, 479), 479) == pytest.approx(100.0)
+
+
+def test_kaggle_crop_passes_through_unchanged():
+    img = synthetic_crop(0, 1)
+    assert find_plot_box(img.convert("RGB")) == (0, 0, *PLOT_SIZE)
+    arr = canonical_uint8(img)
+    assert arr.shape == (224, 224, 3) and arr.dtype == np.uint8
+
+
+@pytest.mark.parametrize("mode", ["RGBA", "RGB", "P", "L"])
+def test_modes(mode):
+    img = synthetic_crop(1, 2).convert(mode)
+    buf = io.BytesIO()
+    img.save(buf, "PNG")
+    arr = canonical_uint8(buf.getvalue())
+    assert arr.shape == (224, 224, 3)
+    if mode in ("RGBA", "RGB"):
+        assert np.array_equal(arr, canonical_uint8(synthetic_crop(1, 2)))
+
+
+def test_preprocess_is_normalized_tensor():
+    x = preprocess(synthetic_crop(2, 3))
+    assert isinstance(x, torch.Tensor) and x.shape == (3, 224, 224) and x.dtype == torch.float32
+    assert -1.0 <= float(x.min()) and float(x.max()) <= 1.0
+
+
+def test_scratchy_full_figures_crop_to_the_kaggle_box(real):
+    files = sorted((real / "scratchy-fixtures").glob("*.png"))
+    assert len(files) == 32
+    for f in files:
+        img = open_image(f)
+        assert img.size == (800, 600)
+        assert find_plot_box(img) == (100, 60, 669, 539)
+        area = np.asarray(plot_area(f))
+        assert area.shape == (479, 569, 3)
+        assert viridis_fraction(area[2:, 2:]) > 0.97  # nothing but the spectrogram inside
+    latex = next((real / "scratchy-fixtures-latex").glob("*.png"))
+    assert find_plot_box(open_image(latex)) == (100, 60, 669, 539)
+
+
+def test_golden_jpgs_and_gif_frames(real):
+    for cls_dir in sorted((real / "golden").iterdir()):
+        for f in sorted(cls_dir.iterdir()):
+            frames = n_frames(f)
+            assert frames == (4 if f.suffix == ".gif" else 1), f
+            for frame in range(frames):
+                img = open_image(f, frame)
+                assert img.size == (600, 450)
+                left, top, right, bottom = find_plot_box(img)
+                # 0.75 x the 800x600 box (100, 60, 669, 539), to within a pixel or two; a few O2 golden
+                # subjects were drawn with a shorter plot (bottom at 359): the box must follow the pixels there
+                assert abs(left - 75) <= 2 and abs(top - 45) <= 2 and abs(right - 502) <= 3
+                assert abs(bottom - 404) <= 3 or abs(bottom - 359) <= 1, (f, frame, bottom)
+                assert viridis_fraction(canonical_uint8(f, frame)) > 0.8  # JPEG and GIF palettes blur a few colours
+
+
+def test_screenshot_with_extra_margins_finds_the_plot(real):
+    fig = open_image(real / "scratchy-fixtures" / "H1_0BydFQWn2G_spectrogram_1.0.png")
+    canvas = Image.new("RGB", (1100, 800), (240, 240, 240))
+    canvas.paste(fig.resize((1000, 750)), (60, 30))
+    left, top, right, bottom = find_plot_box(canvas)
+    assert abs(left - (60 + 125)) <= 2 and abs(top - (30 + 75)) <= 2
+    assert abs(right - (60 + 836)) <= 3 and abs(bottom - (30 + 674)) <= 3
+    a = canonical_uint8(canvas).astype(int)
+    b = canonical_uint8(fig).astype(int)
+    assert np.abs(a - b).mean() < 6  # the same spectrogram either way
+
+
+def test_bad_inputs_give_one_line_errors(tmp_path):
+    cases = {
+        "empty": b"",
+        "text": b"this is not an image\n" * 10,
+        "pdf": b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n1 0 obj\n<<>>\nendobj\n",
+    }
+    buf = io.BytesIO()
+    synthetic_crop(0, 0).save(buf, "PNG")
+    cases["truncated"] = buf.getvalue()[: len(buf.getvalue()) // 2]
+    tiny = io.BytesIO()
+    Image.new("RGB", (1, 1)).save(tiny, "PNG")
+    cases["1x1"] = tiny.getvalue()
+    for name, data in cases.items():
+        with pytest.raises(ImageError) as info:
+            canonical_uint8(data)
+        assert "\n" not in str(info.value) and str(info.value), name
+    with pytest.raises(ImageError, match="no such file"):
+        canonical_uint8(tmp_path / "missing.png")

@@ -1,0 +1,67 @@
+"""Training: a short run learns, writes a self-describing checkpoint, and resumes to the same weights."""
+
+import threading
+
+import pytest
+import torch
+
+from conftest import make_kaggle
+from glitchnet.checkpoint import load_checkpoint
+from glitchnet.train import TrainConfig, last_checkpoint_path, train
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    return make_kaggle(tmp_path_factory.mktemp("tiny"), per_split={"train": 6, "validation": 2, "test": 2},
+                       durations=(1.0,))
+
+
+def _config(data, out, **kw):
+    base = dict(data=str(data), out=str(out), epochs=2, batch_size=6, lr=3e-3, augment="class", seed=3)
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+def test_two_epochs_then_resume_gives_identical_weights(tiny, tmp_path):
+    events = []
+    full = train(_config(tiny, tmp_path / "full.pt", epochs=3), progress=events.append)
+    kinds = [e.kind for e in events]
+    assert kinds.count("epoch") == 3 and kinds[-1] == "done" and "batch" in kinds and "cache" in kinds
+    assert all(0.0 <= e.fraction <= 1.0 for e in events)
+    assert [h["epoch"] for h in events[-1].history] == [1, 2, 3]
+    assert events[-1].history[-1]["loss"] < events[-1].history[0]["loss"]
+
+    # an interrupted run: 2 of 3 epochs, then --resume
+    part_out = tmp_path / "part.pt"
+    stop = threading.Event()
+    # the stop flag trips when epoch 2 ends; the run halts one batch into epoch 3, as a Stop button would
+    stopped = []
+    train(_config(tiny, part_out, epochs=3), stop=stop,
+          progress=lambda e: (stop.set() if e.kind == "epoch" and e.epoch == 2 else None, stopped.append(e.kind)))
+    assert stopped[-1] == "stopped"
+    assert load_checkpoint(last_checkpoint_path(part_out)).epoch == 2
+    resumed = train(_config(tiny, part_out, epochs=3, resume=True))
+    last_full = load_checkpoint(last_checkpoint_path(tmp_path / "full.pt"))
+    last_resumed = load_checkpoint(last_checkpoint_path(part_out))
+    assert last_resumed.epoch == 3
+    for k, v in last_full.state_dict.items():
+        assert torch.equal(v, last_resumed.state_dict[k]), k
+    assert full.metrics["validation"]["accuracy"] == pytest.approx(resumed.metrics["validation"]["accuracy"])
+
+
+def test_checkpoint_describes_itself(tiny, tmp_path):
+    ckpt = train(_config(tiny, tmp_path / "m.pt", epochs=1, augment="none", view="1.0"))
+    loaded = load_checkpoint(tmp_path / "m.pt")
+    assert loaded.classes == ckpt.classes and len(loaded.classes) == 22
+    assert loaded.views == ["1.0"] and loaded.input_size == 224
+    assert loaded.config["augment"] == "none" and loaded.config["epochs"] == 1
+    assert 0.0 <= loaded.metrics["validation"]["accuracy"] <= 1.0
+    assert loaded.training_state is None
+    assert load_checkpoint(last_checkpoint_path(tmp_path / "m.pt")).training_state["history"]
+
+
+def test_training_is_reproducible(tiny, tmp_path):
+    a = train(_config(tiny, tmp_path / "a.pt", epochs=1))
+    b = train(_config(tiny, tmp_path / "b.pt", epochs=1))
+    for k in a.state_dict:
+        assert torch.equal(a.state_dict[k], b.state_dict[k])
