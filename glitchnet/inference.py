@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import os
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Iterator
@@ -114,21 +115,46 @@ class Predictor:
         return list(self.predict_stream(sources, names, batch_size))
 
     def predict_stream(self, sources: Iterable[Source], names: Iterable[str] | None = None,
-                       batch_size: int = 32) -> Iterator[Prediction]:
-        """Like ``predict`` but lazy: holds at most one batch in memory, so a folder of any size streams."""
+                       batch_size: int = 32, decode_threads: int = 2) -> Iterator[Prediction]:
+        """Like ``predict`` but lazy, for a folder of any size in constant memory.
+
+        Images are decoded by a small thread pool one batch ahead of the model (PNG inflate, resizing and the
+        colour lookups release the GIL), so decoding batch k+1 overlaps the forward pass of batch k; at most
+        two batches are held at once.
+        """
         names_iter = iter(names) if names is not None else None
-        pending: list[tuple[str, np.ndarray | None, str | None]] = []
-        for source in sources:
-            name = next(names_iter) if names_iter is not None else str(source) if isinstance(
-                source, (str, os.PathLike)) else "upload"
+
+        def named(source: Source) -> tuple[str, Source]:
+            if names_iter is not None:
+                return next(names_iter), source
+            return (str(source) if isinstance(source, (str, os.PathLike)) else "upload"), source
+
+        def decode(item: tuple[str, Source]) -> tuple[str, np.ndarray | None, str | None]:
+            name, source = item
             try:
-                pending.append((name, self.load(source), None))
+                return name, self.load(source), None
             except ImageError as exc:
-                pending.append((name, None, str(exc)))
-            if len(pending) >= batch_size:
-                yield from self._flush(pending)
-                pending = []
-        yield from self._flush(pending)
+                return name, None, str(exc)
+
+        def chunks() -> Iterator[list[tuple[str, Source]]]:
+            chunk: list[tuple[str, Source]] = []
+            for source in sources:
+                chunk.append(named(source))
+                if len(chunk) == batch_size:
+                    yield chunk
+                    chunk = []
+            if chunk:
+                yield chunk
+
+        with ThreadPoolExecutor(max_workers=max(1, decode_threads)) as pool:
+            pending = None
+            for chunk in chunks():
+                submitted = [pool.submit(decode, item) for item in chunk]
+                if pending is not None:
+                    yield from self._flush([f.result() for f in pending])
+                pending = submitted
+            if pending is not None:
+                yield from self._flush([f.result() for f in pending])
 
     def _flush(self, pending: list[tuple[str, np.ndarray | None, str | None]]) -> Iterator[Prediction]:
         good = [img for _, img, _ in pending if img is not None]
