@@ -65,6 +65,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from .evaluate import compute_metrics, predict_logits, top_confusions
     from .train import load_split
 
+    if args.figures:
+        return _evaluate_figures(args)
+    if not args.data:
+        raise ValueError("give --data DIR (a dataset) or --figures DIR (labelled figures, e.g. the golden set)")
     ckpt = load_checkpoint(args.model)
     view = args.view or ("all" if len(ckpt.views) > 1 else ckpt.views[0])
     scan = scan_dataset(args.data, view=view)
@@ -87,6 +91,53 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     for true, pred, count in top_confusions(metrics):
         print(f"confused: {true} -> {pred} ({count})")
     return 0
+
+
+def _evaluate_figures(args: argparse.Namespace) -> int:
+    from .evaluate import evaluate_labelled_folder, top_confusions
+    from .inference import Predictor
+
+    result = evaluate_labelled_folder(Predictor(args.model), args.figures)
+    if args.json:
+        print(json.dumps(result))
+        return 0
+    img, glitch = result["per_image"], result["per_glitch"]
+    print(f"per image : {img['n']} images   accuracy {img['accuracy']:.4f}  macro-F1 {img['macro_f1']:.4f}")
+    print(f"per glitch: {glitch['n']} glitches accuracy {glitch['accuracy']:.4f}  macro-F1 {glitch['macro_f1']:.4f} "
+          "(views fused)")
+    print(f"{'class':<22}{'recall/img':>11}{'recall/glitch':>14}{'n':>4}")
+    for name, m in glitch["per_class"].items():
+        if m["support"]:
+            print(f"{name:<22}{img['per_class'][name]['recall']:>11.3f}{m['recall']:>14.3f}{m['support']:>4}")
+    for true, pred, count in top_confusions(glitch, k=8):
+        print(f"confused: {true} -> {pred} ({count})")
+    return 0
+
+
+def cmd_calibrate(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from .checkpoint import load_checkpoint, save_checkpoint
+    from .data import scan_dataset
+    from .evaluate import expected_calibration_error, fit_temperature, predict_logits, softmax
+    from .train import load_split
+
+    ckpt = load_checkpoint(args.model)
+    view = "all" if len(ckpt.views) > 1 else ckpt.views[0]
+    images, labels, _ = load_split(scan_dataset(args.data, view=view), "validation", args.cache_dir, workers=2)
+    if len(labels) < 10:
+        raise ValueError(f"the validation split of {args.data} is too small to fit a temperature ({len(labels)})")
+    logits = predict_logits(ckpt.build_model(), images)
+    before = expected_calibration_error(softmax(logits), labels)
+    temperature = fit_temperature(logits, labels)
+    after = expected_calibration_error(softmax(logits, temperature), labels)
+    ckpt.temperature = temperature
+    ckpt.metrics["calibration"] = {"split": "validation", "n": int(len(labels)), "temperature": temperature,
+                                   "ece_before": before, "ece_after": after}
+    save_checkpoint(ckpt, args.model)
+    print(f"temperature {temperature:.3f}: expected calibration error {before:.4f} -> {after:.4f} "
+          f"on {len(labels)} validation images; written into {args.model}")
+    return 0 if np.isfinite(temperature) else 1
 
 
 def _expand(paths: Sequence[str]):
@@ -179,14 +230,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--compile", action="store_true", help="torch.compile the model")
     p.set_defaults(func=cmd_train)
 
-    p = sub.add_parser("evaluate", help="score a checkpoint on a dataset split")
-    p.add_argument("--data", required=True)
+    p = sub.add_parser("evaluate", help="score a checkpoint on a dataset split, or on a folder of labelled figures")
+    p.add_argument("--data", help="dataset root")
+    p.add_argument("--figures", help="folder of <Class>/<image> figures, each one glitch (GIF frames = its views)")
     p.add_argument("--model", required=True)
     p.add_argument("--split", default="test", choices=("train", "validation", "test"))
     p.add_argument("--view", help="override the checkpoint's view")
     p.add_argument("--cache-dir")
     p.add_argument("--json", action="store_true", help="print the metrics as one JSON object")
     p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("calibrate", help="fit the confidence temperature on the validation split")
+    p.add_argument("--data", required=True)
+    p.add_argument("--model", required=True, help="checkpoint, updated in place (atomically)")
+    p.add_argument("--cache-dir")
+    p.set_defaults(func=cmd_calibrate)
 
     p = sub.add_parser("predict", help="classify image files or folders")
     p.add_argument("files", nargs="+", help="images (PNG/JPG/GIF, crops or full figures) or folders")

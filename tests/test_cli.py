@@ -63,3 +63,41 @@ def test_evaluate_json(kaggle_dataset, random_checkpoint, capsys):
 def test_bad_dataset_is_one_line_error(tmp_path, random_checkpoint, capsys):
     assert main(["evaluate", "--data", str(tmp_path / "nope"), "--model", str(random_checkpoint)]) == 2
     assert capsys.readouterr().err.strip() == f"glitchnet: error: no such folder: {tmp_path / 'nope'}"
+
+
+def test_calibrate_fits_a_temperature_and_lowers_ece(tmp_path, random_checkpoint, capsys):
+    import shutil
+
+    from conftest import make_kaggle
+    from glitchnet.checkpoint import load_checkpoint
+
+    data = make_kaggle(tmp_path / "d", per_split={"train": 1, "validation": 8, "test": 1}, durations=(1.0,))
+    model = tmp_path / "m.pt"
+    shutil.copy(random_checkpoint, model)
+    assert main(["calibrate", "--data", str(data), "--model", str(model)]) == 0
+    cal = load_checkpoint(model).metrics["calibration"]
+    assert cal["n"] == 24 and 0.0 <= cal["ece_after"] <= 1.0 and 0.0 <= cal["ece_before"] <= 1.0
+    assert load_checkpoint(model).temperature == pytest.approx(cal["temperature"]) != 1.0
+
+
+def test_evaluate_figures_on_the_golden_set(real, random_checkpoint, capsys):
+    assert main(["evaluate", "--figures", str(real / "golden"), "--model", str(random_checkpoint), "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["per_glitch"]["n"] == 69  # 3 subjects per class, 6 for None_of_the_Above
+    assert result["per_image"]["n"] == 21 * (1 + 2 * 4) + (1 + 5 * 4)  # JPGs one view, GIFs four
+    assert {r["views"] for r in result["glitches"]} == {1, 4}
+
+
+def test_temperature_scaling_fixes_overconfidence():
+    import numpy as np
+
+    from glitchnet.evaluate import expected_calibration_error, fit_temperature, softmax
+
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 22, 4000)
+    logits = rng.normal(0, 1, (4000, 22))
+    logits[np.arange(4000), y] += 2.0  # right about 60% of the time ...
+    logits *= 4.0  # ... but far too sure
+    t = fit_temperature(logits, y)
+    assert 1.5 < t < 5.0
+    assert expected_calibration_error(softmax(logits, t), y) < 0.03 < expected_calibration_error(softmax(logits), y)
