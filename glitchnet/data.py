@@ -24,7 +24,7 @@ SPLITS = ("train", "validation", "test")
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".gif"}
 NAME_RE = re.compile(r"^(?P<ifo>[A-Z]\d)_(?P<gid>[A-Za-z0-9]+)_spectrogram_(?P<dur>\d+(?:\.\d+)?)$")
 MANIFEST_COLUMNS = ["path", "label", "split", "gravityspy_id", "ifo", "duration"]
-PREPROCESSING_VERSION = 1
+PREPROCESSING_VERSION = 2
 """Bump when canonical_uint8 changes behaviour: it is part of every cache key."""
 
 _SPLIT_ALIASES = {"train": "train", "training": "train", "validation": "validation", "val": "validation",

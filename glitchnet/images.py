@@ -87,9 +87,26 @@ def _lut_index(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return best[q[..., 0], q[..., 1], q[..., 2]], dist[q[..., 0], q[..., 1], q[..., 2]]
 
 
+@lru_cache(maxsize=1)
+def _exact_keys() -> tuple[np.ndarray, np.ndarray]:
+    packed = viridis_lut().astype(np.int64) @ np.array([1 << 16, 1 << 8, 1])
+    order = np.argsort(packed)
+    return packed[order], order
+
+
 def rgb_to_energy(rgb: np.ndarray) -> np.ndarray:
-    """Invert viridis: uint8 RGB (..., 3) -> normalized energy in [0, 25.5], float32."""
+    """Invert viridis: uint8 RGB (..., 3) -> normalized energy in [0, 25.5], float32.
+
+    Colours exactly on the map (the simulator's, the augmentation's) invert exactly; others go through the 6-bit
+    nearest-colour table, which is right to within a step or two of the 256.
+    """
+    rgb = np.asarray(rgb, dtype=np.uint8)
     idx, _ = _lut_index(rgb)
+    keys, order = _exact_keys()
+    packed = rgb.astype(np.int64) @ np.array([1 << 16, 1 << 8, 1])
+    pos = np.clip(np.searchsorted(keys, packed), 0, 255)
+    exact = keys[pos] == packed
+    idx = np.where(exact, order[pos], idx)
     return idx.astype(np.float32) * (ENERGY_MAX / 255.0)
 
 
@@ -265,12 +282,26 @@ def plot_area(source: Source, frame: int = 0) -> Image.Image:
     return img
 
 
-def canonical_uint8(source: Source, frame: int = 0, size: int = INPUT_SIZE) -> np.ndarray:
-    """Plot area resized to ``size``x``size``, uint8 RGB (H, W, 3): the form the cache stores."""
+def resized_uint8(source: Source, frame: int = 0, size: int = INPUT_SIZE) -> np.ndarray:
+    """Plot area resized to ``size``x``size``, uint8 RGB (H, W, 3), colours as decoded."""
     img = plot_area(source, frame)
     if img.size != (size, size):
         img = img.resize((size, size), Image.Resampling.BILINEAR, reducing_gap=None)
     return np.ascontiguousarray(np.asarray(img, dtype=np.uint8))
+
+
+def snap_to_viridis(rgb: np.ndarray) -> np.ndarray:
+    """Replace every colour by the nearest viridis colour (energy round trip).
+
+    JPEG blocks, GIF palettes and resizing put colours slightly off the map; the simulator and the augmentation
+    emit exact viridis colours. Snapping makes all of them look alike to the model.
+    """
+    return energy_to_rgb(rgb_to_energy(rgb))
+
+
+def canonical_uint8(source: Source, frame: int = 0, size: int = INPUT_SIZE) -> np.ndarray:
+    """The form the cache stores and the augmentation edits: plot area, resized, snapped to viridis (H, W, 3)."""
+    return snap_to_viridis(resized_uint8(source, frame, size))
 
 
 def normalize(batch_uint8: torch.Tensor | np.ndarray) -> torch.Tensor:

@@ -15,7 +15,7 @@ import torch
 
 from .checkpoint import Checkpoint, CheckpointError, load_checkpoint
 from .data import NAME_RE
-from .images import ImageError, Source, canonical_uint8, n_frames, normalize, viridis_fraction
+from .images import ImageError, Source, n_frames, normalize, resized_uint8, snap_to_viridis, viridis_fraction
 
 MODELS_DIR = Path(__file__).resolve().parents[1] / "models"
 DEFAULT_MODEL = MODELS_DIR / "glitchnet.pt"
@@ -85,7 +85,7 @@ class Predictor:
     @staticmethod
     def load(source: Source, frame: int = 0) -> np.ndarray:
         """Canonical uint8 image, or ``ImageError`` if the input is unreadable or not a spectrogram."""
-        img = canonical_uint8(source, frame)
+        img = resized_uint8(source, frame)
         frac = viridis_fraction(img)
         if frac < MIN_VIRIDIS_FRACTION:
             raise ImageError(f"this does not look like a Gravity Spy spectrogram (only {frac:.0%} of its "

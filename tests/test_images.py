@@ -17,10 +17,10 @@ from glitchnet.images import (
 def test_viridis_round_trip_is_exact_on_the_map():
     energy = np.linspace(0, ENERGY_MAX, 256, dtype=np.float32)
     back = rgb_to_energy(energy_to_rgb(energy))
-    # the inverse table is quantized to 6 bits per channel: exact to within 0.5 of 25.5 (2% of the scale)
-    assert np.abs(back - energy).max() <= 0.5
-    assert np.abs(back - energy).mean() < 0.1
-    assert rgb_to_energy(energy_to_rgb(np.array([40.0, -3.0]))).tolist() == pytest.approx([ENERGY_MAX, 0.0], abs=0.11)
+    # exact on the map, except the two pairs of neighbouring entries that round to the same 8-bit colour
+    assert np.abs(back - energy).max() <= 0.1 + 1e-5
+    assert np.count_nonzero(np.abs(back - energy) > 1e-5) <= 2
+    assert rgb_to_energy(energy_to_rgb(np.array([40.0, -3.0]))).tolist() == pytest.approx([ENERGY_MAX, 0.0])
     assert viridis_fraction(viridis_lut()[None]) == 1.0
 
 
