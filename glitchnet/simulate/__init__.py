@@ -1,0 +1,18 @@
+"""Gravity Spy Omega-scan simulator: glitch strain models, the Q-transform, and datasets in the Kaggle layout."""
+
+from .dataset import (
+    DEFAULT_VERSION,
+    class_counts,
+    data_home,
+    default_dataset,
+    glitch_metadata,
+    simulate_dataset,
+    simulate_glitch,
+    simulate_strain,
+)
+from .glitches import MODEL_BY_LABEL, MODELS, GlitchModel
+
+__all__ = [
+    "DEFAULT_VERSION", "MODELS", "MODEL_BY_LABEL", "GlitchModel", "class_counts", "data_home", "default_dataset",
+    "glitch_metadata", "simulate_dataset", "simulate_glitch", "simulate_strain",
+]

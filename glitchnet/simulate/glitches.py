@@ -1,0 +1,559 @@
+"""The 22 glitch classes as generative waveform models, with every parameter range in one table (``MODELS``).
+
+Waveforms are built in whitened units: time series in which the detector noise is unit-variance white Gaussian
+noise, so a component's matched-filter SNR is simply ``sqrt(sum(x**2))``. The simulator colours the sum with the
+detector ASD to get strain and whitens it back, as a real scan does.
+
+Ranges come from the Omicron trigger parameters of the Gravity Spy v1d1 training set (a 726-row sample: per class
+10th-90th percentiles of ``peak_frequency``, ``duration``, ``bandwidth`` and ``snr``), widened where the sample is
+tiny, and from the morphology volunteers see in the reference ("golden") images. Every range ``(lo, hi)`` is drawn
+log-uniformly when ``lo > 0`` (uniformly otherwise); integer ranges are drawn uniformly, inclusive.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+Range = tuple[float, float]
+
+
+class Canvas:
+    """A block of whitened-unit samples, centred on the glitch time ``t = 0``, that components are added to.
+
+    Parameters
+    ----------
+    n_samples : int
+        Block length, samples.
+    sample_rate_hz : float
+        Sample rate, Hz.
+    """
+
+    def __init__(self, n_samples: int, sample_rate_hz: float) -> None:
+        self.n = n_samples
+        self.fs = sample_rate_hz
+        self.data = np.zeros(n_samples)
+        self.half_s = n_samples / sample_rate_hz / 2.0
+
+    def index(self, time_s: float) -> int:
+        """Sample index of ``time_s`` (s from the centre), clipped to the block."""
+        return int(min(max(round(time_s * self.fs + self.n / 2), 0), self.n))
+
+    def times(self, start_s: float, stop_s: float) -> tuple[int, np.ndarray]:
+        """First index and times (s from centre) of the samples in ``[start_s, stop_s)``, clipped to the block."""
+        i0, i1 = self.index(start_s), self.index(stop_s)
+        return i0, (np.arange(i0, i1) - self.n / 2) / self.fs
+
+    def add(self, i0: int, values: np.ndarray, snr: float) -> None:
+        """Add ``values`` from sample ``i0`` on, scaled to matched-filter SNR ``snr`` (values past the end drop)."""
+        values = values[:max(0, self.n - i0)]
+        norm = math.sqrt(float(np.sum(values ** 2)))
+        if norm > 0 and snr > 0:
+            self.data[i0:i0 + values.size] += values * (snr / norm)
+
+    def sine_gaussian(self, t0_s: float, f0_hz: float, tau_s: float, snr: float, phase: float = 0.0) -> None:
+        """Add ``exp(-((t - t0) / tau)**2) cos(2 pi f0 (t - t0) + phase)`` at matched-filter SNR ``snr``."""
+        i0, t = self.times(t0_s - 4 * tau_s - 2 / self.fs, t0_s + 4 * tau_s + 2 / self.fs)
+        x = (t - t0_s) / tau_s
+        self.add(i0, np.exp(-x * x) * np.cos(2 * np.pi * f0_hz * (t - t0_s) + phase), snr)
+
+    def pulse(self, t0_s: float, f_lo_hz: float, f_hi_hz: float, snr: float, phase: float = 0.0,
+              lo_order: float = 3.0, hi_order: float = 1.0) -> None:
+        """Add a minimum-duration broadband pulse with a Butterworth-like band-pass spectrum.
+
+        The amplitude spectrum is ``(1 + (f_lo / f)^(2 lo_order))^-1/2 (1 + (f / f_hi)^(2 hi_order))^-1/2``: a sharp
+        low edge gives the flat, wide base of a blip in a Q scan, a gentle high roll-off its tapering tip.
+        """
+        f_low = max(f_lo_hz / 2.0, 2.0)
+        length = int(min(self.n, 2 ** math.ceil(math.log2(self.fs * 6.0 / f_low))))
+        f = np.fft.rfftfreq(length, 1.0 / self.fs)
+        f[0] = 1e-3
+        spec = 1.0 / np.sqrt((1.0 + (f_lo_hz / f) ** (2 * lo_order)) * (1.0 + (f / f_hi_hz) ** (2 * hi_order)))
+        spec[0] = 0.0
+        i0 = self.index(t0_s) - length // 2
+        frac = (t0_s * self.fs + self.n / 2) - (i0 + length // 2)
+        spec = spec * np.exp(-2j * np.pi * f * (length // 2 + frac) / self.fs + 1j * phase)
+        x = np.fft.irfft(spec, n=length)
+        if i0 < 0:
+            x, i0 = x[-i0:], 0
+        self.add(i0, x, snr)
+
+    def noise_burst(self, rng: np.random.Generator, t0_s: float, width_s: float, f_lo_hz: float, f_hi_hz: float,
+                    snr: float, flatness: float = 1.0, tilt: float = 0.0) -> None:
+        """Add Gaussian noise band-limited to ``f_lo_hz``-``f_hi_hz`` under an envelope ``width_s`` wide (1 sigma).
+
+        ``flatness`` > 1 flattens the envelope top (super-Gaussian order); ``tilt`` weights the spectrum by
+        ``(f / f_lo) ** tilt``.
+        """
+        half = 3.0 * width_s + 1.0 / f_lo_hz
+        i0, t = self.times(t0_s - half, t0_s + half)
+        if t.size < 8:
+            return
+        f = np.fft.rfftfreq(t.size, 1.0 / self.fs)
+        edge = 0.15
+        band = (_smooth_step(np.log(np.maximum(f, 1e-3) / f_lo_hz) / edge)
+                * _smooth_step(np.log(f_hi_hz / np.maximum(f, 1e-3)) / edge))
+        band *= (np.maximum(f, f_lo_hz) / f_lo_hz) ** tilt
+        spec = np.fft.rfft(rng.standard_normal(t.size)) * band
+        x = np.fft.irfft(spec, n=t.size) * np.exp(-np.abs((t - t0_s) / width_s) ** (2 * flatness) / 2)
+        self.add(i0, x, snr)
+
+    def track(self, start_s: float, stop_s: float, frequency: Callable[[np.ndarray], np.ndarray],
+              envelope: Callable[[np.ndarray], np.ndarray], snr: float, phase: float = 0.0) -> None:
+        """Add a tone whose frequency follows ``frequency(t)`` (Hz) under ``envelope(t)``, t in s from centre."""
+        i0, t = self.times(start_s, stop_s)
+        if t.size < 2:
+            return
+        f = np.clip(frequency(t), 0.0, self.fs / 2.0)
+        ph = 2 * np.pi * np.cumsum(f) / self.fs + phase
+        self.add(i0, envelope(t) * np.sin(ph), snr)
+
+
+def _smooth_step(x: np.ndarray) -> np.ndarray:
+    """0 for x <= -1, 1 for x >= 1, a raised cosine between."""
+    return 0.5 * (1.0 + np.sin(0.5 * np.pi * np.clip(x, -1.0, 1.0)))
+
+
+def _tukey(t: np.ndarray, start_s: float, stop_s: float, ramp_s: float) -> np.ndarray:
+    """1 inside ``[start_s + ramp_s, stop_s - ramp_s]``, raised-cosine ramps to 0 at the ends."""
+    ramp = max(ramp_s, 1e-6)
+    up = np.clip((t - start_s) / ramp, 0.0, 1.0)
+    down = np.clip((stop_s - t) / ramp, 0.0, 1.0)
+    return np.sin(0.5 * np.pi * up) ** 2 * np.sin(0.5 * np.pi * down) ** 2
+
+
+def spread_snr(snr: float, length_s: float, frequency_hz: float) -> float:
+    """Total SNR of a signal ``length_s`` long near ``frequency_hz`` whose loudest Q tile should reach ``snr``.
+
+    A tile holds roughly ``3 / f`` seconds of a tone, so the energy must scale with the number of tiles covered.
+    """
+    return snr * math.sqrt(max(1.0, length_s * frequency_hz / 3.0))
+
+
+@dataclass
+class Draw:
+    """The values drawn for one glitch from its class's ranges."""
+
+    peak_frequency_hz: float
+    duration_s: float
+    bandwidth_hz: float
+    snr: float
+    extra: dict[str, float]
+
+
+Waveform = Callable[[Canvas, np.random.Generator, Draw], None]
+
+
+@dataclass(frozen=True)
+class GlitchModel:
+    """One class's generative model: Omicron-like parameter ranges plus morphology knobs, and its waveform."""
+
+    label: str
+    reason: str
+    """One-line physical reason for the waveform chosen."""
+    h1_fraction: float
+    """Fraction of the class seen at Hanford (the rest at Livingston) in the v1d1 training set."""
+    peak_frequency_hz: Range
+    """Frequency of the glitch's loudest part, Hz (for Violin_Mode the fundamental; Omicron often peaked on a
+    harmonic)."""
+    duration_s: Range
+    """Omicron-like duration, s: the length of lines, bursts and trains; recorded only, for pulses."""
+    bandwidth_hz: Range
+    """Omicron's bandwidth, Hz: recorded in the metadata (the waveform's band comes from its own knobs)."""
+    snr: Range
+    """SNR of the loudest Q tile to aim for: the matched-filter SNR of compact components (of each repeat, for
+    repeating classes); extended tracks and lines are scaled up by :func:`spread_snr`."""
+    waveform: Waveform
+    extra: dict[str, Range] = field(default_factory=dict)
+    """Class-specific knobs, each a range; integer-valued when both ends are ints."""
+
+    def draw(self, rng: np.random.Generator) -> Draw:
+        """Draw one glitch's parameters from the ranges."""
+        return Draw(_draw(rng, self.peak_frequency_hz), _draw(rng, self.duration_s), _draw(rng, self.bandwidth_hz),
+                    _draw(rng, self.snr), {k: _draw(rng, v) for k, v in self.extra.items()})
+
+
+def _draw(rng: np.random.Generator, r: Range) -> float:
+    lo, hi = r
+    if isinstance(lo, int) and isinstance(hi, int):
+        return float(rng.integers(lo, hi + 1))
+    if lo > 0:
+        return float(math.exp(rng.uniform(math.log(lo), math.log(hi))))
+    return float(rng.uniform(lo, hi))
+
+
+# ------------------------------------------------------------------------------------------------- waveforms
+
+
+def _blip_like(c: Canvas, rng: np.random.Generator, d: Draw) -> None:
+    """A band-pass pulse from ``peak / low_ratio`` to ``peak * high_ratio``: a teardrop in the Q scan."""
+    f = d.peak_frequency_hz
+    c.pulse(rng.normal(0, 0.003), f / d.extra["low_ratio"], f * d.extra["high_ratio"], d.snr,
+            rng.uniform(0, 2 * np.pi), hi_order=d.extra["tip_order"])
+
+
+def _koi_fish(c: Canvas, rng: np.random.Generator, d: Draw) -> None:
+    """A loud blip whose body sits in a burst of excess noise: ragged low-frequency fins and speckled scales."""
+    _blip_like(c, rng, d)
+    c.noise_burst(rng, rng.normal(0, 0.01), d.extra["fin_s"], 18.0, d.extra["fin_top_hz"],
+                  d.snr * d.extra["fin_fraction"], flatness=1.5, tilt=-0.5)
+    c.noise_burst(rng, rng.normal(0, 0.01), d.extra["fin_s"] * 0.7, 60.0, 600.0,
+                  d.snr * d.extra["scale_fraction"], tilt=-1.0)
+
+
+def _repeating_blips(c: Canvas, rng: np.random.Generator, d: Draw) -> None:
+    """Blips at a steady period (1 % jitter), one of them at the centre."""
+    period = d.extra["period_s"]
+    count = int(d.extra["count"])
+    first = -int(rng.integers(0, count)) * period
+    for k in range(count):
+        f = d.peak_frequency_hz * rng.uniform(0.9, 1.1)
+        c.pulse(first + k * period + rng.normal(0, 0.01 * period), f / d.extra["low_ratio"],
+                f * d.extra["high_ratio"], d.snr * rng.uniform(0.6, 1.0), rng.uniform(0, 2 * np.pi))
+
+
+def _chirp(c: Canvas, rng: np.random.Generator, d: Draw) -> None:
+    """A Newtonian inspiral ``f(t) = f_end (tau / (tau - t))^(3/8)`` from ``start_hz`` to the peak at ``t = 0``."""
+    f_end, span = d.peak_frequency_hz, d.duration_s
+    tau = span / ((f_end / d.extra["start_hz"]) ** (8.0 / 3.0) - 1.0)  # so that f(-span) = start_hz
+
+    def freq(t: np.ndarray) -> np.ndarray:
+        return f_end * (tau / (tau + np.maximum(-t, 0.0))) ** 0.375
+
+    def env(t: np.ndarray) -> np.ndarray:
+        # strain grows as f^(2/3) and the ASD falls towards the bucket: the whitened amplitude rises steeply
+        inspiral = (freq(t) / f_end) ** d.extra["rise"] * _tukey(t, -span, 0.004, 0.02)
+        return inspiral + np.exp(-np.maximum(t, 0) / 0.004) * (t > 0)  # a short ringdown
+
+    c.track(-span, 0.03, freq, env, d.snr, rng.uniform(0, 2 * np.pi))
+
+
+def _sine_gaussian_line(c: Canvas, rng: np.random.Generator, d: Draw) -> None:
+    """A narrow-band burst (``duration_s`` = 2 tau), maybe beating with a tone ``beat_hz`` away, maybe a harmonic."""
+    t0 = rng.normal(0, 0.01)
+    c.sine_gaussian(t0, d.peak_frequency_hz, d.duration_s / 2, d.snr, rng.uniform(0, 2 * np.pi))
+    if d.extra["beat_hz"] > 4.0:
+        c.sine_gaussian(t0, d.peak_frequency_hz + d.extra["beat_hz"], d.duration_s / 2,
+                        d.snr * rng.uniform(0.3, 0.7), rng.uniform(0, 2 * np.pi))
+    if rng.random() < d.extra["harmonic_chance"]:
+        c.sine_gaussian(rng.normal(0, 0.01), 2 * d.peak_frequency_hz, d.duration_s / 2, d.snr * rng.uniform(0.3, 0.7))
+
+
+def _dashes(c: Canvas, rng: np.random.Generator, d: Draw) -> None:
+    """A carrier switching on in short packets over the whole block, the loudest at the centre."""
+    n = rng.poisson(d.extra["dashes_per_s"] * 2 * c.half_s)
+    times = np.concatenate([[rng.normal(0, 0.02)], rng.uniform(-c.half_s + 0.2, c.half_s - 0.2, n)])
+    for k, t0 in enumerate(times):
+        snr = d.snr if k == 0 else d.snr * d.extra["dash_level"] * rng.lognormal(0, 0.4)
+        c.sine_gaussian(t0, d.peak_frequency_hz + rng.normal(0, 2.0), d.extra["dash_s"] * rng.uniform(0.5, 1.5),
+                        snr, rng.uniform(0, 2 * np.pi))
+
+
+def _ripples(c: Canvas, rng: np.random.Generator, d: Draw) -> None:
+    """A short high-frequency tone burst at the centre, sometimes with fainter ones elsewhere in the 4 s view."""
+    c.sine_gaussian(rng.normal(0, 0.005), d.peak_frequency_hz, d.duration_s / 2, d.snr, rng.uniform(0, 2 * np.pi))
+    for _ in range(int(d.extra["others"])):
+        c.sine_gaussian(rng.uniform(-2.0, 2.0), d.peak_frequency_hz * rng.uniform(0.97, 1.03),
+                        d.duration_s / 2 * rng.uniform(0.5, 1.0), d.snr * rng.uniform(0.4, 0.8))
+
+
+def _violin(c: Canvas, rng: np.random.Generator, d: Draw) -> None:
+    """Bursts of the ~500 Hz fibre resonances: a pair of modes and their harmonics, at a few times."""
+    n = int(d.extra["bursts"])
+    times = np.concatenate([[rng.normal(0, 0.01)], rng.uniform(-2.0, 2.0, n - 1)])
+    weight = d.extra["harmonics"]
+    for k, t0 in enumerate(times):
+        level = d.snr if k == 0 else d.snr * rng.uniform(0.4, 0.9)
+        tau = d.duration_s / 2 * rng.uniform(0.7, 1.3)
+        for h, w in ((1, 1.0), (2, weight), (3, weight ** 2), (4, weight ** 2)):
+            f = h * d.peak_frequency_hz
+            if f > 2000:
+                break
+            c.sine_gaussian(t0, f, tau, level * w, rng.uniform(0, 2 * np.pi))
+            c.sine_gaussian(t0 + rng.normal(0, 0.005), f * d.extra["split_ratio"], tau,
+                            level * w * rng.uniform(0.6, 1.0), rng.uniform(0, 2 * np.pi))
+
+
+def _helix(c: Canvas, rng: np.random.Generator, d: Draw) -> None:
+    """Recurring bursts of the harmonics of a ~60 Hz fundamental, each harmonic slightly shifted in time."""
+    f1 = d.extra["fundamental_hz"]
+    period = d.extra["period_s"]
+    loudest = max(1, round(d.peak_frequency_hz / f1))
+    t0 = -period * int(rng.integers(0, 8))
+    while t0 < c.half_s - 0.3:
+        if t0 > -c.half_s + 0.3:
+            level = d.snr * (1.0 if abs(t0) < period / 2 else rng.uniform(0.6, 1.0))
+            turn = rng.uniform(0, 2 * np.pi)
+            for h in range(1, int(d.extra["harmonics"]) + 1):
+                snr = level * rng.uniform(0.4, 0.8) * (1.4 if h == loudest else 1.0)
+                c.sine_gaussian(t0 + d.extra["twist_s"] * math.sin(1.7 * h + turn), h * f1,
+                                d.extra["spot_s"] * rng.uniform(0.8, 1.2), snr, rng.uniform(0, 2 * np.pi))
+        t0 += period * rng.uniform(0.5, 1.5)
+
+
+def _light_modulation(c: Canvas, rng: np.random.Generator, d: Draw) -> None:
+    """Tall thin broadband spikes at irregular times plus loud low-frequency blobs near them."""
+    n = int(d.extra["spikes"])
+    times = np.concatenate([[rng.normal(0, 0.005)], rng.uniform(-1.8, 1.8, n - 1)])
+    for k, t0 in enumerate(times):
+        c.pulse(t0, d.extra["spike_low_hz"] * rng.uniform(0.8, 1.25), d.extra["spike_high_hz"],
+                d.snr * (1.0 if k == 0 else rng.uniform(0.3, 1.0)), rng.uniform(0, 2 * np.pi))
+    for _ in range(int(d.extra["blobs"])):
+        c.noise_burst(rng, rng.choice(times) + rng.normal(0, 0.15), d.extra["blob_s"] * rng.uniform(0.5, 1.5),
+                      10.0, d.peak_frequency_hz * rng.uniform(1.5, 3.0),
+                      d.snr * d.extra["blob_level"] * rng.uniform(0.5, 1.5), tilt=-1.0)
+
+
+def _low_frequency_burst(c: Canvas, rng: np.random.Generator, d: Draw) -> None:
+    """A dome of excess noise below ~50 Hz (1 sigma = ``duration_s / 4``), sometimes with smaller humps."""
+    top = d.peak_frequency_hz * d.extra["top_ratio"]
+    c.noise_burst(rng, rng.normal(0, 0.03), d.duration_s / 4, 9.0, top, d.snr, flatness=d.extra["flatness"],
+                  tilt=-1.0)
+    for _ in range(int(d.extra["lumps"])):
+        c.noise_burst(rng, rng.uniform(-1.8, 1.8), d.duration_s / 4 * rng.uniform(0.4, 1.0), 9.0,
+                      top * rng.uniform(0.7, 1.2), d.snr * rng.uniform(0.3, 0.8), tilt=-1.0)
+
+
+def _low_frequency_lines(c: Canvas, rng: np.random.Generator, d: Draw) -> None:
+    """One or two steady low-frequency tones lasting seconds, with slow amplitude wander."""
+    for k in range(int(d.extra["lines"])):
+        f0 = d.peak_frequency_hz * (1.0 if k == 0 else rng.uniform(1.3, 3.0))
+        start = -d.duration_s / 2 + rng.normal(0, 0.3)
+        stop = d.duration_s / 2 + rng.normal(0, 0.3)
+        wobble, rate, phase = rng.uniform(0.05, 0.3), rng.uniform(0.2, 1.0), rng.uniform(0, 2 * np.pi)
+
+        def env(t: np.ndarray, start=start, stop=stop, wobble=wobble, rate=rate, phase=phase) -> np.ndarray:
+            return _tukey(t, start, stop, 0.3) * (1 + wobble * np.sin(2 * np.pi * rate * t + phase))
+
+        snr = spread_snr(d.snr, stop - start, f0) * (1.0 if k == 0 else rng.uniform(0.3, 0.8))
+        c.track(start, stop, lambda t, f0=f0: np.full_like(t, f0), env, snr, rng.uniform(0, 2 * np.pi))
+
+
+def _scattering(c: Canvas, d: Draw, start_s: float, stop_s: float, fringes: np.ndarray, i0: int) -> None:
+    """Add scattered light for surface motion ``fringes`` (``2 x(t) / lambda``, from sample ``i0`` on).
+
+    The phase is ``2 pi n fringes`` for the ``n``-th bounce, so the instantaneous frequency is ``n`` times the
+    fringe rate ``2 |v(t)| / lambda``.
+    """
+    t = (np.arange(i0, i0 + fringes.size) - c.n / 2) / c.fs
+    env = _tukey(t, start_s, stop_s, min(0.3, (stop_s - start_s) / 4))
+    x = np.zeros_like(t)
+    for n in range(1, int(d.extra["harmonics"]) + 1):
+        x += d.extra["harmonic_decay"] ** (n - 1) * np.sin(2 * np.pi * n * fringes + n * 1.3)
+    c.add(i0, env * x, spread_snr(d.snr, stop_s - start_s, 0.64 * d.peak_frequency_hz))
+
+
+def _scattered_light(c: Canvas, rng: np.random.Generator, d: Draw) -> None:
+    """A slow (0.1-0.2 Hz) swing of a scattering surface: stacked arches a few seconds long, the top at the centre.
+
+    Displacement in fringes ``A sin(2 pi f_m t)``, ``A`` set so the fastest fringe rate ``2 pi f_m A`` is
+    ``peak_frequency_hz``.
+    """
+    start, stop = -c.half_s + 0.3, c.half_s - 0.3
+    i0, t = c.times(start, stop)
+    f_m = d.extra["motion_hz"]
+    fringes = d.peak_frequency_hz / (2 * np.pi * f_m) * np.sin(2 * np.pi * f_m * t + rng.normal(0, 0.15))
+    _scattering(c, d, start, stop, fringes, i0)
+
+
+def _scratchy(c: Canvas, rng: np.random.Generator, d: Draw) -> None:
+    """A train of short mid-frequency wavelets at irregular intervals over ``duration_s``, tapered at the ends."""
+    start = -d.duration_s / 2 + rng.normal(0, 0.1)
+    t0 = start
+    while t0 < start + d.duration_s:
+        edge = min(1.0, min(t0 - start, start + d.duration_s - t0) / 0.15)
+        f = d.peak_frequency_hz * math.exp(rng.normal(0, 0.15))
+        c.sine_gaussian(t0, f, d.extra["cycles"] / f * rng.uniform(0.7, 1.3), d.snr * rng.lognormal(0, 0.35) * edge,
+                        rng.uniform(0, 2 * np.pi))
+        t0 += d.extra["gap_s"] * rng.uniform(0.3, 1.7)
+
+
+def _paired_doves(c: Canvas, rng: np.random.Generator, d: Draw) -> None:
+    """Short wiggly tracks sweeping between ``low_hz`` and the peak frequency, alternately up and down."""
+    spacing = d.extra["spacing_s"]
+    n = int(d.extra["doves"])
+    first = -spacing * int(rng.integers(0, n))
+    f_lo = d.extra["low_hz"]
+    for k in range(n):
+        t0 = first + k * spacing + rng.normal(0, 0.03 * spacing)
+        length = d.duration_s * rng.uniform(0.8, 1.2)
+        f_hi = d.peak_frequency_hz * rng.uniform(0.9, 1.1)
+
+        def freq(t: np.ndarray, t0=t0, length=length, up=(k % 2 == 0), f_hi=f_hi) -> np.ndarray:
+            u = np.clip((t - t0 + length / 2) / length, 0, 1)
+            u = u if up else 1 - u
+            return f_lo * (f_hi / f_lo) ** np.clip(u + 0.2 * np.sin(2 * np.pi * u), 0, 1)
+
+        def env(t: np.ndarray, t0=t0, length=length) -> np.ndarray:
+            return _tukey(t, t0 - length / 2, t0 + length / 2, length / 4)
+
+        c.track(t0 - length / 2, t0 + length / 2, freq, env, d.snr * rng.uniform(0.7, 1.0), rng.uniform(0, 2 * np.pi))
+
+
+def _wandering_line(c: Canvas, rng: np.random.Generator, d: Draw) -> None:
+    """A high-frequency line drifting irregularly, on in short segments that each end in a downward hook."""
+    knots_t = np.linspace(-c.half_s, c.half_s, 33)
+    drift = np.cumsum(rng.normal(0, d.extra["wander"], knots_t.size))
+    drift -= drift[knots_t.size // 2]
+    n = max(1, rng.poisson(d.extra["segments_per_s"] * d.duration_s))
+    starts = np.sort(rng.uniform(-d.duration_s / 2, d.duration_s / 2, n))
+    starts[np.argmin(np.abs(starts))] = -0.05  # one segment through the centre
+    for a in starts:
+        b = a + d.extra["segment_s"] * rng.uniform(0.5, 1.5)
+        hook = d.extra["hook"] * rng.uniform(0.5, 1.5)
+
+        def freq(t: np.ndarray, b=b, hook=hook) -> np.ndarray:
+            bend = 1 - hook * np.clip((t - b + 0.05) / 0.05, 0, 1) ** 2
+            return d.peak_frequency_hz * (1 + np.interp(t, knots_t, drift)) * bend
+
+        c.track(a, b, freq, lambda t, a=a, b=b: _tukey(t, a, b, 0.01),
+                spread_snr(d.snr, b - a, d.peak_frequency_hz) * rng.uniform(0.6, 1.0), rng.uniform(0, 2 * np.pi))
+
+
+def _whistle(c: Canvas, rng: np.random.Generator, d: Draw) -> None:
+    """Radio-frequency beat notes: the beat ``|f_vco(t) - f_ref|`` sweeps through audio as V, W or arch tracks."""
+    shape = int(d.extra["shape"])
+    vertex = d.peak_frequency_hz
+    slope = d.extra["slope_hz_per_s"]
+    if shape == 0:  # V: the oscillator sweeps linearly through the reference, out past 2 kHz
+        half = 2200.0 / slope
+
+        def freq(t: np.ndarray) -> np.ndarray:
+            return np.sqrt(vertex ** 2 + (slope * t) ** 2)
+    elif shape == 1:  # W: the sweep turns round just past the reference
+        sep = 2200.0 / slope * rng.uniform(0.3, 0.5)
+        half = 2 * sep + 800.0 / slope
+
+        def freq(t: np.ndarray) -> np.ndarray:
+            return np.sqrt(vertex ** 2 + (slope * (np.abs(t) - sep)) ** 2)
+    else:  # arches: the oscillator wobbles sinusoidally, the beat peaking once per cycle
+        period = d.extra["arch_period_s"]
+        top = vertex * rng.uniform(1.5, 3.0)
+        depth = top * rng.uniform(0.6, 0.85)
+        half = period * rng.uniform(0.5, 1.0)
+
+        def freq(t: np.ndarray) -> np.ndarray:
+            return top - depth * (1 - np.cos(2 * np.pi * t / period)) / 2
+    c.track(-half, half, freq, lambda t: _tukey(t, -half, half, 0.01), spread_snr(d.snr, 2 * half, vertex) / 2,
+            rng.uniform(0, 2 * np.pi))
+
+
+def _extremely_loud(c: Canvas, rng: np.random.Generator, d: Draw) -> None:
+    """A huge burst of excess noise: long below 80 Hz, shorter up to ``top_hz``, with a sharp broadband onset."""
+    top = d.extra["top_hz"]
+    t0 = rng.normal(0, 0.05)
+    c.noise_burst(rng, t0, d.duration_s / 2, 9.0, min(top, 80.0), d.snr, flatness=d.extra["flatness"], tilt=-1.0)
+    c.noise_burst(rng, t0, d.duration_s / 6, 9.0, top, d.snr * 0.7, tilt=d.extra["tilt"])
+    c.pulse(t0, d.peak_frequency_hz / 2, d.peak_frequency_hz * 4, d.snr * 0.3, rng.uniform(0, 2 * np.pi))
+
+
+def _none_of_the_above(c: Canvas, rng: np.random.Generator, d: Draw) -> None:
+    """Odd morphologies no other class describes: combs, low humps, doublets, patchy spots, odd tracks."""
+    kind = int(d.extra["kind"])
+    f = d.peak_frequency_hz
+    if kind == 0:  # a comb of thin spikes confined to high frequencies
+        rate = rng.uniform(5, 20)
+        for t0 in np.arange(-c.half_s + 0.3, c.half_s - 0.3, 1 / rate) + rng.uniform(0, 1 / rate):
+            c.pulse(t0 + rng.normal(0, 0.01), rng.uniform(400, 700), 2000.0, d.snr * rng.uniform(0.2, 0.6),
+                    lo_order=4.0, hi_order=4.0)
+    elif kind == 1:  # periodic low-frequency humps
+        period = rng.uniform(0.15, 0.5)
+        for t0 in np.arange(-c.half_s + 0.5, c.half_s - 0.5, period):
+            c.noise_burst(rng, t0, period / 6, 9.0, rng.uniform(25, 60), d.snr * rng.uniform(0.4, 1.0), tilt=-1.0)
+    elif kind == 2:  # a doublet of mid-frequency blobs
+        for t0 in (-0.015, 0.015):
+            c.sine_gaussian(t0 + rng.normal(0, 0.003), f, rng.uniform(0.01, 0.03), d.snr * rng.uniform(0.6, 1.0))
+    elif kind == 3:  # patchy spots scattered over a mid-frequency band
+        for _ in range(rng.integers(8, 25)):
+            ff = f * math.exp(rng.uniform(-1.2, 1.2))
+            c.sine_gaussian(rng.uniform(-1.5, 1.5), ff, rng.uniform(8, 30) / (math.sqrt(2) * math.pi * ff),
+                            d.snr * rng.uniform(0.3, 0.8))
+    else:  # a blob with low-frequency wings and a short falling track
+        c.noise_burst(rng, 0.0, rng.uniform(0.02, 0.08), max(10.0, f / 3), f * 2, d.snr, tilt=-0.5)
+        c.track(-0.05, 0.15, lambda t: f * 2.5 * np.exp(-(t + 0.05) / 0.1), lambda t: _tukey(t, -0.05, 0.15, 0.03),
+                d.snr * 0.6)
+
+
+def _no_glitch(c: Canvas, rng: np.random.Generator, d: Draw) -> None:
+    """Nothing: the detector's own noise around a time Omicron flagged at low SNR."""
+
+
+# ----------------------------------------------------------------------------------------------- the table
+
+# label, reason, h1_fraction, peak_frequency_hz, duration_s, bandwidth_hz, snr, waveform, extra
+MODELS: tuple[GlitchModel, ...] = (
+    GlitchModel("1080Lines", "a narrow-band disturbance near 1080 Hz (Hanford, O1) switching on and off in dashes",
+                1.0, (1074.0, 1098.0), (0.2, 2.0), (160.0, 7900.0), (7.5, 15.0), _dashes,
+                {"dashes_per_s": (8.0, 25.0), "dash_s": (0.012, 0.04), "dash_level": (0.6, 1.0)}),
+    GlitchModel("1400Ripples", "short high-frequency ripples near 1.5 kHz (Livingston, O1), of unknown origin",
+                0.0, (1440.0, 1560.0), (0.045, 0.1), (300.0, 2800.0), (9.0, 16.0), _ripples,
+                {"others": (0, 2)}),
+    GlitchModel("Air_Compressor", "air-compressor vibration coupling into the readout as a ~50 Hz tone burst",
+                0.67, (48.0, 57.0), (0.15, 0.6), (15.0, 65.0), (8.0, 14.0), _sine_gaussian_line,
+                {"harmonic_chance": (0.0, 0.3), "beat_hz": (0.0, 0.0)}),
+    GlitchModel("Blip", "a ~10 ms broadband transient of unknown origin: a band-pass pulse spanning ~30-500 Hz",
+                0.86, (70.0, 320.0), (0.02, 0.5), (250.0, 4600.0), (12.0, 70.0), _blip_like,
+                {"low_ratio": (1.8, 4.0), "high_ratio": (1.0, 3.0), "tip_order": (0.7, 1.3)}),
+    GlitchModel("Chirp", "a compact-binary-like inspiral (mostly hardware injections): f rises as (t_c - t)^(-3/8)",
+                0.5, (130.0, 320.0), (0.2, 0.5), (230.0, 345.0), (10.0, 22.0), _chirp,
+                {"start_hz": (28.0, 45.0), "rise": (1.0, 2.0)}),
+    GlitchModel("Extremely_Loud", "huge broadband disturbances (saturations, large ground motion), SNR in thousands",
+                0.68, (20.0, 400.0), (0.3, 3.0), (1900.0, 7900.0), (200.0, 3000.0), _extremely_loud,
+                {"top_hz": (60.0, 2000.0), "flatness": (1.0, 3.0), "tilt": (-1.5, -0.3)}),
+    GlitchModel("Helix", "recurring bursts of ~60 Hz harmonics (Livingston), each slightly delayed: twisted columns",
+                0.0, (110.0, 160.0), (0.035, 0.3), (70.0, 850.0), (8.0, 14.0), _helix,
+                {"fundamental_hz": (55.0, 66.0), "period_s": (0.15, 0.6), "harmonics": (5, 8),
+                 "twist_s": (0.003, 0.008), "spot_s": (0.018, 0.03)}),
+    GlitchModel("Koi_Fish", "a very loud blip whose body sits in a burst of excess noise: ragged low-frequency fins",
+                0.37, (45.0, 300.0), (0.8, 3.4), (320.0, 7900.0), (40.0, 250.0), _koi_fish,
+                {"low_ratio": (2.0, 5.0), "high_ratio": (2.0, 6.0), "tip_order": (0.8, 1.2), "fin_s": (0.08, 0.25),
+                 "fin_top_hz": (60.0, 120.0), "fin_fraction": (0.08, 0.25), "scale_fraction": (0.1, 0.25)}),
+    GlitchModel("Light_Modulation", "modulated light on the photodiodes (Hanford): thin broadband spikes, low blobs",
+                1.0, (12.0, 180.0), (0.1, 5.0), (340.0, 7500.0), (12.0, 80.0), _light_modulation,
+                {"spikes": (1, 5), "spike_low_hz": (60.0, 200.0), "spike_high_hz": (800.0, 3000.0),
+                 "blobs": (1, 4), "blob_s": (0.04, 0.2), "blob_level": (0.3, 0.8)}),
+    GlitchModel("Low_Frequency_Burst", "ground motion or slow scattering: a hump of excess noise below ~50 Hz",
+                0.39, (10.0, 20.0), (0.3, 1.6), (10.0, 7900.0), (15.0, 80.0), _low_frequency_burst,
+                {"top_ratio": (2.5, 4.0), "flatness": (1.0, 2.0), "lumps": (0, 3)}),
+    GlitchModel("Low_Frequency_Lines", "steady low-frequency tones (10-20 Hz) lasting seconds",
+                0.31, (10.2, 19.0), (2.5, 8.0), (1650.0, 7900.0), (4.0, 10.0), _low_frequency_lines,
+                {"lines": (1, 2)}),
+    GlitchModel("No_Glitch", "the detector's own Gaussian noise at a time Omicron flagged at low SNR",
+                0.62, (10.5, 80.0), (0.5, 4.0), (290.0, 7900.0), (7.5, 19.0), _no_glitch),
+    GlitchModel("None_of_the_Above", "anything else: combs, periodic humps, doublets, patchy spots, odd tracks",
+                0.6, (40.0, 220.0), (0.9, 30.0), (160.0, 7700.0), (17.0, 90.0), _none_of_the_above,
+                {"kind": (0, 4)}),
+    GlitchModel("Paired_Doves", "beam-splitter motion (Hanford, O2): up- and down-sweeping tracks in turn, 30-200 Hz",
+                1.0, (100.0, 220.0), (0.06, 0.16), (440.0, 6800.0), (10.0, 20.0), _paired_doves,
+                {"spacing_s": (0.5, 1.1), "doves": (2, 6), "low_hz": (25.0, 35.0)}),
+    GlitchModel("Power_Line", "US mains at 60 Hz coupling in for a fraction of a second",
+                0.64, (59.5, 60.5), (0.2, 1.0), (4.0, 40.0), (10.0, 18.0), _sine_gaussian_line,
+                {"harmonic_chance": (0.0, 0.25), "beat_hz": (0.0, 20.0)}),
+    GlitchModel("Repeating_Blips", "blips recurring at a steady 0.06-0.5 s interval",
+                0.94, (100.0, 300.0), (0.03, 0.4), (540.0, 5200.0), (15.0, 45.0), _repeating_blips,
+                {"period_s": (0.06, 0.5), "count": (2, 12), "low_ratio": (1.8, 3.5), "high_ratio": (1.0, 3.0)}),
+    GlitchModel("Scattered_Light", "light off a slowly swinging surface: fringe rate 2|v(t)|/lambda traces arches "
+                "below ~100 Hz", 0.82, (14.0, 42.0), (1.5, 6.7), (410.0, 7000.0), (8.0, 16.0), _scattered_light,
+                {"motion_hz": (0.1, 0.2), "harmonics": (1, 4), "harmonic_decay": (0.5, 0.9)}),
+    GlitchModel("Scratchy", "a wiggly band of short mid-frequency wavelets at irregular ~30 ms intervals, for seconds",
+                0.14, (80.0, 200.0), (0.8, 4.0), (90.0, 7800.0), (3.5, 6.0), _scratchy,
+                {"gap_s": (0.02, 0.06), "cycles": (0.8, 2.0)}),
+    GlitchModel("Tomte", "a short triangular blip at lower frequency than Blip, of unknown origin",
+                0.5, (30.0, 80.0), (0.1, 1.2), (1000.0, 4700.0), (12.0, 40.0), _blip_like,
+                {"low_ratio": (1.5, 2.5), "high_ratio": (1.0, 2.0), "tip_order": (1.5, 2.5)}),
+    GlitchModel("Violin_Mode", "suspension fibre resonances rung up near 500 Hz, with their harmonics",
+                0.65, (492.0, 512.0), (0.02, 0.12), (1470.0, 3900.0), (10.0, 30.0), _violin,
+                {"bursts": (2, 8), "split_ratio": (1.1, 1.25), "harmonics": (0.4, 0.8)}),
+    GlitchModel("Wandering_Line", "a high-frequency line whose frequency drifts irregularly (Hanford)",
+                1.0, (500.0, 1900.0), (2.0, 8.0), (1400.0, 7600.0), (4.0, 8.0), _wandering_line,
+                {"wander": (0.002, 0.008), "segments_per_s": (2.0, 6.0), "segment_s": (0.05, 0.3),
+                 "hook": (0.05, 0.2)}),
+    GlitchModel("Whistle", "radio-frequency beat notes sweeping through the audio band as V, W or arch tracks",
+                0.0, (250.0, 1000.0), (0.06, 1.5), (1100.0, 7700.0), (7.5, 13.0), _whistle,
+                {"shape": (0, 2), "slope_hz_per_s": (4000.0, 60000.0), "arch_period_s": (0.2, 0.8)}),
+)
+
+MODEL_BY_LABEL: dict[str, GlitchModel] = {m.label: m for m in MODELS}
