@@ -1,0 +1,167 @@
+"""Background training runs for the app: one thread per run, its latest progress, and the held-out evaluation."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from glitchnet.checkpoint import load_checkpoint
+from glitchnet.data import scan_dataset
+from glitchnet.evaluate import compute_metrics, predict_logits, softmax
+from glitchnet.train import Event, TrainConfig, load_split, train
+
+LOG = logging.getLogger("glitchnet.app")
+
+
+def one_line(exc: BaseException) -> str:
+    """An exception as one short line fit for a user: the message alone for GlitchNet's own errors."""
+    text = (str(exc).strip().splitlines() or [""])[0][:200]
+    if type(exc).__name__ in ("ImageError", "DatasetError", "CheckpointError"):
+        return text
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+@dataclass
+class Evaluation:
+    """A checkpoint scored on one split: the metrics dict and one row per image."""
+
+    split: str
+    metrics: dict[str, Any]
+    predictions: pd.DataFrame
+    """Columns: path, true, predicted, confidence."""
+
+    @property
+    def misclassified(self) -> pd.DataFrame:
+        wrong = self.predictions[self.predictions["true"] != self.predictions["predicted"]]
+        return wrong.sort_values("confidence", ascending=False).reset_index(drop=True)
+
+
+def evaluate_checkpoint(checkpoint: str | Path, data: str | Path, view: str = "1.0", split: str = "test",
+                        cache_dir: str | None = None) -> Evaluation:
+    """Score a checkpoint on a dataset split (falling back to validation when the split is empty)."""
+    scan = scan_dataset(data, view=view)
+    if scan.split(split).empty:
+        split = "validation"
+    images, labels, paths = load_split(scan, split, cache_dir, workers=1)
+    ckpt = load_checkpoint(checkpoint)
+    logits = predict_logits(ckpt.build_model(), images)
+    probs = softmax(logits, ckpt.temperature) if len(logits) else np.zeros((0, len(ckpt.classes)))
+    predicted = probs.argmax(1)
+    metrics = compute_metrics(labels, predicted, list(ckpt.classes))
+    table = pd.DataFrame({
+        "path": paths,
+        "true": [ckpt.classes[i] for i in labels],
+        "predicted": [ckpt.classes[i] for i in predicted],
+        "confidence": probs.max(1) if len(probs) else [],
+    })
+    return Evaluation(split=split, metrics=metrics, predictions=table)
+
+
+@dataclass
+class JobView:
+    """A consistent copy of a job's state, taken under its lock, for one redraw of the page."""
+
+    status: str
+    """"running", "evaluating", "done", "stopped" or "failed"."""
+    latest: Event | None
+    batch_losses: list[tuple[float, float]]
+    history: list[dict[str, float]]
+    messages: list[str]
+    error: str | None
+    evaluation: Evaluation | None
+    elapsed_s: float
+    checkpoint: Path | None = None
+
+    @property
+    def finished(self) -> bool:
+        return self.status in ("done", "stopped", "failed")
+
+
+class TrainingJob:
+    """One training run in a background thread; the page polls ``view()`` and may set ``stop``."""
+
+    def __init__(self, config: TrainConfig) -> None:
+        self.config = config
+        self.stop = threading.Event()
+        self.status = "running"
+        self._latest: Event | None = None
+        self._batch_losses: list[tuple[float, float]] = []
+        self._history: list[dict[str, float]] = []
+        self._messages: list[str] = []
+        self._error: str | None = None
+        self._evaluation: Evaluation | None = None
+        self._started = time.monotonic()
+        self._ended: float | None = None
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self._run, name="glitchnet-train", daemon=True)
+
+    def start(self) -> TrainingJob:
+        self._thread.start()
+        return self
+
+    def join(self, timeout: float | None = None) -> None:
+        self._thread.join(timeout)
+
+    def _on_event(self, event: Event) -> None:
+        with self._lock:
+            self._latest = event
+            if event.kind == "batch" and event.loss is not None:
+                self._batch_losses.append(((event.epoch - 1) + event.step / max(1, event.steps), event.loss))
+            if event.history:
+                self._history = list(event.history)
+            if event.kind in ("scan", "done", "stopped") and event.message:
+                self._messages.append(event.message)
+
+    def _set(self, **changes: Any) -> None:
+        with self._lock:
+            for name, value in changes.items():
+                setattr(self, name, value)
+
+    def _run(self) -> None:
+        try:
+            train(self.config, progress=self._on_event, stop=self.stop)
+            if Path(self.config.out).is_file():
+                self._set(status="evaluating")
+                evaluation = evaluate_checkpoint(self.config.out, self.config.data, self.config.view,
+                                                 cache_dir=self.config.cache_dir)
+                self._set(_evaluation=evaluation)
+            self._set(status="stopped" if self.stop.is_set() else "done", _ended=time.monotonic())
+        except Exception as exc:  # the thread must always end in a state the page can show
+            LOG.exception("training run failed")
+            self._set(status="failed", _error=one_line(exc), _ended=time.monotonic())
+
+    def view(self) -> JobView:
+        with self._lock:
+            out = Path(self.config.out)
+            return JobView(status=self.status, latest=self._latest, batch_losses=list(self._batch_losses),
+                           history=list(self._history), messages=list(self._messages), error=self._error,
+                           evaluation=self._evaluation,
+                           elapsed_s=(self._ended or time.monotonic()) - self._started,
+                           checkpoint=out if out.is_file() else None)
+
+
+_JOBS: dict[str, TrainingJob] = {}
+_JOBS_LOCK = threading.Lock()
+
+
+def job_for(session_id: str) -> TrainingJob | None:
+    """The latest training run started by a browser session, if any."""
+    with _JOBS_LOCK:
+        return _JOBS.get(session_id)
+
+
+def start_job(session_id: str, config: TrainConfig) -> TrainingJob:
+    """Start a run for a session; one run at a time per server, since each uses every CPU core."""
+    with _JOBS_LOCK:
+        busy = [j for j in _JOBS.values() if j.view().status in ("running", "evaluating")]
+        if busy:
+            raise RuntimeError("another training run is in progress on this server; wait for it to finish")
+        job = _JOBS[session_id] = TrainingJob(config).start()
+        return job

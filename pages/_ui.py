@@ -1,0 +1,372 @@
+"""Shared app helpers: hosted-mode flag, the sidebar's dataset and model choice, cached scans and predictor."""
+
+from __future__ import annotations
+
+import logging
+import os
+import runpy
+import threading
+from collections import defaultdict
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TypeVar
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+from streamlit.delta_generator import DeltaGenerator
+from streamlit.runtime.pages_manager import PagesManager
+from streamlit.runtime.scriptrunner import get_script_run_ctx
+
+from glitchnet.checkpoint import CheckpointError
+from glitchnet.classes import DURATIONS_S
+from glitchnet.data import DatasetError, DatasetScan, scan_dataset
+from glitchnet.images import INPUT_SIZE, n_frames, viridis_fraction
+from glitchnet.inference import Prediction, Predictor, default_model_path
+
+from ._jobs import TrainingJob, job_for, one_line
+
+LOG = logging.getLogger("glitchnet.app")
+APP_ROOT = Path(__file__).resolve().parents[1]
+HOSTED_MAX_FILES = 50
+"""Most files classified in one batch on a public server, to keep one visitor from filling the CPU."""
+
+DATASET_DEFAULT, DATASET_FOLDER = "Built-in dataset", "A folder on this computer"
+MODEL_SHIPPED, MODEL_RUN, MODEL_FILE = "Shipped model", "My training run", "A checkpoint file"
+
+T = TypeVar("T")
+
+_embedded: dict[str, Path] = {}
+_embedded_lock = threading.Lock()
+
+
+def hosted() -> bool:
+    """True on a public deployment (``GLITCHNET_HOSTED=1``): no training, no paths on the server's disk."""
+    return os.environ.get("GLITCHNET_HOSTED", "").strip().lower() not in ("", "0", "false", "no")
+
+
+def session_id() -> str:
+    """Id of the browser session running this script."""
+    ctx = get_script_run_ctx()
+    return ctx.session_id if ctx is not None else "local"
+
+
+def guard(body: Callable[[], None]) -> None:
+    """Run a page body; an unexpected exception becomes a one-line error, the traceback goes to the server log."""
+    try:
+        body()
+    except Exception as exc:
+        LOG.exception("page failed")
+        st.error(f"Something went wrong: {one_line(exc)}")
+
+
+def runs_dir() -> Path:
+    """Where the Train page writes checkpoints: ``$GLITCHNET_RUNS_DIR`` or ``runs/app`` (git-ignored)."""
+    env = os.environ.get("GLITCHNET_RUNS_DIR")
+    return Path(env) if env else APP_ROOT / "runs" / "app"
+
+
+def grid(items: Sequence[T], columns: int = 4) -> Iterator[tuple[DeltaGenerator, T]]:
+    """Lay items out row by row, ``columns`` to a row: yields (column, item)."""
+    for start in range(0, len(items), columns):
+        yield from zip(st.columns(columns), items[start:start + columns], strict=False)
+
+
+def run_page(body: Callable[[], None]) -> None:
+    """Run a page file's body inside the app shell, with ``guard``.
+
+    Until some session has called ``st.navigation``, Streamlit treats a folder named ``pages/`` beside the entry
+    script as a legacy multipage app and runs a deep-linked page file (``/predict`` as a fresh server's first
+    request; every ``AppTest`` run) on its own. Then run the entry script instead: it draws the navigation and the
+    sidebar and runs this page inside them.
+    """
+    if PagesManager.uses_pages_directory:
+        runpy.run_path(str(APP_ROOT / "streamlit_app.py"))
+        return
+    guard(body)
+
+
+def upload_limit_bytes() -> int:
+    """The upload limit set by ``server.maxUploadSize`` (megabytes) in ``.streamlit/config.toml``."""
+    return int(st.get_option("server.maxUploadSize")) * 1024 * 1024
+
+
+# ------------------------------------------------------------------------------------------------------ dataset
+
+
+def _embedded_dataset() -> Path | None:
+    """The simulated dataset shipped with GlitchNet, made on first use with a progress bar."""
+    try:
+        from glitchnet.simulate import default_dataset
+    except ImportError:
+        st.info("The built-in simulated dataset is not available in this installation (glitchnet.simulate is "
+                "missing). " + ("" if hosted() else "Choose a dataset folder in the sidebar."))
+        return None
+    if "root" in _embedded:
+        return _embedded["root"]
+    if not _embedded_lock.acquire(blocking=False):
+        with st.spinner("The built-in dataset is being made for another visitor; this takes about a minute…"):
+            _embedded_lock.acquire()
+    try:
+        if "root" not in _embedded:
+            bar = st.progress(0.0, text="Making the built-in simulated dataset (first use only, about a minute)…")
+
+            def progress(done: int, total: int) -> None:
+                bar.progress(min(1.0, done / max(1, total)),
+                             text=f"Making the built-in simulated dataset: {done} of {total} glitches")
+
+            _embedded["root"] = Path(default_dataset(progress=progress))
+            bar.empty()
+        return _embedded["root"]
+    except Exception as exc:
+        LOG.exception("making the built-in dataset failed")
+        st.error(f"The built-in dataset could not be made: {one_line(exc)}")
+        return None
+    finally:
+        _embedded_lock.release()
+
+
+def default_dataset_label() -> str:
+    env = os.environ.get("GLITCHNET_DATA")
+    return f"Server dataset ({Path(env).name})" if env else "Built-in simulated dataset"
+
+
+@st.cache_data(show_spinner="Scanning the dataset…", max_entries=16)
+def scan(root: str, view: str = "all") -> DatasetScan:
+    """``scan_dataset`` cached per folder and view; the Explore page's Rescan button clears it."""
+    return scan_dataset(root, view=view)
+
+
+def current_scan() -> DatasetScan | None:
+    """Scan of the dataset chosen in the sidebar (all four views), or None with a message shown."""
+    root = st.session_state.get("dataset_root")
+    if not root:
+        st.info("No dataset is selected" + ("." if hosted() else ": choose one in the sidebar."))
+        return None
+    try:
+        return scan(root)
+    except DatasetError as exc:
+        st.error(str(exc))
+        return None
+
+
+def examples_by_class(scan_: DatasetScan, splits: tuple[str, ...] = ("train", "validation", "test"),
+                      duration: float = 1.0) -> dict[str, str]:
+    """One image path per class: the first of the given duration in the first split (in order) holding one."""
+    df = scan_.manifest
+    df = df[(df["duration"] == duration) | df["duration"].isna()]
+    rank = {s: i for i, s in enumerate(splits)}
+    df = df[df["split"].isin(rank)].assign(_rank=df["split"].map(rank)).sort_values(["_rank", "path"])
+    return dict(df.groupby("label", sort=True)["path"].first())
+
+
+def _checked(root: Path | None) -> Path | None:
+    """``root`` if it holds a usable dataset (with a one-line summary in the sidebar), else None and the reason."""
+    if root is None:
+        return None
+    try:
+        found = scan(str(root))
+    except DatasetError as exc:
+        st.error(str(exc))
+        return None
+    glitches = found.manifest["gravityspy_id"].nunique()
+    st.caption(f"{len(found.manifest):,} images of {glitches:,} glitches in {found.manifest['label'].nunique()} "
+               f"classes ({found.layout} layout)" + (f"; {len(found.skipped)} skipped" if len(found.skipped) else ""))
+    return root
+
+
+# -------------------------------------------------------------------------------------------------------- model
+
+
+@st.cache_resource(show_spinner="Loading the model…", max_entries=4)
+def _load_predictor(path: str, mtime_ns: int) -> Predictor:
+    """One Predictor per checkpoint file version, shared by every session (it is thread-safe)."""
+    predictor = Predictor(path)
+    threading.Thread(target=_warm_up, args=(predictor,), name="glitchnet-warm-up", daemon=True).start()
+    return predictor
+
+
+def _warm_up(predictor: Predictor) -> None:
+    """Pay the one-off costs (Grad-CAM's imports, the colour lookup table: ~5 s) before the first upload."""
+    try:
+        viridis_fraction(np.zeros((1, 1, 3), np.uint8))
+        predictor.gradcam(np.zeros((INPUT_SIZE, INPUT_SIZE, 3), np.uint8))
+    except Exception:  # only a head start: the first upload pays the cost instead
+        LOG.exception("warm-up failed")
+
+
+def session_job() -> TrainingJob | None:
+    return job_for(session_id())
+
+
+def model_path() -> Path | None:
+    """The checkpoint chosen in the sidebar (None when "my training run" has no checkpoint yet)."""
+    source = MODEL_SHIPPED if hosted() else st.session_state.get("model_source", MODEL_SHIPPED)
+    if source == MODEL_RUN:
+        job = session_job()
+        return job.view().checkpoint if job is not None else None
+    if source == MODEL_FILE:
+        text = st.session_state.get("model_file", "").strip()
+        return Path(text).expanduser() if text else None
+    return default_model_path()
+
+
+def current_predictor() -> tuple[Predictor | None, str]:
+    """The chosen model, loaded once per process, and a one-line description (or why there is none)."""
+    path = model_path()
+    if path is None:
+        source = st.session_state.get("model_source", MODEL_SHIPPED)
+        if source == MODEL_RUN:
+            return None, "Your training run has no checkpoint yet (one is written after each epoch)."
+        return None, "Enter the path of a checkpoint file in the sidebar."
+    if not path.is_file():
+        if path == default_model_path():
+            return None, (f"No shipped model found ({path.name} is missing). Train one on the Train page"
+                          + (" and pick “My training run” in the sidebar." if not hosted() else "."))
+        return None, f"No checkpoint at {path}."
+    try:
+        predictor = _load_predictor(str(path), path.stat().st_mtime_ns)
+    except CheckpointError as exc:
+        return None, str(exc)
+    ckpt = predictor.checkpoint
+    val = (ckpt.metrics.get("validation") or {}).get("accuracy")
+    acc = f", validation accuracy {val:.1%}" if val is not None else ""
+    return predictor, f"{path.name}: epoch {ckpt.epoch}, view(s) {', '.join(ckpt.views)}{acc}"
+
+
+def model_key(predictor: Predictor) -> str:
+    """Identifies a loaded checkpoint version, for caches of its results."""
+    path = model_path()
+    return f"{path}:{path.stat().st_mtime_ns}" if path is not None and path.is_file() else str(id(predictor))
+
+
+def use_training_run() -> None:
+    """Button callback: switch the sidebar's model to this session's training run."""
+    st.session_state["model_source"] = MODEL_RUN
+
+
+# ------------------------------------------------------------------------------------------------------ sidebar
+
+
+def _choose_dataset() -> Path | None:
+    """The sidebar's dataset: the built-in (or ``$GLITCHNET_DATA``) one, or a local folder; None if unusable."""
+    with st.sidebar:
+        st.subheader("Dataset")
+        if hosted():
+            source = DATASET_DEFAULT
+            st.caption(default_dataset_label())
+        else:
+            source = st.radio("Dataset", [DATASET_DEFAULT, DATASET_FOLDER], key="dataset_source",
+                              label_visibility="collapsed",
+                              format_func=lambda s: default_dataset_label() if s == DATASET_DEFAULT else s)
+        if source == DATASET_FOLDER:
+            text = st.text_input("Dataset folder", key="dataset_path", placeholder="/data/gravity-spy",
+                                 help="A Kaggle copy (train/ validation/ test/) or a Zenodo copy (class folders).")
+            return _checked(Path(text.strip()).expanduser()) if text.strip() else None
+    if os.environ.get("GLITCHNET_DATA"):
+        root = Path(os.environ["GLITCHNET_DATA"]).expanduser()
+    else:
+        root = _embedded_dataset()  # its progress bar belongs in the main area, not the sidebar
+    with st.sidebar:
+        return _checked(root)
+
+
+def _choose_model() -> None:
+    with st.sidebar:
+        st.subheader("Model")
+        if not hosted():
+            source = st.radio("Model", [MODEL_SHIPPED, MODEL_RUN, MODEL_FILE], key="model_source",
+                              label_visibility="collapsed")
+            if source == MODEL_FILE:
+                st.text_input("Checkpoint file", key="model_file", placeholder="runs/glitchnet.pt")
+        predictor, about = current_predictor()
+        (st.caption if predictor is not None else st.warning)(about)
+
+
+def sidebar() -> None:
+    """Dataset and model pickers; stores the dataset root (str) in ``st.session_state["dataset_root"]``."""
+    root = _choose_dataset()
+    if root is None:
+        st.session_state.pop("dataset_root", None)
+    else:
+        st.session_state["dataset_root"] = str(root)
+    _choose_model()
+
+
+# ------------------------------------------------------------------------------------------------------ predict
+
+
+@dataclass
+class Result:
+    """One classified image (or GIF frame): the prediction, its canonical plot area and Grad-CAM heatmap."""
+
+    prediction: Prediction
+    image: np.ndarray | None = None
+    heat: np.ndarray | None = None
+    caption: str = ""
+
+
+def classify_bytes(predictor: Predictor, name: str, data: bytes) -> list[Result]:
+    """Classify one file: one result, or one per frame for a multi-frame GIF; failures become ``error``."""
+    try:
+        frames = n_frames(data)
+        preds = predictor.predict_frames(data, name) if frames > 1 else predictor.predict([data], names=[name])
+        results = []
+        for frame, pred in enumerate(preds):
+            caption = name
+            if frames > 1:
+                view = f", {DURATIONS_S[frame]} s view" if frames == len(DURATIONS_S) else ""
+                caption = f"{name}, frame {frame + 1}{view}"
+            if pred.error is not None:
+                results.append(Result(pred, caption=caption))
+                continue
+            image = Predictor.load(data, frame)
+            heat = predictor.gradcam(image, predictor.classes.index(pred.label))
+            results.append(Result(pred, image, heat, caption))
+        return results
+    except Exception as exc:  # one bad file must not stop the batch
+        LOG.exception("classifying %s failed", name)
+        return [Result(Prediction(name=name, error=one_line(exc)), caption=name)]
+
+
+@st.cache_data(show_spinner=False, max_entries=128, ttl=3600)
+def classify_cached(key: str, name: str, data: bytes, _predictor: Predictor) -> list[Result]:
+    """``classify_bytes`` cached per model version and file, so moving a slider does not recompute Grad-CAM."""
+    return classify_bytes(_predictor, name, data)
+
+
+def fuse_views(predictor: Predictor, per_file: list[list[Result]]) -> list[Prediction]:
+    """Fused predictions: the frames of each multi-frame GIF, and same-id Gravity Spy files (two or more views)."""
+    fused = []
+    by_glitch: dict[tuple[str, str], list[Prediction]] = defaultdict(list)
+    for results in per_file:
+        preds = [r.prediction for r in results if r.prediction.error is None]
+        if len(results) > 1 and len(preds) > 1:
+            fused.append(predictor.fuse(preds, name=f"{results[0].prediction.name.split('#')[0]} (all frames)"))
+        elif len(results) == 1 and preds and preds[0].gravityspy_id and preds[0].ifo:
+            by_glitch[(preds[0].ifo, preds[0].gravityspy_id)].append(preds[0])
+    for (ifo, gid), preds in by_glitch.items():
+        if len(preds) > 1:
+            fused.append(predictor.fuse(preds, name=f"{ifo}_{gid} ({len(preds)} views)"))
+    return fused
+
+
+def results_table(predictions: list[Prediction], your_labels: dict[str, str] | None = None) -> pd.DataFrame:
+    """One row per prediction, for the results table and the CSV download."""
+    rows = []
+    for p in predictions:
+        rows.append({
+            "name": p.name,
+            "label": p.label,
+            "confidence": None if p.confidence is None else round(p.confidence, 4),
+            "low_confidence": p.low_confidence if p.error is None else None,
+            "top5": "; ".join(f"{c} {q:.3f}" for c, q in p.top5),
+            "views": p.views if p.error is None else None,
+            "gravityspy_id": p.gravityspy_id,
+            "ifo": p.ifo,
+            "duration_s": p.duration,
+            "your_label": (your_labels or {}).get(p.name),
+            "error": p.error,
+        })
+    return pd.DataFrame(rows)

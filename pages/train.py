@@ -1,0 +1,149 @@
+"""Train: start a training run in the background, watch it live, stop it, and see its test-split evaluation."""
+
+import time
+
+import pandas as pd
+import plotly.express as px
+import plotly.graph_objects as go
+import streamlit as st
+
+from glitchnet.train import TrainConfig
+from pages import _jobs as jobs
+from pages import _ui as ui
+
+AUGMENTATIONS = {"class": "Class-aware (physics-based)", "generic": "Generic (flips, jitter, crops)",
+                 "none": "None"}
+GALLERY_SIZE = 12
+
+
+def form(root: str) -> None:
+    with st.form("train"):
+        cols = st.columns(3)
+        epochs = cols[0].number_input("Epochs", 1, 100, 2)
+        batch_size = cols[1].select_slider("Batch size", [4, 8, 16, 32, 64, 128], value=32)
+        view = cols[2].selectbox("View (s)", ["1.0", "0.5", "2.0", "4.0", "all"],
+                                 help="Which duration to train on; 'all' uses the four views as separate images.")
+        cols = st.columns(3)
+        lr = cols[0].number_input("Learning rate", 1e-5, 1.0, 1e-3, format="%.0e", step=1e-4)
+        weight_decay = cols[1].number_input("Weight decay", 0.0, 1.0, 0.05, format="%.3f", step=0.01)
+        augment = cols[2].radio("Augmentation", list(AUGMENTATIONS), format_func=AUGMENTATIONS.get)
+        if not st.form_submit_button("Start training", type="primary"):
+            return
+    out = ui.runs_dir() / f"glitchnet-{time.strftime('%Y%m%d-%H%M%S')}.pt"
+    config = TrainConfig(data=root, out=str(out), epochs=int(epochs), batch_size=int(batch_size), lr=float(lr),
+                         weight_decay=float(weight_decay), view=view, augment=augment)
+    try:
+        jobs.start_job(ui.session_id(), config)
+    except RuntimeError as exc:
+        st.warning(str(exc))
+        return
+    st.rerun()
+
+
+def curves(view: jobs.JobView) -> None:
+    cols = st.columns(2)
+    if view.batch_losses:
+        steps = pd.DataFrame(view.batch_losses, columns=["epoch", "loss"])
+        fig = go.Figure(go.Scatter(x=steps["epoch"], y=steps["loss"], mode="lines", name="training (batches)"))
+        if view.history:
+            hist = pd.DataFrame(view.history)
+            fig.add_scatter(x=hist["epoch"], y=hist["val_loss"], mode="lines+markers", name="validation")
+        fig.update_layout(title="Loss (running mean over the epoch)", xaxis_title="epoch", height=320,
+                          margin={"t": 40, "b": 10})
+        cols[0].plotly_chart(fig)
+    if view.history:
+        hist = pd.DataFrame(view.history).melt("epoch", ["accuracy", "val_accuracy"], "split", "value")
+        hist["split"] = hist["split"].map({"accuracy": "training", "val_accuracy": "validation"})
+        fig = px.line(hist, x="epoch", y="value", color="split", markers=True, range_y=[0, 1],
+                      title="Accuracy per epoch")
+        fig.update_layout(height=320, margin={"t": 40, "b": 10}, yaxis_title="accuracy")
+        cols[1].plotly_chart(fig)
+
+
+def evaluation(result: jobs.Evaluation) -> None:
+    st.subheader(f"Evaluation on the {result.split} split")
+    m = result.metrics
+    cols = st.columns(3)
+    cols[0].metric("Accuracy", f"{m['accuracy']:.1%}")
+    cols[1].metric("Macro-F1", f"{m['macro_f1']:.3f}")
+    cols[2].metric("Images", f"{m['n']:,}")
+    present = [i for i, c in enumerate(m["classes"]) if m["per_class"][c]["support"] or sum(
+        row[i] for row in m["confusion"])]
+    names = [m["classes"][i] for i in present]
+    matrix = [[m["confusion"][i][j] for j in present] for i in present]
+    fig = px.imshow(matrix, x=names, y=names, color_continuous_scale="Viridis", text_auto=True, aspect="auto",
+                    labels={"x": "predicted", "y": "true", "color": "images"})
+    fig.update_layout(height=max(360, 28 * len(names)), margin={"t": 10})
+    st.plotly_chart(fig)
+    table = pd.DataFrame(m["per_class"]).T.loc[names].reset_index(names="class")
+    st.dataframe(table, hide_index=True, column_config={
+        c: st.column_config.NumberColumn(format="%.3f") for c in ("precision", "recall", "f1")})
+    wrong = result.misclassified
+    st.markdown(f"**Misclassified images** ({len(wrong)}; the most confident mistakes first)")
+    for col, row in ui.grid(wrong.head(GALLERY_SIZE).to_dict("records")):
+        col.image(row["path"], width="stretch",
+                  caption=f"true {row['true']} → {row['predicted']} ({row['confidence']:.0%})")
+
+
+def progress_panel(job: jobs.TrainingJob) -> None:
+    view = job.view()
+    event = view.latest
+    if view.status == "running":
+        if event is not None and event.kind == "cache":
+            st.progress(event.step / max(1, event.steps), text=f"{event.message}: {event.step}/{event.steps}")
+        elif event is not None and event.kind in ("batch", "epoch"):
+            st.progress(event.fraction, text=f"epoch {event.epoch}/{event.epochs}, batch {event.step}/"
+                        f"{event.steps}: loss {event.loss:.3f}, accuracy {event.accuracy:.1%}, "
+                        f"{event.images_per_s:.0f} images/s")
+        else:
+            st.progress(0.0, text=event.message if event is not None and event.message else "starting…")
+        stopping = job.stop.is_set()
+        st.button("Stopping after this batch…" if stopping else "Stop", on_click=job.stop.set,
+                  icon=":material/stop:", disabled=stopping)
+    elif view.status == "evaluating":
+        st.progress(1.0, text="training finished; evaluating the checkpoint on the test split…")
+    curves(view)
+    for message in view.messages:
+        st.caption(message)
+    if view.checkpoint is not None:
+        st.markdown(f"Checkpoint: `{view.checkpoint}`")
+    if view.finished:
+        if view.status == "failed":
+            st.error(f"Training failed: {view.error}")
+        else:
+            st.success(f"Training {'stopped' if view.status == 'stopped' else 'finished'} after "
+                       f"{view.elapsed_s:.0f} s.")
+        if view.checkpoint is not None:
+            st.button("Use this model on the Predict page", on_click=ui.use_training_run)
+        if view.evaluation is not None:
+            evaluation(view.evaluation)
+
+
+def main() -> None:
+    st.title("Train GlitchNet")
+    if ui.hosted():
+        st.info("Training is switched off on this public server: it would take every CPU core for minutes. "
+                "Install GlitchNet and run `streamlit run streamlit_app.py` to train on your own computer.")
+        return
+    root = st.session_state.get("dataset_root")
+    if not root:
+        st.info("Choose a dataset in the sidebar first.")
+        return
+    st.caption(f"Dataset: {root}")
+    job = ui.session_job()
+    if job is None or job.view().finished:
+        form(root)
+        if job is not None:
+            progress_panel(job)
+        return
+
+    @st.fragment(run_every=1.0)
+    def live() -> None:
+        ui.guard(lambda: progress_panel(job))
+        if job.view().finished:
+            st.rerun()  # redraw the whole page once: the results and the form come back, polling stops
+
+    live()
+
+
+ui.run_page(main)

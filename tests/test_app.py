@@ -1,0 +1,202 @@
+"""The Streamlit app under AppTest: every page runs, Predict classifies real uploads, Train finishes a short run."""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from PIL import Image
+from streamlit.testing.v1 import AppTest
+
+APP = Path(__file__).resolve().parents[1] / "streamlit_app.py"
+REAL = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "real"
+DURATIONS = ("0.5", "1.0", "2.0", "4.0")
+
+
+def make_golden_kaggle(root: Path, classes: tuple[str, ...] | None = None) -> Path:
+    """A tiny Kaggle-layout dataset of real golden subjects, plus a metadata CSV and one corrupt file.
+
+    Per class: ``*-1.jpg`` -> train (1 s view), ``*-2.gif`` -> train (its four frames = four views),
+    ``*-3.gif`` -> test (1 s frame only). Metadata rows borrow the trigger parameters of a real row of the class.
+    """
+    real_meta = pd.read_csv(REAL / "gravityspy_metadata_sample.csv")
+    rows = []
+    for class_dir in sorted((REAL / "golden").iterdir()):
+        if classes is not None and class_dir.name not in classes:
+            continue
+        for src in sorted(class_dir.glob("*-[123].*")):
+            gid = hashlib.sha1(f"{class_dir.name}/{src.name}".encode()).hexdigest()[:10]
+            split = "test" if src.stem.endswith("-3") else "train"
+            out = root / split / class_dir.name
+            out.mkdir(parents=True, exist_ok=True)
+            if src.suffix == ".jpg":
+                shutil.copyfile(src, out / f"H1_{gid}_spectrogram_1.0.jpg")
+            else:
+                with Image.open(src) as gif:
+                    for frame, dur in enumerate(DURATIONS):
+                        if split == "test" and dur != "1.0":
+                            continue
+                        gif.seek(frame)
+                        gif.convert("RGB").save(out / f"H1_{gid}_spectrogram_{dur}.png", compress_level=1)
+            same = real_meta[real_meta["label"] == class_dir.name].head(1).to_dict("records")
+            rows.append({**(same[0] if same else {}), "gravityspy_id": gid, "label": class_dir.name,
+                         "sample_type": split, "ifo": "H1"})
+    pd.DataFrame(rows).to_csv(root / "trainingset_v1d1_metadata.csv", index=False)
+    (root / "train" / "Blip" / "H1_corrupt0000_spectrogram_1.0.png").write_bytes(b"\x89PNG not really")
+    return root
+
+
+@pytest.fixture(scope="module")
+def golden_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    if not REAL.is_dir():
+        pytest.skip(f"real Gravity Spy data not found at {REAL} (the ../shared folder is absent)")
+    return make_golden_kaggle(tmp_path_factory.mktemp("golden-kaggle"))
+
+
+@pytest.fixture
+def app_env(monkeypatch: pytest.MonkeyPatch, golden_dataset: Path, random_checkpoint: Path, tmp_path: Path) -> Path:
+    monkeypatch.setenv("GLITCHNET_DATA", str(golden_dataset))
+    monkeypatch.setenv("GLITCHNET_MODEL", str(random_checkpoint))
+    monkeypatch.setenv("GLITCHNET_RUNS_DIR", str(tmp_path / "runs"))
+    monkeypatch.delenv("GLITCHNET_HOSTED", raising=False)
+    return tmp_path
+
+
+def _app(page: str | None = None) -> AppTest:
+    at = AppTest.from_file(str(APP), default_timeout=60).run()
+    if page is not None:
+        at.switch_page(f"pages/{page}.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def _texts(elements) -> list[str]:
+    return [e.value for e in elements]
+
+
+@pytest.mark.parametrize("page", ["home", "explore", "augment", "train", "predict"])
+def test_every_page_runs_inside_the_app_shell(app_env: Path, page: str) -> None:
+    if not (APP.parent / "pages" / f"{page}.py").is_file():
+        pytest.skip(f"pages/{page}.py is not in this checkout")
+    at = _app(page)
+    assert len(at.main.title) == 1 and not at.error
+    assert [h.value for h in at.sidebar.subheader] == ["Dataset", "Model"]
+    assert "random.pt" in at.sidebar.caption[-1].value
+
+
+def test_home_shows_field_guide_examples_and_model_card(app_env: Path, golden_dataset: Path) -> None:
+    at = _app()
+    assert _texts(at.title) == ["GlitchNet: sorting the noise in gravitational-wave detectors"]
+    assert not at.error and not at.warning
+    guide = [m for m in _texts(at.markdown) if m.startswith("**") and m.endswith("**")]
+    assert len(guide) == 22 and guide[0] == "**1080Lines**"
+    assert not [c for c in _texts(at.caption) if c.startswith("No example")]  # every class has an image
+    assert any(m.label == "Validation accuracy" for m in at.metric)
+    assert at.session_state["dataset_root"] == str(golden_dataset)
+
+
+def test_explore_lists_skipped_file_and_plots(app_env: Path) -> None:
+    at = _app("explore")
+    assert _texts(at.title) == ["Explore the dataset"]
+    assert len(at.warning) == 1 and "1 file(s)" in at.warning[0].value
+    skipped = at.dataframe[0].value
+    assert list(skipped["path"].map(lambda p: Path(p).name)) == ["H1_corrupt0000_spectrogram_1.0.png"]
+    headers = _texts(at.main.subheader)
+    assert headers == ["Glitches per class and split", "Sample images", "One glitch, four views",
+                       "Trigger parameters (metadata CSV)"]
+    at.multiselect[0].set_value(["Whistle"]).run()
+    assert not at.exception
+    assert at.selectbox(key="explore_class").value == "Whistle"
+
+
+def test_predict_classifies_uploads_and_reports_bad_files(app_env: Path) -> None:
+    at = _app("predict")
+    assert "Upload one or more" in at.info[0].value
+    blip = (REAL / "golden" / "Blip" / "blip-1.jpg").read_bytes()
+    gif = (REAL / "golden" / "Whistle" / "whistle-2.gif").read_bytes()
+    at.file_uploader[0].set_value([("blip-1.jpg", blip, "image/jpeg"), ("whistle-2.gif", gif, "image/gif"),
+                                   ("notes.png", b"definitely not a png", "image/png")]).run()
+    assert not at.exception
+    assert _texts(at.error) == ["notes.png: not an image file (or a format Pillow cannot read)"]
+    table = at.dataframe[0].value
+    assert list(table["name"]) == ["blip-1.jpg"] + [f"whistle-2.gif#frame{i}" for i in range(4)] + [
+        "notes.png", "whistle-2.gif (all frames)"]
+    ok = table[table["error"].isna()]
+    assert ok["confidence"].between(0, 1).all() and ok["top5"].str.count(";").eq(4).all()
+    assert table.loc[table["name"] == "whistle-2.gif (all frames)", "views"].item() == 4
+    # a random model is never sure: every classified image says so plainly
+    assert len(at.warning) == len(ok) and all("not sure" in w for w in _texts(at.warning))
+    assert len(at.get("download_button")) == 1
+
+
+def test_volunteer_mode_hides_the_answer_until_labelled(app_env: Path) -> None:
+    at = _app("predict")
+    at.file_uploader[0].set_value(("blip-1.jpg", (REAL / "golden" / "Blip" / "blip-1.jpg").read_bytes(),
+                                   "image/jpeg"))
+    at.toggle[0].set_value(True).run()
+    assert "Pick your label to see what the model thinks." in _texts(at.caption)
+    assert at.dataframe[0].value.empty
+    at.selectbox(key="volunteer-0-blip-1.jpg").set_value("Blip").run()
+    assert not at.exception
+    verdict = _texts(at.success) + _texts(at.info)
+    assert any("Blip" in v for v in verdict)
+    assert at.dataframe[0].value["your_label"].tolist() == ["Blip"]
+
+
+def test_bundled_samples_come_from_the_dataset(app_env: Path) -> None:
+    at = _app("predict")
+    at.multiselect[0].set_value(["Koi_Fish"]).run()
+    assert not at.exception and not at.error
+    assert at.dataframe[0].value["name"].str.endswith("_spectrogram_1.0.png").all()
+
+
+def test_train_runs_in_background_and_evaluates(app_env: Path, tmp_path_factory: pytest.TempPathFactory,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    small = make_golden_kaggle(tmp_path_factory.mktemp("small"), classes=("Blip", "Koi_Fish", "Whistle"))
+    monkeypatch.setenv("GLITCHNET_DATA", str(small))
+    at = _app("train")
+    at.number_input[0].set_value(1)
+    at.select_slider[0].set_value(4)
+    at.button[0].click().run()  # the form's submit button
+    assert not at.exception
+    deadline = time.monotonic() + 60
+    while not at.success and time.monotonic() < deadline:
+        time.sleep(0.5)
+        at.run()
+    assert not at.exception and not at.error, _texts(at.error)
+    assert at.success and "finished" in at.success[0].value
+    labels = {m.label: m.value for m in at.metric}
+    assert set(labels) == {"Accuracy", "Macro-F1", "Images"} and labels["Images"] == "3"
+    assert list((app_env / "runs").glob("glitchnet-*.pt"))
+    use = [b for b in at.button if b.label == "Use this model on the Predict page"]
+    use[0].click().run()
+    assert at.session_state["model_source"] == "My training run"
+
+
+def test_hosted_mode_has_no_paths_and_no_training(app_env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GLITCHNET_HOSTED", "1")
+    at = _app()
+    assert not at.sidebar.text_input and not at.sidebar.radio
+    at.switch_page("pages/train.py").run()
+    assert "switched off" in at.info[0].value and not at.button
+
+
+def test_unusable_dataset_folder_is_reported_in_the_sidebar(app_env: Path, tmp_path: Path) -> None:
+    at = _app("explore")
+    at.sidebar.radio(key="dataset_source").set_value("A folder on this computer").run()
+    at.sidebar.text_input(key="dataset_path").input(str(tmp_path / "missing")).run()
+    assert not at.exception
+    assert at.sidebar.error[0].value == f"no such folder: {tmp_path / 'missing'}"
+    assert "dataset_root" not in at.session_state
+    assert at.main.info[0].value == "No dataset is selected: choose one in the sidebar."
+
+
+def test_missing_model_is_explained(app_env: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("GLITCHNET_MODEL", str(tmp_path / "nowhere.pt"))
+    at = _app("predict")
+    assert "No shipped model found" in at.warning[-1].value
+    assert not at.file_uploader
