@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from .classes import DURATIONS_S
 
@@ -58,32 +58,26 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    import numpy as np
-
-    from .checkpoint import load_checkpoint
-    from .data import scan_dataset
-    from .evaluate import compute_metrics, predict_logits, top_confusions
-    from .train import load_split
+    from .evaluate import evaluate_checkpoint, top_confusions
 
     if args.figures:
         return _evaluate_figures(args)
     if not args.data:
         raise ValueError("give --data DIR (a dataset) or --figures DIR (labelled figures, e.g. the golden set)")
-    ckpt = load_checkpoint(args.model)
-    view = args.view or ("all" if len(ckpt.views) > 1 else ckpt.views[0])
-    scan = scan_dataset(args.data, view=view)
-    images, labels, _ = load_split(scan, args.split, args.cache_dir, workers=2)
-    if len(labels) == 0:
-        raise ValueError(f"the {args.split} split of {args.data} has no readable images")
     tqdm = _tqdm()
-    with tqdm(total=len(labels), desc=f"evaluating {args.split}", unit="img", disable=args.json) as bar:
-        logits = predict_logits(ckpt.build_model(), images, progress=lambda d, t: bar.update(d - bar.n))
-    metrics = compute_metrics(labels, np.argmax(logits, 1), ckpt.classes)
-    metrics.update(split=args.split, view=view, data=str(args.data), model=str(args.model))
+    with tqdm(desc=f"evaluating {args.split}", unit="img", disable=args.json, delay=1.0) as bar:
+        def progress(done: int, total: int) -> None:
+            bar.total = total
+            bar.update(done - bar.n)
+
+        result = evaluate_checkpoint(args.model, args.data, view=args.view, split=args.split,
+                                     cache_dir=args.cache_dir, fallback_split=None, progress=progress)
+    metrics = dict(result.metrics, split=args.split, data=str(args.data), model=str(args.model))
     if args.json:
         print(json.dumps(metrics))
         return 0
-    print(f"{args.split}: {metrics['n']} images  accuracy {metrics['accuracy']:.4f}  macro-F1 {metrics['macro_f1']:.4f}")
+    print(f"{args.split}: {metrics['n']} images  accuracy {metrics['accuracy']:.4f}  "
+          f"macro-F1 {metrics['macro_f1']:.4f}")
     print(f"{'class':<22}{'precision':>10}{'recall':>10}{'f1':>8}{'n':>7}")
     for name, m in metrics["per_class"].items():
         if m["support"]:
@@ -118,9 +112,8 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     import numpy as np
 
     from .checkpoint import load_checkpoint, save_checkpoint
-    from .data import scan_dataset
+    from .data import load_split, scan_dataset
     from .evaluate import expected_calibration_error, fit_temperature, predict_logits, softmax
-    from .train import load_split
 
     ckpt = load_checkpoint(args.model)
     view = "all" if len(ckpt.views) > 1 else ckpt.views[0]

@@ -7,10 +7,10 @@ import json
 import os
 import re
 import tempfile
+from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator
 
 import numpy as np
 import pandas as pd
@@ -300,6 +300,17 @@ def _store(out: np.ndarray, results: list, done: int, errors: dict[str, str], pa
     if progress:
         progress(done, len(paths))
     return done
+
+
+def load_split(scan: DatasetScan, split: str, cache_dir: str | None, workers: int,
+               progress: Callable[[int, int], None] | None = None) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Decoded uint8 images (through the cache), label ids and paths of one split; undecodable files dropped."""
+    df = scan.split(split)
+    cached = load_cached(df["path"].tolist(), cache_dir=cache_dir, workers=workers, progress=progress)
+    keep = np.flatnonzero(cached.ok)
+    labels = df["label"].map(CLASS_TO_INDEX).to_numpy()[keep]
+    images = cached.images if len(keep) == len(df) else cached.images[keep]
+    return images, labels, [cached.paths[i] for i in keep]
 
 
 # ------------------------------------------------------------------------------------------------ torch dataset

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
+import pandas as pd
 import torch
 from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precision_recall_fscore_support
 
+from .checkpoint import load_checkpoint
+from .data import load_split, scan_dataset
 from .images import normalize
 
 
@@ -127,3 +132,46 @@ def evaluate_labelled_folder(predictor: Any, root: str | Path) -> dict[str, Any]
     return {"per_image": compute_metrics(np.array(img_true), np.array(img_pred), classes),
             "per_glitch": compute_metrics(np.array(glitch_true), np.array(glitch_pred), classes),
             "glitches": rows}
+
+
+@dataclass
+class Evaluation:
+    """A checkpoint scored on one split: the metrics dict and one row per image."""
+
+    split: str
+    metrics: dict[str, Any]
+    predictions: pd.DataFrame
+    """Columns: path, true, predicted, confidence."""
+
+    @property
+    def misclassified(self) -> pd.DataFrame:
+        wrong = self.predictions[self.predictions["true"] != self.predictions["predicted"]]
+        return wrong.sort_values("confidence", ascending=False).reset_index(drop=True)
+
+
+def evaluate_checkpoint(checkpoint: str | Path, data: str | Path, view: str | None = None, split: str = "test",
+                        cache_dir: str | None = None, fallback_split: str | None = "validation",
+                        progress: Callable[[int, int], None] | None = None) -> Evaluation:
+    """Score a checkpoint on a dataset split (``fallback_split`` when that split is empty).
+
+    ``view`` defaults to the checkpoint's own: all four views if it was trained on all, else its one duration.
+    """
+    ckpt = load_checkpoint(checkpoint)
+    view = view or ("all" if len(ckpt.views) > 1 else ckpt.views[0])
+    scan = scan_dataset(data, view=view)
+    if scan.split(split).empty and fallback_split:
+        split = fallback_split
+    images, labels, paths = load_split(scan, split, cache_dir, workers=1)
+    if len(labels) == 0:
+        raise ValueError(f"the {split} split of {data} has no readable images")
+    logits = predict_logits(ckpt.build_model(), images, progress=progress)
+    probs = softmax(logits, ckpt.temperature) if len(logits) else np.zeros((0, len(ckpt.classes)))
+    predicted = probs.argmax(1)
+    metrics = compute_metrics(labels, predicted, list(ckpt.classes))
+    table = pd.DataFrame({
+        "path": paths,
+        "true": [ckpt.classes[i] for i in labels],
+        "predicted": [ckpt.classes[i] for i in predicted],
+        "confidence": probs.max(1) if len(probs) else [],
+    })
+    return Evaluation(split=split, metrics=metrics, predictions=table)

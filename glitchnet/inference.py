@@ -5,17 +5,18 @@ from __future__ import annotations
 import copy
 import os
 import threading
+from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any
 
 import numpy as np
 import torch
 
 from .checkpoint import Checkpoint, CheckpointError, load_checkpoint
 from .data import NAME_RE
-from .images import ImageError, Source, n_frames, normalize, resized_uint8, snap_to_viridis, viridis_fraction
+from .images import ImageError, Source, n_frames, normalize, resized_uint8, viridis_fraction
 
 MODELS_DIR = Path(__file__).resolve().parents[1] / "models"
 DEFAULT_MODEL = MODELS_DIR / "glitchnet.pt"

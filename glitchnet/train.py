@@ -6,17 +6,18 @@ import os
 import random
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
 from .checkpoint import Checkpoint, CheckpointError, load_checkpoint, save_checkpoint
-from .classes import CLASS_TO_INDEX, CLASSES
-from .data import DatasetError, DatasetScan, EpochSampler, GlitchImages, load_cached, scan_dataset
+from .classes import CLASSES
+from .data import DatasetError, EpochSampler, GlitchImages, load_split, scan_dataset
 from .evaluate import compute_metrics, predict_logits
 from .model import GlitchNet
 
@@ -88,17 +89,6 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
-
-
-def load_split(scan: DatasetScan, split: str, cache_dir: str | None, workers: int,
-               progress: Callable[[int, int], None] | None = None) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """Decoded uint8 images (through the cache), label ids and paths of one split; undecodable files dropped."""
-    df = scan.split(split)
-    cached = load_cached(df["path"].tolist(), cache_dir=cache_dir, workers=workers, progress=progress)
-    keep = np.flatnonzero(cached.ok)
-    labels = df["label"].map(CLASS_TO_INDEX).to_numpy()[keep]
-    images = cached.images if len(keep) == len(df) else cached.images[keep]
-    return images, labels, [cached.paths[i] for i in keep]
 
 
 def train(config: TrainConfig, progress: Callable[[Event], None] | None = None,

@@ -9,13 +9,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import pandas as pd
-
-from glitchnet.checkpoint import load_checkpoint
-from glitchnet.data import scan_dataset
-from glitchnet.evaluate import compute_metrics, predict_logits, softmax
-from glitchnet.train import Event, TrainConfig, load_split, train
+from glitchnet.evaluate import Evaluation, evaluate_checkpoint
+from glitchnet.train import Event, TrainConfig, train
 
 LOG = logging.getLogger("glitchnet.app")
 
@@ -26,42 +21,6 @@ def one_line(exc: BaseException) -> str:
     if type(exc).__name__ in ("ImageError", "DatasetError", "CheckpointError"):
         return text
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
-
-
-@dataclass
-class Evaluation:
-    """A checkpoint scored on one split: the metrics dict and one row per image."""
-
-    split: str
-    metrics: dict[str, Any]
-    predictions: pd.DataFrame
-    """Columns: path, true, predicted, confidence."""
-
-    @property
-    def misclassified(self) -> pd.DataFrame:
-        wrong = self.predictions[self.predictions["true"] != self.predictions["predicted"]]
-        return wrong.sort_values("confidence", ascending=False).reset_index(drop=True)
-
-
-def evaluate_checkpoint(checkpoint: str | Path, data: str | Path, view: str = "1.0", split: str = "test",
-                        cache_dir: str | None = None) -> Evaluation:
-    """Score a checkpoint on a dataset split (falling back to validation when the split is empty)."""
-    scan = scan_dataset(data, view=view)
-    if scan.split(split).empty:
-        split = "validation"
-    images, labels, paths = load_split(scan, split, cache_dir, workers=1)
-    ckpt = load_checkpoint(checkpoint)
-    logits = predict_logits(ckpt.build_model(), images)
-    probs = softmax(logits, ckpt.temperature) if len(logits) else np.zeros((0, len(ckpt.classes)))
-    predicted = probs.argmax(1)
-    metrics = compute_metrics(labels, predicted, list(ckpt.classes))
-    table = pd.DataFrame({
-        "path": paths,
-        "true": [ckpt.classes[i] for i in labels],
-        "predicted": [ckpt.classes[i] for i in predicted],
-        "confidence": probs.max(1) if len(probs) else [],
-    })
-    return Evaluation(split=split, metrics=metrics, predictions=table)
 
 
 @dataclass
@@ -90,7 +49,7 @@ class TrainingJob:
     def __init__(self, config: TrainConfig) -> None:
         self.config = config
         self.stop = threading.Event()
-        self.status = "running"
+        self._status = "running"
         self._latest: Event | None = None
         self._batch_losses: list[tuple[float, float]] = []
         self._history: list[dict[str, float]] = []
@@ -105,9 +64,6 @@ class TrainingJob:
     def start(self) -> TrainingJob:
         self._thread.start()
         return self
-
-    def join(self, timeout: float | None = None) -> None:
-        self._thread.join(timeout)
 
     def _on_event(self, event: Event) -> None:
         with self._lock:
@@ -128,19 +84,19 @@ class TrainingJob:
         try:
             train(self.config, progress=self._on_event, stop=self.stop)
             if Path(self.config.out).is_file():
-                self._set(status="evaluating")
+                self._set(_status="evaluating")
                 evaluation = evaluate_checkpoint(self.config.out, self.config.data, self.config.view,
                                                  cache_dir=self.config.cache_dir)
                 self._set(_evaluation=evaluation)
-            self._set(status="stopped" if self.stop.is_set() else "done", _ended=time.monotonic())
+            self._set(_status="stopped" if self.stop.is_set() else "done", _ended=time.monotonic())
         except Exception as exc:  # the thread must always end in a state the page can show
             LOG.exception("training run failed")
-            self._set(status="failed", _error=one_line(exc), _ended=time.monotonic())
+            self._set(_status="failed", _error=one_line(exc), _ended=time.monotonic())
 
     def view(self) -> JobView:
         with self._lock:
             out = Path(self.config.out)
-            return JobView(status=self.status, latest=self._latest, batch_losses=list(self._batch_losses),
+            return JobView(status=self._status, latest=self._latest, batch_losses=list(self._batch_losses),
                            history=list(self._history), messages=list(self._messages), error=self._error,
                            evaluation=self._evaluation,
                            elapsed_s=(self._ended or time.monotonic()) - self._started,

@@ -37,10 +37,6 @@ MODEL_SHIPPED, MODEL_RUN, MODEL_FILE = "Shipped model", "My training run", "A ch
 
 T = TypeVar("T")
 
-_embedded: dict[str, Path] = {}
-_embedded_lock = threading.Lock()
-
-
 def hosted() -> bool:
     """True on a public deployment (``GLITCHNET_HOSTED=1``): no training, no paths on the server's disk."""
     return os.environ.get("GLITCHNET_HOSTED", "").strip().lower() not in ("", "0", "false", "no")
@@ -95,39 +91,60 @@ def upload_limit_bytes() -> int:
 # ------------------------------------------------------------------------------------------------------ dataset
 
 
+class _DatasetBuild:
+    """Making the built-in dataset in a background thread, once per process, whichever session asked first.
+
+    A thread rather than the script: a rerun (any click) interrupts a script, and would restart the build.
+    """
+
+    def __init__(self, make: Callable[..., Path]) -> None:
+        self.done, self.total = 0, 0
+        self.root: Path | None = None
+        self.error: str | None = None
+        self.finished = threading.Event()
+        threading.Thread(target=self._run, args=(make,), name="glitchnet-dataset", daemon=True).start()
+
+    def _run(self, make: Callable[..., Path]) -> None:
+        try:
+            self.root = Path(make(progress=self._progress))
+        except Exception as exc:  # reported on the page; the next run tries again
+            LOG.exception("making the built-in dataset failed")
+            self.error = one_line(exc)
+        self.finished.set()
+
+    def _progress(self, done: int, total: int) -> None:
+        self.done, self.total = done, total
+
+
+_build: list[_DatasetBuild] = []
+_build_lock = threading.Lock()
+
+
 def _embedded_dataset() -> Path | None:
-    """The simulated dataset shipped with GlitchNet, made on first use with a progress bar."""
+    """The simulated dataset shipped with GlitchNet, made on first use while a progress bar follows it."""
     try:
         from glitchnet.simulate import default_dataset
     except ImportError:
         st.info("The built-in simulated dataset is not available in this installation (glitchnet.simulate is "
                 "missing). " + ("" if hosted() else "Choose a dataset folder in the sidebar."))
         return None
-    if "root" in _embedded:
-        return _embedded["root"]
-    if not _embedded_lock.acquire(blocking=False):
-        with st.spinner("The built-in dataset is being made for another visitor; this takes about a minute…"):
-            _embedded_lock.acquire()
-    try:
-        if "root" not in _embedded:
-            bar = st.progress(0.0, text="Making the built-in simulated dataset (first use only, about a minute)…")
-
-            def progress(done: int, total: int) -> None:
-                bar.progress(min(1.0, done / max(1, total)),
-                             text=f"Making the built-in simulated dataset: {done} of {total} glitches")
-
-            _embedded["root"] = Path(default_dataset(progress=progress))
-            bar.empty()
-        return _embedded["root"]
-    except Exception as exc:
-        LOG.exception("making the built-in dataset failed")
-        st.error(f"The built-in dataset could not be made: {one_line(exc)}")
-        return None
-    finally:
-        _embedded_lock.release()
+    with _build_lock:
+        if not _build or _build[0].error is not None:
+            _build[:] = [_DatasetBuild(default_dataset)]
+        build = _build[0]
+    if not build.finished.wait(0.2):  # already made: the build ends at once, no bar
+        bar = st.progress(0.0, text="Making the built-in simulated dataset (first use only, about a minute)…")
+        while not build.finished.wait(0.5):
+            bar.progress(build.done / max(1, build.total),
+                         text=f"Making the built-in simulated dataset: {build.done} of {build.total} glitches")
+        bar.empty()
+    if build.error is not None:
+        st.error(f"The built-in dataset could not be made: {build.error}")
+    return build.root
 
 
 def default_dataset_label() -> str:
+    """How the sidebar names the default dataset."""
     env = os.environ.get("GLITCHNET_DATA")
     return f"Server dataset ({Path(env).name})" if env else "Built-in simulated dataset"
 
@@ -197,6 +214,7 @@ def _warm_up(predictor: Predictor) -> None:
 
 
 def session_job() -> TrainingJob | None:
+    """This browser session's latest training run, if any."""
     return job_for(session_id())
 
 

@@ -83,17 +83,16 @@ def metadata_plots(found: DatasetScan, df: pd.DataFrame) -> None:
     if meta.empty:
         st.caption("No metadata rows match the current selection.")
         return
-    symbol = "ifo" if "ifo" in meta.columns else None
-    cols = st.columns(2)
-    fig = px.scatter(meta, x="duration", y="peak_frequency", color="label", symbol=symbol, log_x=True, log_y=True,
+    by_ifo = "ifo" if "ifo" in meta.columns else None
+    fig = px.scatter(meta, x="duration", y="peak_frequency", color="label", facet_col=by_ifo, log_x=True, log_y=True,
                      category_orders={"label": list(CLASSES)}, hover_data=["gravityspy_id", "snr"],
-                     labels={"duration": "duration (s)", "peak_frequency": "peak frequency (Hz)"})
-    fig.update_layout(height=420, margin={"t": 10})
-    cols[0].plotly_chart(fig)
-    fig = px.box(meta, x="label", y="snr", color=symbol, log_y=True, category_orders={"label": list(CLASSES)},
+                     labels={"duration": "duration (s)", "peak_frequency": "peak frequency (Hz)", "label": "class"})
+    fig.update_layout(height=460, margin={"t": 30})
+    st.plotly_chart(fig)
+    fig = px.box(meta, x="label", y="snr", color=by_ifo, log_y=True, category_orders={"label": list(CLASSES)},
                  labels={"label": "class", "snr": "signal-to-noise ratio"})
-    fig.update_layout(height=420, margin={"t": 10}, xaxis_tickangle=-45)
-    cols[1].plotly_chart(fig)
+    fig.update_layout(height=380, margin={"t": 10}, xaxis_tickangle=-45)
+    st.plotly_chart(fig)
 
 
 def skipped_notice(found: DatasetScan) -> None:

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
-
 
 REAL = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "real"
 

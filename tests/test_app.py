@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import shutil
+import sys
 import time
+from collections.abc import Iterable
 from pathlib import Path
 
 import pandas as pd
 import pytest
+import streamlit as st
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
@@ -74,7 +77,7 @@ def _app(page: str | None = None) -> AppTest:
     return at
 
 
-def _texts(elements) -> list[str]:
+def _texts(elements: Iterable) -> list[str]:
     return [e.value for e in elements]
 
 
@@ -118,16 +121,20 @@ def test_predict_classifies_uploads_and_reports_bad_files(app_env: Path) -> None
     assert "Upload one or more" in at.info[0].value
     blip = (REAL / "golden" / "Blip" / "blip-1.jpg").read_bytes()
     gif = (REAL / "golden" / "Whistle" / "whistle-2.gif").read_bytes()
+    too_big = b"\0" * (int(st.get_option("server.maxUploadSize")) * 2**20 + 1)
     at.file_uploader[0].set_value([("blip-1.jpg", blip, "image/jpeg"), ("whistle-2.gif", gif, "image/gif"),
-                                   ("notes.png", b"definitely not a png", "image/png")]).run()
+                                   ("notes.png", b"definitely not a png", "image/png"),
+                                   ("huge.png", too_big, "image/png")]).run()
     assert not at.exception
-    assert _texts(at.error) == ["notes.png: not an image file (or a format Pillow cannot read)"]
+    assert _texts(at.error) == [f"huge.png: larger than the {len(too_big) >> 20} MB upload limit, skipped.",
+                                "notes.png: not an image file (or a format Pillow cannot read)"]
     table = at.dataframe[0].value
     assert list(table["name"]) == ["blip-1.jpg"] + [f"whistle-2.gif#frame{i}" for i in range(4)] + [
         "notes.png", "whistle-2.gif (all frames)"]
     ok = table[table["error"].isna()]
     assert ok["confidence"].between(0, 1).all() and ok["top5"].str.count(";").eq(4).all()
     assert table.loc[table["name"] == "whistle-2.gif (all frames)", "views"].item() == 4
+    assert len(at.get("image")) == 2 * 5  # plot area and Grad-CAM overlay for the JPG and each GIF frame
     # a random model is never sure: every classified image says so plainly
     assert len(at.warning) == len(ok) and all("not sure" in w for w in _texts(at.warning))
     assert len(at.get("download_button")) == 1
@@ -193,6 +200,17 @@ def test_unusable_dataset_folder_is_reported_in_the_sidebar(app_env: Path, tmp_p
     assert at.sidebar.error[0].value == f"no such folder: {tmp_path / 'missing'}"
     assert "dataset_root" not in at.session_state
     assert at.main.info[0].value == "No dataset is selected: choose one in the sidebar."
+
+
+def test_an_unexpected_error_is_one_line_not_a_traceback(app_env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _app()  # imports the page helpers, so they can be patched
+
+    def boom(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("boom\nsecond line of detail")
+
+    monkeypatch.setattr(sys.modules["pages._ui"], "examples_by_class", boom)
+    at = _app()
+    assert _texts(at.error) == ["Something went wrong: RuntimeError: boom"]
 
 
 def test_missing_model_is_explained(app_env: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

@@ -5,8 +5,8 @@ import subprocess
 import sys
 
 import pytest
-
 from conftest import synthetic_crop
+
 from glitchnet.cli import main
 
 
@@ -69,6 +69,7 @@ def test_calibrate_fits_a_temperature_and_lowers_ece(tmp_path, random_checkpoint
     import shutil
 
     from conftest import make_kaggle
+
     from glitchnet.checkpoint import load_checkpoint
 
     data = make_kaggle(tmp_path / "d", per_split={"train": 1, "validation": 8, "test": 1}, durations=(1.0,))

@@ -6,8 +6,8 @@ import shutil
 import numpy as np
 import pandas as pd
 import pytest
-
 from conftest import make_kaggle, synthetic_crop
+
 from glitchnet.data import DatasetError, load_cached, scan_dataset, split_of_id
 from glitchnet.images import canonical_uint8
 

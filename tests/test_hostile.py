@@ -12,11 +12,10 @@ import zlib
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
-import pytest
 import torch
+from conftest import make_kaggle, synthetic_crop
 from PIL import Image
 
-from conftest import make_kaggle, synthetic_crop
 from glitchnet.checkpoint import load_checkpoint
 from glitchnet.images import MAX_PIXELS
 from glitchnet.inference import Predictor
@@ -47,7 +46,7 @@ def _hostile_inputs() -> dict[str, bytes]:
     frames[0].save(gif, "GIF", save_all=True, append_images=frames[1:])
     rng = np.random.default_rng(0)
     photo = Image.fromarray((rng.random((6, 8, 3)) * 255).astype(np.uint8)).resize((640, 480), Image.BICUBIC)
-    sixteen = Image.fromarray((np.asarray(synthetic_crop(2, 7).convert("L"), dtype=np.uint16) * 257))
+    sixteen = Image.fromarray(np.asarray(synthetic_crop(2, 7).convert("L"), dtype=np.uint16) * 257)
     return {
         "empty.png": b"",
         "text.png": b"Dear volunteer, this is a letter, not a spectrogram.\n" * 20,

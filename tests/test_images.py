@@ -5,12 +5,25 @@ import io
 import numpy as np
 import pytest
 import torch
+from conftest import synthetic_crop
 from PIL import Image
 
-from conftest import synthetic_crop
 from glitchnet.images import (
-    ENERGY_MAX, PLOT_SIZE, ImageError, canonical_uint8, energy_to_rgb, find_plot_box, frequency_of_row, n_frames,
-    open_image, plot_area, preprocess, rgb_to_energy, row_of_frequency, viridis_fraction, viridis_lut,
+    ENERGY_MAX,
+    PLOT_SIZE,
+    ImageError,
+    canonical_uint8,
+    energy_to_rgb,
+    find_plot_box,
+    frequency_of_row,
+    n_frames,
+    open_image,
+    plot_area,
+    preprocess,
+    rgb_to_energy,
+    row_of_frequency,
+    viridis_fraction,
+    viridis_lut,
 )
 
 

@@ -4,8 +4,8 @@ import threading
 
 import pytest
 import torch
-
 from conftest import make_kaggle
+
 from glitchnet.checkpoint import load_checkpoint
 from glitchnet.train import TrainConfig, last_checkpoint_path, train
 

@@ -385,7 +385,7 @@ def _paired_doves(c: Canvas, rng: np.random.Generator, d: Draw) -> None:
         def freq(t: np.ndarray, t0=t0, length=length, up=(k % 2 == 0), f_hi=f_hi) -> np.ndarray:
             u = np.clip((t - t0 + length / 2) / length, 0, 1)
             u = u if up else 1 - u
-            return f_lo * (f_hi / f_lo) ** np.clip(u + 0.2 * np.sin(2 * np.pi * u), 0, 1)
+            return f_lo * (f_hi / f_lo) ** (u + 0.12 * np.sin(2 * np.pi * u))  # an S-shaped, monotonic sweep
 
         def env(t: np.ndarray, t0=t0, length=length) -> np.ndarray:
             return _tukey(t, t0 - length / 2, t0 + length / 2, length / 4)
@@ -495,8 +495,8 @@ MODELS: tuple[GlitchModel, ...] = (
                 0.67, (48.0, 57.0), (0.15, 0.6), (15.0, 65.0), (8.0, 14.0), _sine_gaussian_line,
                 {"harmonic_chance": (0.0, 0.3), "beat_hz": (0.0, 0.0)}),
     GlitchModel("Blip", "a ~10 ms broadband transient of unknown origin: a band-pass pulse spanning ~30-500 Hz",
-                0.86, (70.0, 320.0), (0.02, 0.5), (250.0, 4600.0), (12.0, 70.0), _blip_like,
-                {"low_ratio": (1.8, 4.0), "high_ratio": (1.0, 3.0), "tip_order": (0.7, 1.3)}),
+                0.86, (70.0, 320.0), (0.02, 0.5), (250.0, 4600.0), (12.0, 100.0), _blip_like,
+                {"low_ratio": (1.5, 4.0), "high_ratio": (1.0, 3.0), "tip_order": (0.7, 1.3)}),
     GlitchModel("Chirp", "a compact-binary-like inspiral (mostly hardware injections): f rises as (t_c - t)^(-3/8)",
                 0.5, (130.0, 320.0), (0.2, 0.5), (230.0, 345.0), (10.0, 22.0), _chirp,
                 {"start_hz": (28.0, 45.0), "rise": (1.0, 2.0)}),
@@ -519,7 +519,7 @@ MODELS: tuple[GlitchModel, ...] = (
                 0.39, (10.0, 20.0), (0.3, 1.6), (10.0, 7900.0), (15.0, 80.0), _low_frequency_burst,
                 {"top_ratio": (2.5, 4.0), "flatness": (1.0, 2.0), "lumps": (0, 3)}),
     GlitchModel("Low_Frequency_Lines", "steady low-frequency tones (10-20 Hz) lasting seconds",
-                0.31, (10.2, 19.0), (2.5, 8.0), (1650.0, 7900.0), (4.0, 10.0), _low_frequency_lines,
+                0.31, (10.0, 13.0), (2.5, 8.0), (1650.0, 7900.0), (3.0, 7.0), _low_frequency_lines,
                 {"lines": (1, 2)}),
     GlitchModel("No_Glitch", "the detector's own Gaussian noise at a time Omicron flagged at low SNR",
                 0.62, (10.5, 80.0), (0.5, 4.0), (290.0, 7900.0), (7.5, 19.0), _no_glitch),
@@ -527,14 +527,14 @@ MODELS: tuple[GlitchModel, ...] = (
                 0.6, (40.0, 220.0), (0.9, 30.0), (160.0, 7700.0), (17.0, 90.0), _none_of_the_above,
                 {"kind": (0, 4)}),
     GlitchModel("Paired_Doves", "beam-splitter motion (Hanford, O2): up- and down-sweeping tracks in turn, 30-200 Hz",
-                1.0, (100.0, 220.0), (0.06, 0.16), (440.0, 6800.0), (10.0, 20.0), _paired_doves,
-                {"spacing_s": (0.5, 1.1), "doves": (2, 6), "low_hz": (25.0, 35.0)}),
+                1.0, (100.0, 180.0), (0.05, 0.12), (440.0, 6800.0), (15.0, 30.0), _paired_doves,
+                {"spacing_s": (0.5, 1.1), "doves": (2, 6), "low_hz": (28.0, 40.0)}),
     GlitchModel("Power_Line", "US mains at 60 Hz coupling in for a fraction of a second",
                 0.64, (59.5, 60.5), (0.2, 1.0), (4.0, 40.0), (10.0, 18.0), _sine_gaussian_line,
                 {"harmonic_chance": (0.0, 0.25), "beat_hz": (0.0, 20.0)}),
     GlitchModel("Repeating_Blips", "blips recurring at a steady 0.06-0.5 s interval",
-                0.94, (100.0, 300.0), (0.03, 0.4), (540.0, 5200.0), (15.0, 45.0), _repeating_blips,
-                {"period_s": (0.06, 0.5), "count": (2, 12), "low_ratio": (1.8, 3.5), "high_ratio": (1.0, 3.0)}),
+                0.94, (100.0, 300.0), (0.03, 0.4), (540.0, 5200.0), (15.0, 60.0), _repeating_blips,
+                {"period_s": (0.06, 0.5), "count": (2, 12), "low_ratio": (1.5, 3.5), "high_ratio": (1.0, 3.0)}),
     GlitchModel("Scattered_Light", "light off a slowly swinging surface: fringe rate 2|v(t)|/lambda traces arches "
                 "below ~100 Hz", 0.82, (14.0, 42.0), (1.5, 6.7), (410.0, 7000.0), (8.0, 16.0), _scattered_light,
                 {"motion_hz": (0.1, 0.2), "harmonics": (1, 4), "harmonic_decay": (0.5, 0.9)}),

@@ -1,9 +1,9 @@
 """Gravity Spy's multi-Q transform: gwpy's Q-tiling, batched with numpy, and its interpolation onto an output grid.
 
 The tiling (Q planes, frequency rows, bi-square windows, tile counts) is gwpy's ``gwpy.signal.qtransform`` to the
-letter; what differs is speed: rows of one plane that share a tile count go through one batched inverse FFT, the
-row mean comes from Parseval's theorem, and the interpolation that gwpy's ``QGram.interpolate`` does with splines
-is evaluated only where an output sample is needed.
+letter; what differs is speed: rows of one plane that share a tile count go through one batched inverse FFT, only
+the span around the glitch is kept, and the interpolation that gwpy's ``QGram.interpolate`` does with splines is
+evaluated only where an output sample is needed.
 
 gwpy's interpolation is (1) a not-a-knot cubic spline in time through each row's tiles, evaluated on the ``tres``
 grid, then (2) an interpolating bicubic spline over (time, row frequency), evaluated on the ``fres`` grid. Because
