@@ -44,14 +44,14 @@ class Checkpoint:
     library_version: str = __version__
 
     def build_model(self) -> GlitchNet:
-        """A GlitchNet in eval mode with these weights."""
+        """A GlitchNet in eval mode with these weights, in channels_last memory format (faster on CPU and GPU)."""
         model = GlitchNet(num_classes=len(self.classes), width=self.width)
         try:
             model.load_state_dict(self.state_dict)
         except RuntimeError as exc:
             first = str(exc).splitlines()[0]
             raise CheckpointError(f"the weights do not fit the GlitchNet architecture ({first[:120]})") from None
-        return model.eval()
+        return model.to(memory_format=torch.channels_last).eval()
 
     def to_payload(self) -> dict[str, Any]:
         return {

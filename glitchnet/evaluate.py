@@ -27,9 +27,9 @@ def predict_logits(model: torch.nn.Module, images_uint8: np.ndarray, batch_size:
     out = []
     n = len(images_uint8)
     for start in range(0, n, batch_size):
-        batch = normalize(np.ascontiguousarray(images_uint8[start:start + batch_size])).to(device)
+        batch = normalize(np.ascontiguousarray(images_uint8[start:start + batch_size]))
+        batch = batch.to(device, memory_format=torch.channels_last)
         if device.type == "cuda":
-            batch = batch.contiguous(memory_format=torch.channels_last)
             with torch.autocast("cuda", dtype=torch.bfloat16):
                 logits = model(batch)
         else:

@@ -98,7 +98,8 @@ class Predictor:
     @torch.no_grad()
     def probabilities(self, images_uint8: np.ndarray) -> np.ndarray:
         """Calibrated class probabilities (N, C) for canonical uint8 images (N, H, W, 3)."""
-        logits = self.model(normalize(np.ascontiguousarray(images_uint8)))
+        x = normalize(np.ascontiguousarray(images_uint8)).contiguous(memory_format=torch.channels_last)
+        logits = self.model(x)
         return torch.softmax(logits.double() / self.temperature, dim=1).numpy()
 
     def _result(self, name: str, probs: np.ndarray, views: int = 1) -> Prediction:
