@@ -51,7 +51,8 @@ def main() -> None:
             "glitches": real["glitches"],
         }
         recalls = result["real_golden"]["recall_per_class"].items()
-        result["real_golden"]["classes_at_zero_recall"] = [c for c, r in recalls if r["glitches"] and not r["per_glitch"]]
+        zero = [c for c, r in recalls if r["glitches"] and not r["per_glitch"]]
+        result["real_golden"]["classes_at_zero_recall"] = zero
     Path(args.out).write_text(json.dumps(result, indent=1, default=float))
     print(f"simulated test: accuracy {sim['accuracy']:.4f}, macro-F1 {sim['macro_f1']:.4f} ({sim['n']} images)")
     if "real_golden" in result:
