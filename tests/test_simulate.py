@@ -132,6 +132,20 @@ def test_class_features(seed):
     assert energy(views["No_Glitch"][1.0]).max() < 20.0, "No_Glitch: no bright pixels"
 
 
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_reworked_class_features(seed):
+    f, _ = bright(simulate_glitch("Paired_Doves", seed)[0][1.0], 1.0)
+    assert f.size and np.percentile(f, 1) > 10 and np.percentile(f, 99) < 250, "Paired_Doves: tens to ~200 Hz"
+    view = simulate_glitch("Low_Frequency_Lines", seed)[0][1.0]
+    f, _ = bright(view, 1.0, threshold=12.0)
+    rows = (energy(view) > 12.0).any(axis=1).sum()
+    assert f.size and f.max() < 40 and rows < 30, "Low_Frequency_Lines: thin lines below 40 Hz"
+    f, _ = bright(simulate_glitch("Wandering_Line", seed)[0][4.0], 4.0, threshold=12.0)
+    assert f.size and np.median(f) > 250, "Wandering_Line: a high-frequency line"
+    view = simulate_glitch("Extremely_Loud", seed)[0][4.0]
+    assert (energy(view) > 20.0).mean() > 0.05, "Extremely_Loud: a huge saturated region"
+
+
 # -------------------------------------------------------------------------------------- the transform vs gwpy
 
 

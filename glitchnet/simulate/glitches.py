@@ -295,32 +295,37 @@ def _helix(c: Canvas, rng: np.random.Generator, d: Draw) -> None:
 
 
 def _light_modulation(c: Canvas, rng: np.random.Generator, d: Draw) -> None:
-    """Tall thin broadband spikes at irregular times plus loud low-frequency blobs near them."""
+    """Tall thin broadband spikes at irregular times plus loud low-frequency blobs at their base."""
     n = int(d.extra["spikes"])
     times = np.concatenate([[rng.normal(0, 0.005)], rng.uniform(-1.8, 1.8, n - 1)])
     for k, t0 in enumerate(times):
         c.pulse(t0, d.extra["spike_low_hz"] * rng.uniform(0.8, 1.25), d.extra["spike_high_hz"],
                 d.snr * (1.0 if k == 0 else rng.uniform(0.3, 1.0)), rng.uniform(0, 2 * np.pi))
-    for _ in range(int(d.extra["blobs"])):
-        c.noise_burst(rng, rng.choice(times) + rng.normal(0, 0.15), d.extra["blob_s"] * rng.uniform(0.5, 1.5),
+    for k in range(int(d.extra["blobs"])):
+        at = times[0] + rng.normal(0, 0.03) if k == 0 else rng.choice(times) + rng.normal(0, 0.15)
+        c.noise_burst(rng, at, d.extra["blob_s"] * rng.uniform(0.5, 1.5),
                       10.0, d.peak_frequency_hz * rng.uniform(1.5, 3.0),
                       d.snr * d.extra["blob_level"] * rng.uniform(0.5, 1.5), tilt=-1.0)
 
 
 def _low_frequency_burst(c: Canvas, rng: np.random.Generator, d: Draw) -> None:
-    """A dome of excess noise below ~50 Hz (1 sigma = ``duration_s / 4``), sometimes with smaller humps."""
+    """A smooth dome below ~50 Hz: a slow, coherent low-frequency swing (a sine-Gaussian ``duration_s / 8`` wide and
+    a weaker band-limited pulse) with a little excess noise around it, sometimes with smaller domes nearby."""
     top = d.peak_frequency_hz * d.extra["top_ratio"]
-    c.noise_burst(rng, rng.normal(0, 0.03), d.duration_s / 4, 9.0, top, d.snr, flatness=d.extra["flatness"],
-                  tilt=-1.0)
+    t0 = rng.normal(0, 0.03)
+    c.sine_gaussian(t0, d.peak_frequency_hz, d.duration_s / 8, d.snr, rng.uniform(0, 2 * np.pi))
+    c.pulse(t0, 9.0, top, d.snr * 0.2, rng.uniform(0, 2 * np.pi), lo_order=4.0, hi_order=3.0)
+    c.noise_burst(rng, t0, d.duration_s / 4, 9.0, top, d.snr * 0.15, tilt=-1.0)
     for _ in range(int(d.extra["lumps"])):
-        c.noise_burst(rng, rng.uniform(-1.8, 1.8), d.duration_s / 4 * rng.uniform(0.4, 1.0), 9.0,
-                      top * rng.uniform(0.7, 1.2), d.snr * rng.uniform(0.3, 0.8), tilt=-1.0)
+        c.sine_gaussian(rng.uniform(-1.8, 1.8), d.peak_frequency_hz * rng.uniform(0.8, 1.2),
+                        d.duration_s / 8 * rng.uniform(0.5, 1.0), d.snr * rng.uniform(0.3, 0.8),
+                        rng.uniform(0, 2 * np.pi))
 
 
 def _low_frequency_lines(c: Canvas, rng: np.random.Generator, d: Draw) -> None:
-    """One or two steady low-frequency tones lasting seconds, with slow amplitude wander."""
+    """One to three steady low-frequency tones lasting seconds, with slow amplitude wander."""
     for k in range(int(d.extra["lines"])):
-        f0 = d.peak_frequency_hz * (1.0 if k == 0 else rng.uniform(1.3, 3.0))
+        f0 = d.peak_frequency_hz * (1.0 if k == 0 else rng.uniform(1.2, 2.0))
         start = -d.duration_s / 2 + rng.normal(0, 0.3)
         stop = d.duration_s / 2 + rng.normal(0, 0.3)
         wobble, rate, phase = rng.uniform(0.05, 0.3), rng.uniform(0.2, 1.0), rng.uniform(0, 2 * np.pi)
@@ -368,36 +373,69 @@ def _scratchy(c: Canvas, rng: np.random.Generator, d: Draw) -> None:
         f = d.peak_frequency_hz * math.exp(rng.normal(0, 0.15))
         c.sine_gaussian(t0, f, d.extra["cycles"] / f * rng.uniform(0.7, 1.3), d.snr * rng.lognormal(0, 0.35) * edge,
                         rng.uniform(0, 2 * np.pi))
-        t0 += d.extra["gap_s"] * rng.uniform(0.3, 1.7)
+        t0 += d.extra["gap_s"] * rng.uniform(0.6, 1.4)
 
 
 def _paired_doves(c: Canvas, rng: np.random.Generator, d: Draw) -> None:
-    """Short wiggly tracks sweeping between ``low_hz`` and the peak frequency, alternately up and down."""
+    """Pairs of tracks mirrored in log-frequency about ``peak_frequency_hz``: one sweeping up, one sweeping down.
+
+    Each dove is a surface turning round: the two tracks meet at one end (``>``: converging, ``<``: diverging),
+    bow slightly (power ``bow``), and recur every ``spacing_s``.
+    """
     spacing = d.extra["spacing_s"]
     n = int(d.extra["doves"])
-    first = -spacing * int(rng.integers(0, n))
-    f_lo = d.extra["low_hz"]
+    centred = int(rng.integers(0, n))
+    first = -spacing * centred
+    converge = rng.random() < 0.5
     for k in range(n):
-        t0 = first + k * spacing + rng.normal(0, 0.03 * spacing)
-        length = d.duration_s * rng.uniform(0.8, 1.2)
-        f_hi = d.peak_frequency_hz * rng.uniform(0.9, 1.1)
+        t0 = first + k * spacing + rng.normal(0, 0.05 * spacing)
+        length = d.duration_s * rng.uniform(0.7, 1.3)
+        centre = d.peak_frequency_hz * rng.uniform(0.9, 1.1)
+        span = d.extra["span"] * rng.uniform(0.85, 1.15)
+        bow = d.extra["bow"] * rng.uniform(0.8, 1.25)
+        level = d.snr * (1.0 if k == centred else rng.uniform(0.6, 1.0))
+        wiggle = rng.uniform(0, 2 * np.pi)
+        for sign in (1.0, -1.0 / d.extra["lower_squash"]):
+            def freq(t: np.ndarray, t0=t0, length=length, centre=centre, span=span, bow=bow, sign=sign,
+                     wiggle=wiggle) -> np.ndarray:
+                u = np.clip((t - t0 + length / 2) / length, 0, 1)
+                reach = (1 - u if converge else u) ** bow
+                return centre * span ** (sign * reach) * (1 + 0.04 * np.sin(2 * np.pi * 3 * u + wiggle))
 
-        def freq(t: np.ndarray, t0=t0, length=length, up=(k % 2 == 0), f_hi=f_hi) -> np.ndarray:
-            u = np.clip((t - t0 + length / 2) / length, 0, 1)
-            u = u if up else 1 - u
-            return f_lo * (f_hi / f_lo) ** (u + 0.12 * np.sin(2 * np.pi * u))  # an S-shaped, monotonic sweep
+            def env(t: np.ndarray, t0=t0, length=length) -> np.ndarray:
+                return _tukey(t, t0 - length / 2, t0 + length / 2, length / 5)
 
-        def env(t: np.ndarray, t0=t0, length=length) -> np.ndarray:
-            return _tukey(t, t0 - length / 2, t0 + length / 2, length / 4)
-
-        c.track(t0 - length / 2, t0 + length / 2, freq, env, d.snr * rng.uniform(0.7, 1.0), rng.uniform(0, 2 * np.pi))
+            c.track(t0 - length / 2, t0 + length / 2, freq, env,
+                    spread_snr(level, length, centre) * rng.uniform(0.7, 1.0), rng.uniform(0, 2 * np.pi))
 
 
 def _wandering_line(c: Canvas, rng: np.random.Generator, d: Draw) -> None:
-    """A high-frequency line drifting irregularly, on in short segments that each end in a downward hook."""
+    """A thin high-frequency line whose frequency wanders, in one of two forms.
+
+    Above 1 kHz: a line drifting irregularly, on in short segments that each end in a downward hook.
+    Below: a line frequency-modulated in fast arches (``|sin|``, one per ``arch_s``), in one or two short clusters.
+    """
+    if d.peak_frequency_hz < 1000.0:
+        f_top = d.peak_frequency_hz
+        depth = d.extra["arch_depth"]
+        period = d.extra["arch_s"]
+        centres = [rng.normal(0, 0.03)] + list(rng.uniform(-1.7, 1.7, int(rng.integers(0, 2))))
+        for k, tc in enumerate(centres):
+            arches = int(rng.integers(3, 7))
+            a, b = tc - arches * period / 2, tc + arches * period / 2
+            ph = rng.uniform(0, np.pi)
+
+            def freq(t: np.ndarray, a=a, ph=ph) -> np.ndarray:
+                return f_top * (1 - depth * (1 - np.abs(np.sin(np.pi * (t - a) / period + ph))))
+
+            c.track(a, b, freq, lambda t, a=a, b=b: _tukey(t, a, b, period / 2),
+                    spread_snr(d.snr, b - a, f_top) * (1.0 if k == 0 else rng.uniform(0.5, 0.9)) / 2,
+                    rng.uniform(0, 2 * np.pi))
+        return
     knots_t = np.linspace(-c.half_s, c.half_s, 33)
     drift = np.cumsum(rng.normal(0, d.extra["wander"], knots_t.size))
     drift -= drift[knots_t.size // 2]
+    f_line = d.peak_frequency_hz
     n = max(1, rng.poisson(d.extra["segments_per_s"] * d.duration_s))
     starts = np.sort(rng.uniform(-d.duration_s / 2, d.duration_s / 2, n))
     starts[np.argmin(np.abs(starts))] = -0.05  # one segment through the centre
@@ -407,10 +445,10 @@ def _wandering_line(c: Canvas, rng: np.random.Generator, d: Draw) -> None:
 
         def freq(t: np.ndarray, b=b, hook=hook) -> np.ndarray:
             bend = 1 - hook * np.clip((t - b + 0.05) / 0.05, 0, 1) ** 2
-            return d.peak_frequency_hz * (1 + np.interp(t, knots_t, drift)) * bend
+            return f_line * (1 + np.interp(t, knots_t, drift)) * bend
 
         c.track(a, b, freq, lambda t, a=a, b=b: _tukey(t, a, b, 0.01),
-                spread_snr(d.snr, b - a, d.peak_frequency_hz) * rng.uniform(0.6, 1.0), rng.uniform(0, 2 * np.pi))
+                spread_snr(d.snr, b - a, f_line) * rng.uniform(0.5, 1.0) / 1.5, rng.uniform(0, 2 * np.pi))
 
 
 def _whistle(c: Canvas, rng: np.random.Generator, d: Draw) -> None:
@@ -442,39 +480,85 @@ def _whistle(c: Canvas, rng: np.random.Generator, d: Draw) -> None:
 
 
 def _extremely_loud(c: Canvas, rng: np.random.Generator, d: Draw) -> None:
-    """A huge burst of excess noise: long below 80 Hz, shorter up to ``top_hz``, with a sharp broadband onset."""
+    """Huge disturbances (SNR in thousands), in one of three forms (``form``).
+
+    0: a centred burst, long below 80 Hz and shorter up to ``top_hz``, sometimes with a sharp broadband onset.
+    1: a saturation of the readout that starts (or ends) off-centre and swamps the whole band for seconds.
+    2: seconds of huge low-frequency motion: a saturated band below ~40 Hz across the view, a dome rising from it.
+    """
+    form = int(d.extra["form"])
     top = d.extra["top_hz"]
     t0 = rng.normal(0, 0.05)
+    if form == 1:
+        edge = rng.uniform(0.03, 0.5) * rng.choice((-1.0, 1.0))
+        width = rng.uniform(1.0, 3.0)
+        centre = edge + math.copysign(width, edge)
+        c.noise_burst(rng, centre, width, 9.0, 2000.0, d.snr * 10.0, flatness=4.0, tilt=d.extra["tilt"] / 3)
+        return
+    if form == 2:
+        c.noise_burst(rng, rng.normal(0, 0.3), rng.uniform(2.5, 4.0), 9.0, rng.uniform(25.0, 45.0), d.snr * 1.5,
+                      flatness=3.0, tilt=-1.0)
+        c.noise_burst(rng, t0, d.duration_s / 3, 9.0, min(top, 120.0), d.snr * 0.5, flatness=d.extra["flatness"],
+                      tilt=-1.0)
+        return
     c.noise_burst(rng, t0, d.duration_s / 2, 9.0, min(top, 80.0), d.snr, flatness=d.extra["flatness"], tilt=-1.0)
     c.noise_burst(rng, t0, d.duration_s / 6, 9.0, top, d.snr * 0.7, tilt=d.extra["tilt"])
-    c.pulse(t0, d.peak_frequency_hz / 2, d.peak_frequency_hz * 4, d.snr * 0.3, rng.uniform(0, 2 * np.pi))
+    if rng.random() < 0.5:
+        c.pulse(t0, d.peak_frequency_hz / 2, d.peak_frequency_hz * 4, d.snr * 0.3, rng.uniform(0, 2 * np.pi))
 
 
 def _none_of_the_above(c: Canvas, rng: np.random.Generator, d: Draw) -> None:
-    """Odd morphologies no other class describes: combs, low humps, doublets, patchy spots, odd tracks."""
+    """Odd morphologies no other class describes (``kind``), none a lone blip, line, arch or dome.
+
+    0: a comb of thin spikes confined to high frequencies; 1: periodic flat-topped low-frequency humps over a low
+    line; 2: a mid-low lump flanked by fainter side lobes; 3: patchy spots over a wide band; 4: a forked track (a
+    rising low track meeting a falling high one); 5: recurring columns of spots above loud low-frequency lines.
+    """
     kind = int(d.extra["kind"])
     f = d.peak_frequency_hz
-    if kind == 0:  # a comb of thin spikes confined to high frequencies
+    if kind == 0:
         rate = rng.uniform(5, 20)
         for t0 in np.arange(-c.half_s + 0.3, c.half_s - 0.3, 1 / rate) + rng.uniform(0, 1 / rate):
-            c.pulse(t0 + rng.normal(0, 0.01), rng.uniform(400, 700), 2000.0, d.snr * rng.uniform(0.2, 0.6),
+            c.pulse(t0 + rng.normal(0, 0.01), rng.uniform(400, 700), 2000.0, d.snr * rng.uniform(0.4, 1.0),
                     lo_order=4.0, hi_order=4.0)
-    elif kind == 1:  # periodic low-frequency humps
+    elif kind == 1:
         period = rng.uniform(0.15, 0.5)
-        for t0 in np.arange(-c.half_s + 0.5, c.half_s - 0.5, period):
-            c.noise_burst(rng, t0, period / 6, 9.0, rng.uniform(25, 60), d.snr * rng.uniform(0.4, 1.0), tilt=-1.0)
-    elif kind == 2:  # a doublet of mid-frequency blobs
-        for t0 in (-0.015, 0.015):
-            c.sine_gaussian(t0 + rng.normal(0, 0.003), f, rng.uniform(0.01, 0.03), d.snr * rng.uniform(0.6, 1.0))
-    elif kind == 3:  # patchy spots scattered over a mid-frequency band
+        f_line = rng.uniform(11.0, 16.0)
+        c.track(-c.half_s + 0.2, c.half_s - 0.2, lambda t: np.full_like(t, f_line),
+                lambda t: _tukey(t, -c.half_s + 0.2, c.half_s - 0.2, 0.3),
+                spread_snr(d.snr * rng.uniform(0.1, 0.25), 2 * c.half_s, f_line))
+        for t0 in np.arange(-c.half_s + 0.5, c.half_s - 0.5, period) + rng.uniform(0, period):
+            c.noise_burst(rng, t0, period / 6, 15.0, rng.uniform(25, 45), d.snr * rng.uniform(0.4, 1.0),
+                          flatness=3.0, tilt=-0.5)
+    elif kind == 2:
+        f0 = rng.uniform(30.0, 70.0)
+        gap = rng.uniform(0.06, 0.12)
+        for k in range(-2, 3):
+            c.sine_gaussian(k * gap + rng.normal(0, 0.004), f0 * rng.uniform(0.9, 1.1), rng.uniform(0.015, 0.03),
+                            d.snr * (1.0 if k == 0 else rng.uniform(0.15, 0.4) / abs(k)), rng.uniform(0, 2 * np.pi))
+    elif kind == 3:
         for _ in range(rng.integers(8, 25)):
             ff = f * math.exp(rng.uniform(-1.2, 1.2))
             c.sine_gaussian(rng.uniform(-1.5, 1.5), ff, rng.uniform(8, 30) / (math.sqrt(2) * math.pi * ff),
                             d.snr * rng.uniform(0.3, 0.8))
-    else:  # a blob with low-frequency wings and a short falling track
-        c.noise_burst(rng, 0.0, rng.uniform(0.02, 0.08), max(10.0, f / 3), f * 2, d.snr, tilt=-0.5)
-        c.track(-0.05, 0.15, lambda t: f * 2.5 * np.exp(-(t + 0.05) / 0.1), lambda t: _tukey(t, -0.05, 0.15, 0.03),
-                d.snr * 0.6)
+    elif kind == 4:
+        meet = rng.uniform(50.0, 110.0)
+        length = rng.uniform(0.06, 0.15)
+        c.track(-length, 0.0, lambda t: meet * (15.0 / meet) ** (-t / length), lambda t: _tukey(t, -length, 0, 0.02),
+                spread_snr(d.snr * 0.15, length, meet))
+        c.track(-0.3 * length, 0.02, lambda t: meet * 2.5 ** (-t / (0.3 * length)) * 0.95,
+                lambda t: _tukey(t, -0.3 * length, 0.02, 0.01), spread_snr(d.snr * 0.2, 0.3 * length, 2 * meet))
+    else:
+        for f_line in rng.uniform(10.0, 16.0, int(rng.integers(1, 3))):
+            c.track(-c.half_s + 0.1, c.half_s - 0.1, lambda t, f_line=f_line: np.full_like(t, f_line),
+                    lambda t: _tukey(t, -c.half_s + 0.1, c.half_s - 0.1, 0.3),
+                    spread_snr(d.snr * rng.uniform(0.15, 0.3), 2 * c.half_s, f_line))
+        spots = np.exp(np.sort(rng.uniform(math.log(25.0), math.log(200.0), int(rng.integers(3, 6)))))
+        period = rng.uniform(0.3, 0.8)
+        for t0 in np.arange(-c.half_s + 0.3, c.half_s - 0.3, period) + rng.uniform(0, period):
+            for ff in spots:
+                c.sine_gaussian(t0 + rng.normal(0, 0.01), ff * rng.uniform(0.95, 1.05), rng.uniform(4, 8) / ff,
+                                d.snr * rng.uniform(0.3, 0.7))
 
 
 def _no_glitch(c: Canvas, rng: np.random.Generator, d: Draw) -> None:
@@ -494,41 +578,45 @@ MODELS: tuple[GlitchModel, ...] = (
     GlitchModel("Air_Compressor", "air-compressor vibration coupling into the readout as a ~50 Hz tone burst",
                 0.67, (48.0, 57.0), (0.15, 0.6), (15.0, 65.0), (8.0, 14.0), _sine_gaussian_line,
                 {"harmonic_chance": (0.0, 0.3), "beat_hz": (0.0, 0.0)}),
-    GlitchModel("Blip", "a ~10 ms broadband transient of unknown origin: a band-pass pulse spanning ~30-500 Hz",
-                0.86, (70.0, 320.0), (0.02, 0.5), (250.0, 4600.0), (12.0, 100.0), _blip_like,
-                {"low_ratio": (1.5, 4.0), "high_ratio": (1.0, 3.0), "tip_order": (0.7, 1.3)}),
+    GlitchModel("Blip", "a ~10 ms broadband transient of unknown origin: a band-pass pulse spanning ~30-500 Hz, its "
+                "tip fading well below 2 kHz", 0.86, (70.0, 320.0), (0.02, 0.5), (250.0, 4600.0), (10.0, 100.0),
+                _blip_like, {"low_ratio": (1.5, 4.0), "high_ratio": (1.0, 2.5), "tip_order": (1.2, 2.5)}),
     GlitchModel("Chirp", "a compact-binary-like inspiral (mostly hardware injections): f rises as (t_c - t)^(-3/8)",
                 0.5, (130.0, 320.0), (0.2, 0.5), (230.0, 345.0), (10.0, 22.0), _chirp,
                 {"start_hz": (28.0, 45.0), "rise": (1.0, 2.0)}),
-    GlitchModel("Extremely_Loud", "huge broadband disturbances (saturations, large ground motion), SNR in thousands",
+    GlitchModel("Extremely_Loud", "huge disturbances (saturations, large ground motion), SNR in thousands: a centred "
+                "burst, an off-centre whole-band saturation, or seconds of saturated low-frequency motion",
                 0.68, (20.0, 400.0), (0.3, 3.0), (1900.0, 7900.0), (200.0, 3000.0), _extremely_loud,
-                {"top_hz": (60.0, 2000.0), "flatness": (1.0, 3.0), "tilt": (-1.5, -0.3)}),
+                {"form": (0, 2), "top_hz": (60.0, 2000.0), "flatness": (1.0, 3.0), "tilt": (-1.5, -0.3)}),
     GlitchModel("Helix", "recurring bursts of ~60 Hz harmonics (Livingston), each slightly delayed: twisted columns",
                 0.0, (110.0, 160.0), (0.035, 0.3), (70.0, 850.0), (8.0, 14.0), _helix,
                 {"fundamental_hz": (55.0, 66.0), "period_s": (0.15, 0.6), "harmonics": (5, 8),
                  "twist_s": (0.003, 0.008), "spot_s": (0.018, 0.03)}),
-    GlitchModel("Koi_Fish", "a very loud blip whose body sits in a burst of excess noise: ragged low-frequency fins",
-                0.37, (45.0, 300.0), (0.8, 3.4), (320.0, 7900.0), (40.0, 250.0), _koi_fish,
-                {"low_ratio": (2.0, 5.0), "high_ratio": (2.0, 6.0), "tip_order": (0.8, 1.2), "fin_s": (0.08, 0.25),
-                 "fin_top_hz": (60.0, 120.0), "fin_fraction": (0.08, 0.25), "scale_fraction": (0.1, 0.25)}),
-    GlitchModel("Light_Modulation", "modulated light on the photodiodes (Hanford): thin broadband spikes, low blobs",
-                1.0, (12.0, 180.0), (0.1, 5.0), (340.0, 7500.0), (12.0, 80.0), _light_modulation,
-                {"spikes": (1, 5), "spike_low_hz": (60.0, 200.0), "spike_high_hz": (800.0, 3000.0),
-                 "blobs": (1, 4), "blob_s": (0.04, 0.2), "blob_level": (0.3, 0.8)}),
-    GlitchModel("Low_Frequency_Burst", "ground motion or slow scattering: a hump of excess noise below ~50 Hz",
+    GlitchModel("Koi_Fish", "a very loud blip whose body sits in a burst of excess noise: wide ragged low-frequency "
+                "fins", 0.37, (45.0, 300.0), (0.8, 3.4), (320.0, 7900.0), (40.0, 250.0), _koi_fish,
+                {"low_ratio": (2.0, 5.0), "high_ratio": (2.0, 6.0), "tip_order": (0.8, 1.2), "fin_s": (0.1, 0.3),
+                 "fin_top_hz": (60.0, 150.0), "fin_fraction": (0.2, 0.45), "scale_fraction": (0.1, 0.3)}),
+    GlitchModel("Light_Modulation", "modulated light on the photodiodes (Hanford): thin broadband spikes, loud "
+                "low-frequency blobs at their base", 1.0, (12.0, 180.0), (0.1, 5.0), (340.0, 7500.0), (20.0, 100.0),
+                _light_modulation,
+                {"spikes": (1, 5), "spike_low_hz": (40.0, 150.0), "spike_high_hz": (800.0, 3000.0),
+                 "blobs": (1, 4), "blob_s": (0.04, 0.2), "blob_level": (0.4, 1.0)}),
+    GlitchModel("Low_Frequency_Burst", "ground motion or slow scattering: a smooth coherent dome below ~50 Hz",
                 0.39, (10.0, 20.0), (0.3, 1.6), (10.0, 7900.0), (15.0, 80.0), _low_frequency_burst,
-                {"top_ratio": (2.5, 4.0), "flatness": (1.0, 2.0), "lumps": (0, 3)}),
-    GlitchModel("Low_Frequency_Lines", "steady low-frequency tones (10-20 Hz) lasting seconds",
-                0.31, (10.0, 13.0), (2.5, 8.0), (1650.0, 7900.0), (3.0, 7.0), _low_frequency_lines,
-                {"lines": (1, 2)}),
+                {"top_ratio": (1.4, 2.2), "lumps": (0, 3)}),
+    GlitchModel("Low_Frequency_Lines", "steady low-frequency tones (10-20 Hz) lasting seconds: thin, often faint",
+                0.31, (10.5, 17.0), (2.5, 8.0), (1650.0, 7900.0), (2.5, 4.5), _low_frequency_lines,
+                {"lines": (1, 3)}),
     GlitchModel("No_Glitch", "the detector's own Gaussian noise at a time Omicron flagged at low SNR",
                 0.62, (10.5, 80.0), (0.5, 4.0), (290.0, 7900.0), (7.5, 19.0), _no_glitch),
-    GlitchModel("None_of_the_Above", "anything else: combs, periodic humps, doublets, patchy spots, odd tracks",
-                0.6, (40.0, 220.0), (0.9, 30.0), (160.0, 7700.0), (17.0, 90.0), _none_of_the_above,
-                {"kind": (0, 4)}),
-    GlitchModel("Paired_Doves", "beam-splitter motion (Hanford, O2): up- and down-sweeping tracks in turn, 30-200 Hz",
-                1.0, (100.0, 180.0), (0.05, 0.12), (440.0, 6800.0), (15.0, 30.0), _paired_doves,
-                {"spacing_s": (0.5, 1.1), "doves": (2, 6), "low_hz": (28.0, 40.0)}),
+    GlitchModel("None_of_the_Above", "anything else: high combs, humps over a line, lobed lumps, patchy spots, "
+                "forked tracks, spot columns over low lines", 0.6, (40.0, 220.0), (0.9, 30.0), (160.0, 7700.0),
+                (17.0, 90.0), _none_of_the_above, {"kind": (0, 5)}),
+    GlitchModel("Paired_Doves", "beam-splitter motion (Hanford, O2): a surface turning round gives a pair of tracks "
+                "mirrored in frequency (one up, one down) meeting at one end, 20-150 Hz, recurring each ~1 s",
+                1.0, (28.0, 55.0), (0.12, 0.35), (440.0, 6800.0), (6.0, 20.0), _paired_doves,
+                {"spacing_s": (0.8, 1.4), "doves": (2, 5), "span": (1.6, 3.0), "lower_squash": (1.0, 2.0),
+                 "bow": (0.5, 1.5)}),
     GlitchModel("Power_Line", "US mains at 60 Hz coupling in for a fraction of a second",
                 0.64, (59.5, 60.5), (0.2, 1.0), (4.0, 40.0), (10.0, 18.0), _sine_gaussian_line,
                 {"harmonic_chance": (0.0, 0.25), "beat_hz": (0.0, 20.0)}),
@@ -537,20 +625,21 @@ MODELS: tuple[GlitchModel, ...] = (
                 {"period_s": (0.06, 0.5), "count": (2, 12), "low_ratio": (1.5, 3.5), "high_ratio": (1.0, 3.0)}),
     GlitchModel("Scattered_Light", "light off a slowly swinging surface: fringe rate 2|v(t)|/lambda traces arches "
                 "below ~100 Hz", 0.82, (14.0, 42.0), (1.5, 6.7), (410.0, 7000.0), (8.0, 16.0), _scattered_light,
-                {"motion_hz": (0.1, 0.2), "harmonics": (1, 4), "harmonic_decay": (0.5, 0.9)}),
-    GlitchModel("Scratchy", "a wiggly band of short mid-frequency wavelets at irregular ~30 ms intervals, for seconds",
-                0.14, (80.0, 200.0), (0.8, 4.0), (90.0, 7800.0), (3.5, 6.0), _scratchy,
-                {"gap_s": (0.02, 0.06), "cycles": (0.8, 2.0)}),
+                {"motion_hz": (0.12, 0.3), "harmonics": (1, 4), "harmonic_decay": (0.5, 0.9)}),
+    GlitchModel("Scratchy", "a wiggly band of short mid-frequency wavelets at ~40-100 ms intervals, for seconds",
+                0.14, (80.0, 220.0), (2.0, 8.0), (90.0, 7800.0), (3.5, 6.5), _scratchy,
+                {"gap_s": (0.04, 0.1), "cycles": (0.5, 1.0)}),
     GlitchModel("Tomte", "a short triangular blip at lower frequency than Blip, of unknown origin",
                 0.5, (30.0, 80.0), (0.1, 1.2), (1000.0, 4700.0), (12.0, 40.0), _blip_like,
-                {"low_ratio": (1.5, 2.5), "high_ratio": (1.0, 2.0), "tip_order": (1.5, 2.5)}),
+                {"low_ratio": (1.5, 2.5), "high_ratio": (1.0, 2.0), "tip_order": (2.0, 3.5)}),
     GlitchModel("Violin_Mode", "suspension fibre resonances rung up near 500 Hz, with their harmonics",
                 0.65, (492.0, 512.0), (0.02, 0.12), (1470.0, 3900.0), (10.0, 30.0), _violin,
                 {"bursts": (2, 8), "split_ratio": (1.1, 1.25), "harmonics": (0.4, 0.8)}),
-    GlitchModel("Wandering_Line", "a high-frequency line whose frequency drifts irregularly (Hanford)",
-                1.0, (500.0, 1900.0), (2.0, 8.0), (1400.0, 7600.0), (4.0, 8.0), _wandering_line,
+    GlitchModel("Wandering_Line", "a thin line whose frequency wanders (Hanford): hooked 1-2 kHz segments, or fast "
+                "arches at a few hundred Hz", 1.0, (350.0, 1950.0), (2.0, 8.0), (1400.0, 7600.0), (4.0, 9.0),
+                _wandering_line,
                 {"wander": (0.002, 0.008), "segments_per_s": (2.0, 6.0), "segment_s": (0.05, 0.3),
-                 "hook": (0.05, 0.2)}),
+                 "hook": (0.15, 0.45), "arch_s": (0.045, 0.08), "arch_depth": (0.55, 0.75)}),
     GlitchModel("Whistle", "radio-frequency beat notes sweeping through the audio band as V, W or arch tracks",
                 0.0, (250.0, 1000.0), (0.06, 1.5), (1100.0, 7700.0), (7.5, 13.0), _whistle,
                 {"shape": (0, 2), "slope_hz_per_s": (4000.0, 60000.0), "arch_period_s": (0.2, 0.8)}),
