@@ -102,7 +102,7 @@ def fit_temperature(logits: np.ndarray, y_true: np.ndarray) -> float:
         return loss
 
     opt.step(closure)
-    return float(log_t.exp().clamp(0.05, 20.0))
+    return float(log_t.detach().exp().clamp(0.05, 20.0))
 
 
 def evaluate_labelled_folder(predictor: Any, root: str | Path) -> dict[str, Any]:
