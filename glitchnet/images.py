@@ -309,8 +309,8 @@ def normalize(batch_uint8: torch.Tensor | np.ndarray) -> torch.Tensor:
     t = torch.from_numpy(np.array(batch_uint8, dtype=np.uint8, copy=True)) if isinstance(batch_uint8, np.ndarray) \
         else torch.as_tensor(batch_uint8)
     t = t.movedim(-1, -3).float().div_(255.0)
-    mean = torch.tensor(MEAN, dtype=t.dtype).view(3, 1, 1)
-    std = torch.tensor(STD, dtype=t.dtype).view(3, 1, 1)
+    mean = torch.tensor(MEAN, dtype=t.dtype, device=t.device).view(3, 1, 1)
+    std = torch.tensor(STD, dtype=t.dtype, device=t.device).view(3, 1, 1)
     return (t - mean) / std
 
 

@@ -19,6 +19,7 @@ from .checkpoint import Checkpoint, CheckpointError, load_checkpoint, save_check
 from .classes import CLASSES
 from .data import DatasetError, EpochSampler, GlitchImages, load_split, scan_dataset
 from .evaluate import compute_metrics, predict_logits
+from .images import normalize
 from .model import GlitchNet
 
 
@@ -158,7 +159,8 @@ def train(config: TrainConfig, progress: Callable[[Event], None] | None = None,
         model.train()
         seen, correct, loss_sum, t0 = 0, 0, 0.0, time.perf_counter()
         for step, (x, y) in enumerate(loader, 1):
-            x = x.to(device, non_blocking=True, memory_format=torch.channels_last)
+            # (N, H, W, 3) uint8 -> normalized (N, 3, H, W) float whose memory is already channels_last
+            x = normalize(x.to(device, non_blocking=True))
             y = y.to(device, non_blocking=True)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
                 logits = step_model(x)
