@@ -26,7 +26,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     config = TrainConfig(data=data, out=args.out, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                          weight_decay=args.weight_decay, label_smoothing=args.label_smoothing, view=args.view,
                          augment=args.augment, seed=args.seed, width=args.width, device=args.device,
-                         workers=args.workers, cache_dir=args.cache_dir, resume=args.resume, compile=args.compile)
+                         workers=args.workers, cache_dir=args.cache_dir, resume=args.resume, init=args.init,
+                         compile=args.compile)
     tqdm = _tqdm()
     bars: dict[str, object] = {}
 
@@ -220,6 +221,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, default=-1, help="data loader workers (-1: automatic)")
     p.add_argument("--cache-dir", help="decoded-image cache folder (default ~/.cache/glitchnet/tensors)")
     p.add_argument("--resume", action="store_true", help="continue from <out>.last.pt")
+    p.add_argument("--init", help="start from this checkpoint's weights (fine-tune) with a fresh optimizer")
     p.add_argument("--compile", action="store_true", help="torch.compile the model")
     p.set_defaults(func=cmd_train)
 

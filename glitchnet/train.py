@@ -44,6 +44,8 @@ class TrainConfig:
     """DataLoader workers; -1 picks 0 on CPU (the model uses every core) and 4 on CUDA."""
     cache_dir: str | None = None
     resume: bool = False
+    init: str | None = None
+    """Start from this checkpoint's weights (fine-tuning) with a fresh optimizer and schedule."""
     compile: bool = False
 
 
@@ -130,6 +132,11 @@ def train(config: TrainConfig, progress: Callable[[Event], None] | None = None,
     history: list[dict[str, float]] = []
     best_val = -1.0
     start_epoch = 1
+
+    if config.init and not (config.resume and last_checkpoint_path(config.out).is_file()):
+        start = load_checkpoint(config.init, expected_classes=list(CLASSES))
+        model.load_state_dict(start.state_dict)
+        emit(Event("scan", message=f"starting from the weights of {config.init}"))
 
     last_path = last_checkpoint_path(config.out)
     if config.resume and last_path.is_file():

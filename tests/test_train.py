@@ -65,3 +65,15 @@ def test_training_is_reproducible(tiny, tmp_path):
     b = train(_config(tiny, tmp_path / "b.pt", epochs=1))
     for k in a.state_dict:
         assert torch.equal(a.state_dict[k], b.state_dict[k])
+
+
+def test_init_starts_from_a_checkpoint(tiny, tmp_path):
+    first = train(_config(tiny, tmp_path / "first.pt", epochs=1))
+    events = []
+    tuned = train(_config(tiny, tmp_path / "tuned.pt", epochs=1, init=str(tmp_path / "first.pt")),
+                  progress=events.append)
+    scratch_again = train(_config(tiny, tmp_path / "scratch.pt", epochs=1))
+    assert any("starting from the weights" in e.message for e in events)
+    key = "conv1.weight"
+    assert torch.equal(first.state_dict[key], scratch_again.state_dict[key])  # same seed, same start
+    assert not torch.equal(tuned.state_dict[key], scratch_again.state_dict[key])  # another start
