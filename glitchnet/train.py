@@ -123,6 +123,9 @@ def train(config: TrainConfig, progress: Callable[[Event], None] | None = None,
     x_val, y_val, _ = load_split(scan, "validation", config.cache_dir, cache_workers, cache_progress("validation"))
     if len(y_train) == 0:
         raise DatasetError(f"{config.data} has no readable training images")
+    undecodable = len(scan.split("train")) + len(scan.split("validation")) - len(y_train) - len(y_val)
+    if undecodable:
+        emit(Event("scan", message=f"skipped {undecodable} image(s) that could not be decoded"))
 
     # channels_last suits oneDNN on CPU (about 1.4x faster training measured on 2 cores) and cuDNN on GPU alike
     model = GlitchNet(num_classes=len(CLASSES), width=config.width).to(device, memory_format=torch.channels_last)

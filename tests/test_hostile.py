@@ -170,3 +170,19 @@ def test_kill_9_mid_epoch_keeps_the_checkpoint_and_resume_matches(tmp_path):
     a = load_checkpoint(last_checkpoint_path(straight)).state_dict
     b = load_checkpoint(last_checkpoint_path(killed_out)).state_dict
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_training_survives_corrupt_images_and_a_missing_split(tmp_path):
+    data = make_kaggle(tmp_path / "d", per_split={"train": 3, "test": 1}, durations=(1.0,))  # no validation/
+    blip = data / "train" / "train" / "Blip"
+    good = next(blip.glob("*.png")).read_bytes()
+    # a PNG whose header parses (so the scan keeps it) but whose pixels are cut off: found only when decoded
+    (blip / "H1_cutoff0000_spectrogram_1.0.png").write_bytes(good[: len(good) // 2])
+    (blip / "H1_empty00000_spectrogram_1.0.png").write_bytes(b"")
+    events = []
+    ckpt = train(TrainConfig(data=str(data), out=str(tmp_path / "m.pt"), epochs=2, batch_size=4, augment="none"),
+                 progress=events.append)
+    assert [e.kind for e in events].count("epoch") == 2 and events[-1].kind == "done"
+    assert ckpt.epoch >= 1 and (tmp_path / "m.pt").is_file()
+    assert any("skipped 1 file" in e.message for e in events)  # the empty file, reported at scan time
+    assert any("skipped 1 image(s) that could not be decoded" in e.message for e in events)  # the cut-off one
