@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from .classes import DURATIONS_S
@@ -17,6 +17,15 @@ def _tqdm():
     from tqdm.auto import tqdm
 
     return tqdm
+
+
+def _feeds(bar) -> Callable[[int, int], None]:
+    """A ``progress(done, total)`` callback that drives a tqdm bar."""
+    def progress(done: int, total: int) -> None:
+        bar.total = total
+        bar.update(done - bar.n)
+
+    return progress
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -67,12 +76,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         raise ValueError("give --data DIR (a dataset) or --figures DIR (labelled figures, e.g. the golden set)")
     tqdm = _tqdm()
     with tqdm(desc=f"evaluating {args.split}", unit="img", disable=args.json, delay=1.0) as bar:
-        def progress(done: int, total: int) -> None:
-            bar.total = total
-            bar.update(done - bar.n)
-
         result = evaluate_checkpoint(args.model, args.data, view=args.view, split=args.split,
-                                     cache_dir=args.cache_dir, fallback_split=None, progress=progress)
+                                     cache_dir=args.cache_dir, fallback_split=None, progress=_feeds(bar))
     metrics = dict(result.metrics, split=args.split, data=str(args.data), model=str(args.model))
     if args.json:
         print(json.dumps(metrics))
@@ -167,12 +172,8 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
     tqdm = _tqdm()
     with tqdm(desc="simulating glitches", unit="glitch") as bar:
-        def progress(done: int, total: int) -> None:
-            bar.total = total
-            bar.update(done - bar.n)
-
         out = simulate_dataset(args.out, n_glitches=args.glitches, per_class=args.per_class, seed=args.seed,
-                               balanced=args.balanced, workers=args.workers, progress=progress)
+                               balanced=args.balanced, workers=args.workers, progress=_feeds(bar))
     print(f"wrote {out}")
     return 0
 
@@ -192,11 +193,7 @@ def _default_data() -> Path:
 
     tqdm = _tqdm()
     with tqdm(desc="making the default simulated dataset", unit="glitch") as bar:
-        def progress(done: int, total: int) -> None:
-            bar.total = total
-            bar.update(done - bar.n)
-
-        return default_dataset(progress=progress)
+        return default_dataset(progress=_feeds(bar))
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -252,27 +252,32 @@ def load_cached(paths: list[str], cache_dir: str | os.PathLike | None = None, si
     key = cache_key(paths, size)
     data_file, meta_file = cache_dir / f"{key}.u8", cache_dir / f"{key}.json"
     shape = (len(paths), size, size, 3)
-    if data_file.is_file() and meta_file.is_file():
-        meta = json.loads(meta_file.read_text())
-        images = np.memmap(data_file, dtype=np.uint8, mode="r", shape=shape) if paths else np.zeros(shape, np.uint8)
-        ok = np.array([p not in meta["errors"] for p in paths], dtype=bool)
-        if progress:
-            progress(len(paths), len(paths))
-        return CachedImages(images, paths, ok, meta["errors"])
+    if not (data_file.is_file() and meta_file.is_file()):
+        _build_cache(paths, size, key, data_file, meta_file, workers, progress)
+    elif progress:
+        progress(len(paths), len(paths))
+    errors = json.loads(meta_file.read_text())["errors"]
+    images = np.memmap(data_file, dtype=np.uint8, mode="r", shape=shape) if paths else np.zeros(shape, np.uint8)
+    ok = np.array([p not in errors for p in paths], dtype=bool)
+    return CachedImages(images, paths, ok, errors)
 
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{key}.", suffix=".tmp", dir=cache_dir)
+
+def _build_cache(paths: list[str], size: int, key: str, data_file: Path, meta_file: Path, workers: int,
+                 progress: Callable[[int, int], None] | None) -> None:
+    """Decode ``paths`` into ``data_file`` (temp name, then rename) and record the failures in ``meta_file``."""
+    data_file.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{key}.", suffix=".tmp", dir=data_file.parent)
     os.close(fd)
     errors: dict[str, str] = {}
     try:
+        shape = (len(paths), size, size, 3)
         out = np.memmap(tmp, dtype=np.uint8, mode="w+", shape=shape) if paths else np.zeros(shape, np.uint8)
         chunk = 64
         jobs = [(paths[i:i + chunk], size) for i in range(0, len(paths), chunk)]
         done = 0
         if workers and workers > 1 and len(jobs) > 1:
             with ProcessPoolExecutor(max_workers=workers) as pool:
-                results = pool.map(_decode_chunk, jobs)
-                for res in results:
+                for res in pool.map(_decode_chunk, jobs):
                     done = _store(out, res, done, errors, paths, progress)
         else:
             for job in jobs:
@@ -284,9 +289,6 @@ def load_cached(paths: list[str], cache_dir: str | os.PathLike | None = None, si
         meta_file.write_text(json.dumps({"key": key, "count": len(paths), "size": size, "errors": errors}))
     finally:
         Path(tmp).unlink(missing_ok=True)
-    images = np.memmap(data_file, dtype=np.uint8, mode="r", shape=shape) if paths else np.zeros(shape, np.uint8)
-    ok = np.array([p not in errors for p in paths], dtype=bool)
-    return CachedImages(images, paths, ok, errors)
 
 
 def _store(out: np.ndarray, results: list, done: int, errors: dict[str, str], paths: list[str],

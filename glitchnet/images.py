@@ -94,20 +94,25 @@ def _exact_keys() -> tuple[np.ndarray, np.ndarray]:
     return packed[order], order
 
 
+def _energy_and_distance(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Normalized energy of each pixel and its colour's distance from the map, from one table lookup."""
+    rgb = np.asarray(rgb, dtype=np.uint8)
+    idx, dist = _lut_index(rgb)
+    keys, order = _exact_keys()
+    packed = rgb.astype(np.int64) @ np.array([1 << 16, 1 << 8, 1])
+    pos = np.clip(np.searchsorted(keys, packed), 0, 255)
+    exact = keys[pos] == packed
+    idx = np.where(exact, order[pos], idx)
+    return idx.astype(np.float32) * (ENERGY_MAX / 255.0), np.where(exact, 0.0, dist)
+
+
 def rgb_to_energy(rgb: np.ndarray) -> np.ndarray:
     """Invert viridis: uint8 RGB (..., 3) -> normalized energy in [0, 25.5], float32.
 
     Colours exactly on the map (the simulator's, the augmentation's) invert exactly; others go through the 6-bit
     nearest-colour table, which is right to within a step or two of the 256.
     """
-    rgb = np.asarray(rgb, dtype=np.uint8)
-    idx, _ = _lut_index(rgb)
-    keys, order = _exact_keys()
-    packed = rgb.astype(np.int64) @ np.array([1 << 16, 1 << 8, 1])
-    pos = np.clip(np.searchsorted(keys, packed), 0, 255)
-    exact = keys[pos] == packed
-    idx = np.where(exact, order[pos], idx)
-    return idx.astype(np.float32) * (ENERGY_MAX / 255.0)
+    return _energy_and_distance(rgb)[0]
 
 
 def energy_to_rgb(energy: np.ndarray) -> np.ndarray:
@@ -302,6 +307,13 @@ def snap_to_viridis(rgb: np.ndarray) -> np.ndarray:
 def canonical_uint8(source: Source, frame: int = 0, size: int = INPUT_SIZE) -> np.ndarray:
     """The form the cache stores and the augmentation edits: plot area, resized, snapped to viridis (H, W, 3)."""
     return snap_to_viridis(resized_uint8(source, frame, size))
+
+
+def canonical_with_fraction(source: Source, frame: int = 0, size: int = INPUT_SIZE,
+                            tolerance: float = 24.0) -> tuple[np.ndarray, float]:
+    """``canonical_uint8`` and, from the same colour lookup, the ``viridis_fraction`` of the unsnapped pixels."""
+    energy, dist = _energy_and_distance(resized_uint8(source, frame, size))
+    return energy_to_rgb(energy), float((dist <= tolerance).mean())
 
 
 def normalize(batch_uint8: torch.Tensor | np.ndarray) -> torch.Tensor:

@@ -16,7 +16,7 @@ import torch
 
 from .checkpoint import Checkpoint, CheckpointError, load_checkpoint
 from .data import NAME_RE
-from .images import ImageError, Source, n_frames, normalize, resized_uint8, viridis_fraction
+from .images import ImageError, Source, canonical_with_fraction, n_frames, normalize
 
 MODELS_DIR = Path(__file__).resolve().parents[1] / "models"
 DEFAULT_MODEL = MODELS_DIR / "glitchnet.pt"
@@ -85,9 +85,9 @@ class Predictor:
 
     @staticmethod
     def load(source: Source, frame: int = 0) -> np.ndarray:
-        """Canonical uint8 image, or ``ImageError`` if the input is unreadable or not a spectrogram."""
-        img = resized_uint8(source, frame)
-        frac = viridis_fraction(img)
+        """``canonical_uint8`` of the source (the very input training saw), or ``ImageError`` if it is unreadable
+        or not a spectrogram."""
+        img, frac = canonical_with_fraction(source, frame)
         if frac < MIN_VIRIDIS_FRACTION:
             raise ImageError(f"this does not look like a Gravity Spy spectrogram (only {frac:.0%} of its "
                              "pixels are on the viridis colour scale)")
@@ -166,6 +166,8 @@ class Predictor:
 
     def predict_frames(self, source: Source, name: str = "upload") -> list[Prediction]:
         """One prediction per frame: a golden GIF holds the four views of one glitch."""
+        if isinstance(source, (str, os.PathLike)) and Path(source).is_file():
+            source = Path(source).read_bytes()  # one read from disk, whatever the number of frames
         count = n_frames(source)
         out = []
         for frame in range(count):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import random
 import threading
@@ -200,13 +201,14 @@ def train(config: TrainConfig, progress: Callable[[Event], None] | None = None,
         history.append({"epoch": epoch, "loss": loss_sum / seen, "accuracy": correct / seen, "val_loss": val_loss,
                         "val_accuracy": val_acc, "images_per_s": train_rate, "lr": scheduler.get_last_lr()[0],
                         "seconds": time.perf_counter() - t0})
+        described = _describe(model, config, run_config, epoch, history, {"validation": val_metrics})
         if val_acc > best_val:
             best_val = val_acc
-            ckpt = _describe(model, config, run_config, epoch, history, {"validation": val_metrics})
+            ckpt = described
             save_checkpoint(ckpt, config.out)
-        state = _describe(model, config, run_config, epoch, history, {"validation": val_metrics})
-        state.training_state = {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                                "history": history, "best_val_accuracy": best_val}
+        state = dataclasses.replace(described, training_state={
+            "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "history": history,
+            "best_val_accuracy": best_val})
         save_checkpoint(state, last_path)
         emit(Event("epoch", epoch=epoch, epochs=config.epochs, step=steps, steps=steps, loss=loss_sum / seen,
                    accuracy=correct / seen, val_loss=val_loss, val_accuracy=val_acc, images_per_s=train_rate,

@@ -10,7 +10,9 @@ import streamlit as st
 
 from glitchnet import augment as aug
 from glitchnet.classes import CLASSES, INFO_BY_NAME
+from glitchnet.data import scan_dataset
 from glitchnet.images import ImageError, canonical_uint8
+from glitchnet.simulate import simulate_glitch
 
 try:
     from pages import _ui as ui
@@ -26,8 +28,6 @@ SOURCES = ("Dataset", "Upload", "Simulated example")
 
 @st.cache_data(show_spinner="Scanning the dataset…")
 def _scan_one_view(root: str) -> pd.DataFrame:
-    from glitchnet.data import scan_dataset
-
     return scan_dataset(root, view="1.0").manifest
 
 
@@ -38,8 +38,6 @@ def dataset_manifest(root: str) -> pd.DataFrame | str:
             manifest = ui.scan(root).manifest
             return manifest[(manifest["duration"] == 1.0) | manifest["duration"].isna()]
         return _scan_one_view(root)
-    except ImportError:
-        return "the dataset reader is not available in this build"
     except Exception as exc:  # a folder the reader refuses: say why in one line, never a traceback
         return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
 
@@ -47,10 +45,6 @@ def dataset_manifest(root: str) -> pd.DataFrame | str:
 @st.cache_data(show_spinner="Simulating…")
 def simulated_image(label: str, seed: int) -> np.ndarray | str:
     """A simulated 1 s view of the class, or a one-line reason why there is none."""
-    try:
-        from glitchnet.simulate import simulate_glitch
-    except ImportError:
-        return "the simulator is not available in this build: upload an image or choose a dataset"
     try:
         views, _ = simulate_glitch(label, seed)
         view = views.get(1.0) or next(iter(views.values()))

@@ -186,3 +186,11 @@ def test_training_survives_corrupt_images_and_a_missing_split(tmp_path):
     assert ckpt.epoch >= 1 and (tmp_path / "m.pt").is_file()
     assert any("skipped 1 file" in e.message for e in events)  # the empty file, reported at scan time
     assert any("skipped 1 image(s) that could not be decoded" in e.message for e in events)  # the cut-off one
+
+
+def test_prediction_sees_exactly_what_training_saw(real, random_checkpoint):
+    from glitchnet.images import canonical_uint8
+
+    jpg, gif = real / "golden" / "Blip" / "blip-1.jpg", real / "golden" / "Whistle" / "whistle-2.gif"
+    assert np.array_equal(Predictor.load(jpg), canonical_uint8(jpg))
+    assert np.array_equal(Predictor.load(gif, 2), canonical_uint8(gif, 2))
