@@ -115,7 +115,7 @@ def test_class_features(seed):
     f, _ = bright(views["Air_Compressor"][1.0], 1.0)
     assert 45 < _row_with_most(f) < 60, "Air_Compressor: ~50 Hz"
     f, _ = bright(views["Violin_Mode"][1.0], 1.0, threshold=15.0)
-    assert 470 < _row_with_most(f) < 660, "Violin_Mode: fundamental near 500 Hz"
+    assert 470 < _row_with_most(f[f > 100]) < 660, "Violin_Mode: fundamental near 500 Hz"
     f, _ = bright(views["1080Lines"][4.0], 4.0)
     assert 1040 < _row_with_most(f) < 1120, "1080Lines: dashes near 1080 Hz"
     f, _ = bright(views["Scattered_Light"][4.0], 4.0)
@@ -130,6 +130,18 @@ def test_class_features(seed):
     order = np.argsort(t)
     assert np.corrcoef(t[order], np.log(f[order]))[0, 1] > 0.5, "Chirp: frequency rises with time"
     assert energy(views["No_Glitch"][1.0]).max() < 20.0, "No_Glitch: no bright pixels"
+
+
+def test_violin_modes_come_with_low_frequency_excess_about_half_the_time():
+    """Violin modes are rung up by large disturbances, so about half the simulated scans also carry loud ground
+    motion below ~60 Hz; the rest are clean there. Either way the ~500 Hz modes are present."""
+    with_excess = 0
+    for seed in range(24):
+        view = simulate_glitch("Violin_Mode", seed)[0][4.0]
+        f, _ = bright(view, 4.0, threshold=15.0)
+        assert np.any((f > 450) & (f < 1300)), f"seed {seed}: no violin-mode pixels"
+        with_excess += int(np.sum(f < 60) > 20)
+    assert 5 <= with_excess <= 19  # 10 of these 24 seeds
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])

@@ -275,6 +275,13 @@ def _violin(c: Canvas, rng: np.random.Generator, d: Draw) -> None:
             c.sine_gaussian(t0, f, tau, level * w, rng.uniform(0, 2 * np.pi))
             c.sine_gaussian(t0 + rng.normal(0, 0.005), f * d.extra["split_ratio"], tau,
                             level * w * rng.uniform(0.6, 1.0), rng.uniform(0, 2 * np.pi))
+    if d.extra["ground_motion"]:
+        # violin modes are rung up by large disturbances (ground motion, lock acquisition), so the scans that show
+        # them often also hold loud low-frequency excess below ~50 Hz (two of the three golden Violin_Mode glitches)
+        width, top = rng.uniform(0.3, 1.5), rng.uniform(20.0, 60.0)
+        # excess noise spreads its SNR over ~width x bandwidth time-frequency cells: scale it to stay visible
+        c.noise_burst(rng, rng.uniform(-1.5, 1.5), width, 9.0, top, rng.uniform(3.0, 8.0) * math.sqrt(width * top),
+                      tilt=-1.0)
 
 
 def _helix(c: Canvas, rng: np.random.Generator, d: Draw) -> None:
@@ -634,7 +641,7 @@ MODELS: tuple[GlitchModel, ...] = (
                 {"low_ratio": (1.5, 2.5), "high_ratio": (1.0, 2.0), "tip_order": (2.0, 3.5)}),
     GlitchModel("Violin_Mode", "suspension fibre resonances rung up near 500 Hz, with their harmonics",
                 0.65, (492.0, 512.0), (0.02, 0.12), (1470.0, 3900.0), (10.0, 30.0), _violin,
-                {"bursts": (2, 8), "split_ratio": (1.1, 1.25), "harmonics": (0.4, 0.8)}),
+                {"bursts": (2, 8), "split_ratio": (1.1, 1.25), "harmonics": (0.4, 0.8), "ground_motion": (0, 1)}),
     GlitchModel("Wandering_Line", "a thin line whose frequency wanders (Hanford): hooked 1-2 kHz segments, or fast "
                 "arches at a few hundred Hz", 1.0, (350.0, 1950.0), (2.0, 8.0), (1400.0, 7600.0), (4.0, 9.0),
                 _wandering_line,
