@@ -36,7 +36,7 @@ def cmd_train(args: argparse.Namespace) -> int:
                          weight_decay=args.weight_decay, label_smoothing=args.label_smoothing, view=args.view,
                          augment=args.augment, seed=args.seed, width=args.width, device=args.device,
                          workers=args.workers, cache_dir=args.cache_dir, resume=args.resume, init=args.init,
-                         compile=args.compile)
+                         compile=args.compile, precise_bn=args.precise_bn)
     tqdm = _tqdm()
     bars: dict[str, object] = {}
 
@@ -220,6 +220,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true", help="continue from <out>.last.pt")
     p.add_argument("--init", help="start from this checkpoint's weights (fine-tune) with a fresh optimizer")
     p.add_argument("--compile", action="store_true", help="torch.compile the model")
+    p.add_argument("--precise-bn", type=int, default=2048, metavar="N",
+                   help="recompute BatchNorm statistics over N training images before each validation (0: off)")
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("evaluate", help="score a checkpoint on a dataset split, or on a folder of labelled figures")

@@ -77,3 +77,43 @@ def test_init_starts_from_a_checkpoint(tiny, tmp_path):
     key = "conv1.weight"
     assert torch.equal(first.state_dict[key], scratch_again.state_dict[key])  # same seed, same start
     assert not torch.equal(tuned.state_dict[key], scratch_again.state_dict[key])  # another start
+
+
+def test_precise_batchnorm_sets_the_statistics_of_the_images_and_leaves_the_weights():
+    import numpy as np
+
+    from glitchnet.images import normalize
+    from glitchnet.model import GlitchNet
+    from glitchnet.train import recompute_batchnorm
+
+    torch.manual_seed(0)
+    model = GlitchNet(num_classes=22, width=8).to(memory_format=torch.channels_last)
+    images = np.random.default_rng(0).integers(0, 256, (64, 224, 224, 3), dtype=np.uint8)
+    bn = model.bn1  # the stem's BatchNorm, right after the 7x7 convolution
+    bn.running_mean.fill_(100.0)  # stale statistics, as after fast-changing weights
+    weights = {k: v.clone() for k, v in model.state_dict().items() if "running" not in k and "num_batches" not in k}
+    model.eval()
+    recompute_batchnorm(model, images, n=64, batch_size=32, seed=1)
+
+    assert not model.training and bn.momentum == 0.1  # mode and momentum restored
+    for k, v in weights.items():
+        assert torch.equal(model.state_dict()[k], v), k
+    # two equal batches: the cumulative average of the batch means is the mean over all 64 images
+    stem = model.conv1
+    with torch.no_grad():
+        expected = stem(normalize(images).contiguous(memory_format=torch.channels_last)).mean((0, 2, 3))
+    assert torch.allclose(bn.running_mean, expected, atol=1e-4)
+    assert int(bn.num_batches_tracked) == 2
+
+
+def test_training_validates_with_recomputed_statistics(tiny, tmp_path, monkeypatch):
+    import glitchnet.train as train_module
+
+    calls = []
+    real = train_module.recompute_batchnorm
+    monkeypatch.setattr(train_module, "recompute_batchnorm", lambda *a, **k: (calls.append(k["seed"]), real(*a, **k)))
+    train(_config(tiny, tmp_path / "p.pt", epochs=2))
+    assert calls == [(3, 1), (3, 2)]
+    calls.clear()
+    train(_config(tiny, tmp_path / "q.pt", epochs=1, precise_bn=0))
+    assert calls == []
