@@ -43,6 +43,11 @@ class Checkpoint:
     """Optimizer, scheduler and history for ``--resume``; None in a shipped model."""
     library_version: str = __version__
 
+    @property
+    def scan_view(self) -> str:
+        """The ``view`` to scan a dataset with for this model: "all" if it was trained on every view, else its one."""
+        return "all" if len(self.views) > 1 else self.views[0]
+
     def build_model(self) -> GlitchNet:
         """A GlitchNet in eval mode with these weights, in channels_last memory format (faster on CPU and GPU)."""
         model = GlitchNet(num_classes=len(self.classes), width=self.width)

@@ -122,8 +122,8 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     from .evaluate import expected_calibration_error, fit_temperature, predict_logits, softmax
 
     ckpt = load_checkpoint(args.model)
-    view = "all" if len(ckpt.views) > 1 else ckpt.views[0]
-    images, labels, _ = load_split(scan_dataset(args.data, view=view), "validation", args.cache_dir, workers=2)
+    scan = scan_dataset(args.data, view=ckpt.scan_view)
+    images, labels, _ = load_split(scan, "validation", args.cache_dir, workers=2)
     if len(labels) < 10:
         raise ValueError(f"the validation split of {args.data} is too small to fit a temperature ({len(labels)})")
     logits = predict_logits(ckpt.build_model(), images)

@@ -17,6 +17,13 @@ from .data import load_split, scan_dataset
 from .images import normalize
 
 
+def forward_uint8(model: torch.nn.Module, images_uint8: np.ndarray, device: torch.device) -> torch.Tensor:
+    """The model's output for canonical uint8 images (N, H, W, 3): normalized, channels_last, bfloat16 on CUDA."""
+    x = normalize(np.ascontiguousarray(images_uint8)).to(device, memory_format=torch.channels_last)
+    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+        return model(x)
+
+
 @torch.no_grad()
 def predict_logits(model: torch.nn.Module, images_uint8: np.ndarray, batch_size: int = 64,
                    device: str | torch.device = "cpu",
@@ -27,13 +34,7 @@ def predict_logits(model: torch.nn.Module, images_uint8: np.ndarray, batch_size:
     out = []
     n = len(images_uint8)
     for start in range(0, n, batch_size):
-        batch = normalize(np.ascontiguousarray(images_uint8[start:start + batch_size]))
-        batch = batch.to(device, memory_format=torch.channels_last)
-        if device.type == "cuda":
-            with torch.autocast("cuda", dtype=torch.bfloat16):
-                logits = model(batch)
-        else:
-            logits = model(batch)
+        logits = forward_uint8(model, images_uint8[start:start + batch_size], device)
         out.append(logits.float().cpu().numpy())
         if progress:
             progress(min(start + batch_size, n), n)
@@ -157,7 +158,7 @@ def evaluate_checkpoint(checkpoint: str | Path, data: str | Path, view: str | No
     ``view`` defaults to the checkpoint's own: all four views if it was trained on all, else its one duration.
     """
     ckpt = load_checkpoint(checkpoint)
-    view = view or ("all" if len(ckpt.views) > 1 else ckpt.views[0])
+    view = view or ckpt.scan_view
     scan = scan_dataset(data, view=view)
     if scan.split(split).empty and fallback_split:
         split = fallback_split

@@ -19,7 +19,7 @@ from torch import nn
 from .checkpoint import Checkpoint, CheckpointError, load_checkpoint, save_checkpoint
 from .classes import CLASSES
 from .data import DatasetError, EpochSampler, GlitchImages, load_split, scan_dataset
-from .evaluate import compute_metrics, predict_logits
+from .evaluate import compute_metrics, forward_uint8, predict_logits
 from .images import normalize
 from .model import GlitchNet
 
@@ -247,9 +247,7 @@ def recompute_batchnorm(model: nn.Module, images_uint8: np.ndarray, n: int, batc
             batch = np.sort(order[start:start + batch_size])  # sorted: memory-mapped caches read forward
             if len(batch) < 2:
                 break
-            x = normalize(np.ascontiguousarray(images_uint8[batch])).to(device, memory_format=torch.channels_last)
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
-                model(x)
+            forward_uint8(model, images_uint8[batch], device)
     finally:
         for m, momentum in zip(layers, momenta):
             m.momentum = momentum

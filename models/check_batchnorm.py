@@ -25,15 +25,18 @@ def main() -> None:
     args = parser.parse_args()
 
     ckpt = load_checkpoint(args.model)
-    view = "all" if len(ckpt.views) > 1 else ckpt.views[0]
-    scan = scan_dataset(args.data, view=view)
+    scan = scan_dataset(args.data, view=ckpt.scan_view)
     x_train, _, _ = load_split(scan, "train", None, 2)
     x_val, y_val, _ = load_split(scan, "validation", None, 2)
     model = ckpt.build_model()
-    stored = float((predict_logits(model, x_val, 128).argmax(1) == y_val).mean())
+
+    def accuracy() -> float:
+        return float((predict_logits(model, x_val, 128).argmax(1) == y_val).mean())
+
+    stored = accuracy()
     seed = tuple(args.seed) if args.seed else (int(ckpt.config.get("seed", 0)), ckpt.epoch)
     recompute_batchnorm(model, x_train, args.images, int(ckpt.config.get("batch_size", 32)), seed=seed)
-    precise = float((predict_logits(model, x_val, 128).argmax(1) == y_val).mean())
+    precise = accuracy()
     print(f"{args.model} (epoch {ckpt.epoch}), {len(y_val)} validation images: accuracy {stored:.4f} with the stored "
           f"BatchNorm statistics, {precise:.4f} recomputed over {min(args.images, len(x_train))} training images "
           f"(seed {seed})")
