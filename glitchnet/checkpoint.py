@@ -14,7 +14,7 @@ import torch
 from . import __version__
 from .classes import CLASSES
 from .images import INPUT_SIZE, MEAN, STD
-from .model import GlitchNet
+from .model import DEFAULT_ARCH, GlitchNet, build_architecture
 
 FORMAT = "glitchnet-checkpoint"
 FORMAT_VERSION = 1
@@ -42,6 +42,8 @@ class Checkpoint:
     training_state: dict[str, Any] | None = None
     """Optimizer, scheduler and history for ``--resume``; None in a shipped model."""
     library_version: str = __version__
+    arch: str = DEFAULT_ARCH
+    """Which of ``model.ARCHITECTURES`` the weights belong to; older checkpoints, without the key, are the seed's."""
 
     @property
     def scan_view(self) -> str:
@@ -50,7 +52,10 @@ class Checkpoint:
 
     def build_model(self) -> GlitchNet:
         """A GlitchNet in eval mode with these weights, in channels_last memory format (faster on CPU and GPU)."""
-        model = GlitchNet(num_classes=len(self.classes), width=self.width)
+        try:
+            model = build_architecture(self.arch, num_classes=len(self.classes), width=self.width)
+        except ValueError as exc:
+            raise CheckpointError(str(exc)) from None
         try:
             model.load_state_dict(self.state_dict)
         except RuntimeError as exc:
@@ -74,6 +79,7 @@ class Checkpoint:
             "metrics": self.metrics,
             "epoch": self.epoch,
             "training_state": self.training_state,
+            "arch": self.arch,
         }
 
 
@@ -130,6 +136,7 @@ def load_checkpoint(path: str | os.PathLike, expected_classes: list[str] | None 
         epoch=int(payload.get("epoch", 0)),
         training_state=payload.get("training_state"),
         library_version=str(payload.get("library_version", "?")),
+        arch=str(payload.get("arch", DEFAULT_ARCH)),
     )
     if ckpt.input_size != INPUT_SIZE or tuple(ckpt.mean) != MEAN or tuple(ckpt.std) != STD:
         raise CheckpointError(f"{path.name} expects preprocessing this GlitchNet does not provide "

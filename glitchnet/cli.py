@@ -9,6 +9,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from .classes import DURATIONS_S
+from .model import ARCHITECTURES, DEFAULT_ARCH
 
 EPILOG = "Errors are one line on stderr; exit status 2 for bad input, 1 for a failed run."
 
@@ -34,7 +35,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     data = args.data or str(_default_data())
     config = TrainConfig(data=data, out=args.out, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                          weight_decay=args.weight_decay, label_smoothing=args.label_smoothing, view=args.view,
-                         augment=args.augment, seed=args.seed, width=args.width, device=args.device,
+                         augment=args.augment, seed=args.seed, arch=args.arch, width=args.width, device=args.device,
                          workers=args.workers, cache_dir=args.cache_dir, resume=args.resume, init=args.init,
                          compile=args.compile, precise_bn=args.precise_bn)
     tqdm = _tqdm()
@@ -213,6 +214,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--augment", choices=("class", "generic", "none"), default="class",
                    help="class-specific physics-aware policies (default), a generic baseline, or none")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--arch", choices=tuple(ARCHITECTURES), default=DEFAULT_ARCH,
+                   help="glitchnet: the seed's exact network (default); glitchnet-freq: adds a log-frequency "
+                        "coordinate channel (starts from a glitchnet --init exactly)")
     p.add_argument("--width", type=int, default=64, help="channels of the stem and residual blocks")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda")
     p.add_argument("--workers", type=int, default=-1, help="data loader workers (-1: automatic)")

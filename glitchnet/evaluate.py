@@ -76,6 +76,43 @@ def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
     return e / e.sum(-1, keepdims=True)
 
 
+def fuse_log_probabilities(probs: np.ndarray) -> np.ndarray:
+    """One glitch's class probabilities from its views' (V, C): the normalized geometric mean (a product of experts,
+    the average of log-probabilities). Every path that fuses views (prediction, evaluation, the app) calls this."""
+    logp = np.log(np.clip(np.asarray(probs, dtype=np.float64), 1e-12, 1.0)).mean(0)
+    fused = np.exp(logp - logp.max())
+    return fused / fused.sum()
+
+
+def fuse_by_glitch(probs: np.ndarray, glitch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(glitch keys in first-seen order, fused probabilities (G, C)) for per-image probabilities and a key per image."""
+    glitch = np.asarray(glitch)
+    keys = list(dict.fromkeys(glitch.tolist()))
+    fused = np.stack([fuse_log_probabilities(probs[glitch == k]) for k in keys]) if keys else np.zeros((0, 0))
+    return np.asarray(keys), fused
+
+
+def wilson_interval(successes: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
+    """Wilson score interval of a binomial proportion (scipy's ``binomtest(...).proportion_ci``)."""
+    from scipy.stats import binomtest
+
+    if n == 0:
+        return (0.0, 1.0)
+    ci = binomtest(int(successes), int(n)).proportion_ci(confidence_level=confidence, method="wilson")
+    return float(ci.low), float(ci.high)
+
+
+def mcnemar_exact(correct_a: np.ndarray, correct_b: np.ndarray) -> dict[str, float]:
+    """Paired comparison of two classifiers on the same items: the exact McNemar test (a two-sided binomial test on
+    the discordant pairs). Returns b (only A right), c (only B right) and the p-value."""
+    from scipy.stats import binomtest
+
+    a, b_ = np.asarray(correct_a, bool), np.asarray(correct_b, bool)
+    only_a, only_b = int((a & ~b_).sum()), int((~a & b_).sum())
+    p = binomtest(only_a, only_a + only_b, 0.5).pvalue if only_a + only_b else 1.0
+    return {"only_a": only_a, "only_b": only_b, "p_value": float(p)}
+
+
 def expected_calibration_error(probs: np.ndarray, y_true: np.ndarray, bins: int = 15) -> float:
     """ECE: confidence-weighted gap between confidence and accuracy over equal-width confidence bins."""
     conf = probs.max(1)

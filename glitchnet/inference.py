@@ -16,6 +16,7 @@ import torch
 
 from .checkpoint import Checkpoint, CheckpointError, load_checkpoint
 from .data import NAME_RE
+from .evaluate import fuse_log_probabilities
 from .images import ImageError, Source, canonical_with_fraction, n_frames, normalize
 
 MODELS_DIR = Path(__file__).resolve().parents[1] / "models"
@@ -183,9 +184,8 @@ class Predictor:
         good = [p for p in predictions if p.error is None and p.probabilities is not None]
         if not good:
             return Prediction(name=name or "glitch", error="no readable view to fuse")
-        logp = np.mean([np.log(np.clip(p.probabilities, 1e-12, 1.0)) for p in good], axis=0)
-        probs = np.exp(logp - logp.max())
-        fused = self._result(name or good[0].name, probs / probs.sum(), views=len(good))
+        probs = fuse_log_probabilities(np.stack([p.probabilities for p in good]))
+        fused = self._result(name or good[0].name, probs, views=len(good))
         fused.gravityspy_id, fused.ifo, fused.duration = good[0].gravityspy_id, good[0].ifo, None
         return fused
 

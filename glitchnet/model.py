@@ -37,6 +37,8 @@ class GlitchNet(nn.Module):
     Grad-CAM hooks ``cam_layer`` (the last residual block), whose 56x56 maps are the finest with full context.
     """
 
+    arch_name = "glitchnet"
+
     def __init__(self, num_classes: int = NUM_CLASSES, width: int = 64) -> None:
         super().__init__()
         self.num_classes = num_classes
@@ -70,3 +72,48 @@ class GlitchNet(nn.Module):
 def count_parameters(model: nn.Module) -> int:
     """Number of trainable parameters."""
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+class FrequencyGlitchNet(GlitchNet):
+    """GlitchNet that knows where it is in frequency: a fourth input channel holds each row's log2 frequency.
+
+    Gravity Spy's y axis is log2 frequency, 10 Hz (bottom) to 2048 Hz (top), so a row index is a frequency. The seed
+    network's convolutions and global pooling are blind to absolute position, which is why Power_Line (60 Hz) and
+    Air_Compressor (50 Hz), or Blip and the lower Tomte, are confused. The coordinate channel (CoordConv, Liu et al.
+    2018) is appended inside ``forward``: the input stays the project's one 3-channel image. ``from_glitchnet``
+    starts it from a seed model's weights, with zero weights on the new channel, so it begins as that model exactly.
+    """
+
+    arch_name = "glitchnet-freq"
+
+    def __init__(self, num_classes: int = NUM_CLASSES, width: int = 64) -> None:
+        super().__init__(num_classes, width)
+        self.conv1 = nn.Conv2d(4, width, kernel_size=7, stride=2, padding=3, bias=False)
+        nn.init.kaiming_normal_(self.conv1.weight, mode="fan_out", nonlinearity="relu")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n, _, h, w = x.shape
+        # +1 at the top row (2048 Hz) to -1 at the bottom (10 Hz), linear in log2 frequency like the image rows
+        coord = torch.linspace(1.0, -1.0, h, device=x.device, dtype=x.dtype).view(1, 1, h, 1).expand(n, 1, h, w)
+        return super().forward(torch.cat([x, coord], dim=1).contiguous(memory_format=torch.channels_last))
+
+    @classmethod
+    def from_glitchnet(cls, state_dict: dict[str, torch.Tensor], num_classes: int, width: int) -> FrequencyGlitchNet:
+        model = cls(num_classes, width)
+        state = dict(state_dict)
+        w = state["conv1.weight"]
+        state["conv1.weight"] = torch.cat([w, torch.zeros_like(w[:, :1])], dim=1)
+        model.load_state_dict(state)
+        return model
+
+
+ARCHITECTURES: dict[str, type[GlitchNet]] = {"glitchnet": GlitchNet, "glitchnet-freq": FrequencyGlitchNet}
+"""``--arch`` choices: the seed's exact GlitchNet (the default) and the frequency-aware variant."""
+DEFAULT_ARCH = "glitchnet"
+
+
+def build_architecture(arch: str, num_classes: int = NUM_CLASSES, width: int = 64) -> GlitchNet:
+    """A fresh model of a named architecture."""
+    if arch not in ARCHITECTURES:
+        raise ValueError(f"architecture must be one of {', '.join(ARCHITECTURES)}, not {arch!r}")
+    return ARCHITECTURES[arch](num_classes=num_classes, width=width)

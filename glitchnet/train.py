@@ -7,7 +7,7 @@ import os
 import random
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,7 +21,7 @@ from .classes import CLASSES
 from .data import DatasetError, EpochSampler, GlitchImages, load_split, scan_dataset
 from .evaluate import compute_metrics, forward_uint8, predict_logits
 from .images import normalize
-from .model import GlitchNet
+from .model import DEFAULT_ARCH, FrequencyGlitchNet, build_architecture
 
 
 @dataclass
@@ -39,6 +39,8 @@ class TrainConfig:
     augment: str = "class"
     """"class" (physics-aware policies), "generic" (flips, jitter, crops: the baseline) or "none"."""
     seed: int = 0
+    arch: str = DEFAULT_ARCH
+    """One of ``model.ARCHITECTURES``: "glitchnet" (the seed's exact network) or "glitchnet-freq"."""
     width: int = 64
     device: str = "auto"
     workers: int = -1
@@ -133,7 +135,7 @@ def train(config: TrainConfig, progress: Callable[[Event], None] | None = None,
         emit(Event("scan", message=f"skipped {undecodable} image(s) that could not be decoded"))
 
     # channels_last suits oneDNN on CPU (about 1.4x faster training measured on 2 cores) and cuDNN on GPU alike
-    model = GlitchNet(num_classes=len(CLASSES), width=config.width).to(device, memory_format=torch.channels_last)
+    model = build_architecture(config.arch, len(CLASSES), config.width).to(device, memory_format=torch.channels_last)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(1, config.epochs))
     criterion = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
@@ -143,7 +145,7 @@ def train(config: TrainConfig, progress: Callable[[Event], None] | None = None,
 
     if config.init and not (config.resume and last_checkpoint_path(config.out).is_file()):
         start = load_checkpoint(config.init, expected_classes=list(CLASSES))
-        model.load_state_dict(start.state_dict)
+        load_initial_weights(model, start)
         emit(Event("scan", message=f"starting from the weights of {config.init}"))
 
     last_path = last_checkpoint_path(config.out)
@@ -171,27 +173,18 @@ def train(config: TrainConfig, progress: Callable[[Event], None] | None = None,
 
     for epoch in range(start_epoch, config.epochs + 1):
         sampler.set_epoch(epoch)
-        model.train()
-        seen, correct, loss_sum, t0 = 0, 0, 0.0, time.perf_counter()
-        for step, (x, y) in enumerate(loader, 1):
-            # (N, H, W, 3) uint8 -> normalized (N, 3, H, W) float whose memory is already channels_last
-            x = normalize(x.to(device, non_blocking=True))
-            y = y.to(device, non_blocking=True)
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
-                logits = step_model(x)
-                loss = criterion(logits.float(), y)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            seen += len(y)
-            correct += int((logits.argmax(1) == y).sum())
-            loss_sum += float(loss.detach()) * len(y)
+        t0 = time.perf_counter()
+
+        def on_batch(step: int, seen: int, correct: int, loss_sum: float, epoch: int = epoch) -> None:
             emit(Event("batch", epoch=epoch, epochs=config.epochs, step=step, steps=steps, loss=loss_sum / seen,
                        accuracy=correct / seen, images_per_s=seen / (time.perf_counter() - t0)))
-            if stop is not None and stop.is_set():
-                emit(Event("stopped", epoch=epoch, epochs=config.epochs, step=step, steps=steps, history=history,
-                           message="stopped; the last finished epoch's checkpoint is kept"))
-                return ckpt if ckpt is not None else _describe(model, config, run_config, epoch - 1, history, {})
+
+        seen, correct, loss_sum, step = train_one_epoch(step_model, loader, optimizer, criterion, device,
+                                                        on_batch=on_batch, stop=stop)
+        if stop is not None and stop.is_set():
+            emit(Event("stopped", epoch=epoch, epochs=config.epochs, step=step, steps=steps, history=history,
+                       message="stopped; the last finished epoch's checkpoint is kept"))
+            return ckpt if ckpt is not None else _describe(model, config, run_config, epoch - 1, history, {})
         scheduler.step()
         train_rate = seen / (time.perf_counter() - t0)
         if config.precise_bn > 0:
@@ -224,6 +217,38 @@ def train(config: TrainConfig, progress: Callable[[Event], None] | None = None,
     emit(Event("done", epoch=config.epochs, epochs=config.epochs, history=list(history),
                val_accuracy=best_val, message=f"best validation accuracy {best_val:.3f}; saved {config.out}"))
     return final
+
+
+def train_one_epoch(model: nn.Module, loader: Iterable, optimizer: torch.optim.Optimizer, criterion: nn.Module,
+                    device: torch.device, scheduler: Any = None,
+                    on_batch: Callable[[int, int, int, float], None] | None = None,
+                    stop: threading.Event | None = None) -> tuple[int, int, float, int]:
+    """One pass over ``loader`` (uint8 HWC batches, labels); returns (images seen, correct, summed loss, steps).
+
+    ``scheduler``, if given, steps after every batch (per-step schedules); ``stop`` ends the pass after a batch.
+    """
+    model.train()
+    seen, correct, loss_sum, step = 0, 0, 0.0, 0
+    for step, (x, y) in enumerate(loader, 1):
+        # (N, H, W, 3) uint8 -> normalized (N, 3, H, W) float whose memory is already channels_last
+        x = normalize(x.to(device, non_blocking=True))
+        y = y.to(device, non_blocking=True)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+            logits = model(x)
+            loss = criterion(logits.float(), y)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        if scheduler is not None:
+            scheduler.step()
+        seen += len(y)
+        correct += int((logits.argmax(1) == y).sum())
+        loss_sum += float(loss.detach()) * len(y)
+        if on_batch is not None:
+            on_batch(step, seen, correct, loss_sum)
+        if stop is not None and stop.is_set():
+            break
+    return seen, correct, loss_sum, step
 
 
 @torch.no_grad()
@@ -260,5 +285,18 @@ def _describe(model: nn.Module, config: TrainConfig, run_config: dict[str, Any],
     return Checkpoint(
         state_dict={k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
         classes=list(CLASSES), width=config.width, views=views, config=run_config,
-        metrics={**metrics, "history": list(history)}, epoch=epoch,
+        metrics={**metrics, "history": list(history)}, epoch=epoch, arch=config.arch,
     )
+
+
+def load_initial_weights(model: nn.Module, start: Checkpoint) -> None:
+    """Fine-tuning's starting point: ``start``'s weights into ``model``; a seed GlitchNet's weights also start a
+    frequency-aware one (the coordinate channel's weights begin at zero, so it starts as the seed model exactly)."""
+    if isinstance(model, FrequencyGlitchNet) and start.arch == "glitchnet":
+        model.load_state_dict(FrequencyGlitchNet.from_glitchnet(start.state_dict, len(start.classes),
+                                                                start.width).state_dict())
+    elif start.arch != getattr(model, "arch_name", start.arch) or start.width != getattr(model, "width", start.width):
+        raise CheckpointError(f"cannot start a {type(model).__name__} of width {model.width} from a {start.arch} "
+                              f"checkpoint of width {start.width}")
+    else:
+        model.load_state_dict(start.state_dict)
