@@ -13,6 +13,7 @@ image) and then mapped onto the image's own background energy histogram.
 
 from __future__ import annotations
 
+import io
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -818,28 +819,66 @@ def generic_augment(img_uint8: np.ndarray, rng: np.random.Generator) -> tuple[np
     return np.clip(x + 0.5, 0, 255).astype(np.uint8), applied
 
 
+RENDER_SIDES_PX = (427, 569)
+"""Plot-area widths an upload comes at: a 600x450 golden figure's and an 800x600 figure's (the Kaggle crop)."""
+JPEG_QUALITY = (55, 95)
+"""JPEG qualities a re-encoded upload is drawn from (Zooniverse serves figures as JPG; volunteers re-save them)."""
+
+
+def render_variation(img_uint8: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, list[Applied]]:
+    """Domain randomisation of the rendering: the image as it reaches us after an upload's journey.
+
+    The canonical image is scaled to a figure's plot-area size, stored as a JPEG of random quality or as a
+    palette GIF (Gravity Spy's golden GIFs, 256 adaptive colours), decoded and brought back through the same
+    resize and viridis snapping as every upload (``images.canonical_uint8``).
+    """
+    from glitchnet.images import canonical_uint8
+
+    h, w = img_uint8.shape[:2]
+    side = int(RENDER_SIDES_PX[int(rng.integers(len(RENDER_SIDES_PX)))])
+    big = Image.fromarray(np.ascontiguousarray(img_uint8)).resize((side, round(side * 479 / 569)),
+                                                                   Image.Resampling.BILINEAR)
+    buf = io.BytesIO()
+    if rng.random() < 0.75:
+        quality = int(rng.integers(JPEG_QUALITY[0], JPEG_QUALITY[1] + 1))
+        big.save(buf, format="JPEG", quality=quality)
+        applied = [Applied("jpeg_quality", float(quality))]
+    else:
+        big.quantize(256, method=Image.Quantize.MEDIANCUT).save(buf, format="GIF")
+        applied = [Applied("gif_palette", 256.0)]
+    applied.append(Applied("rescale_px", float(side)))
+    return canonical_uint8(buf.getvalue(), size=h), applied
+
+
 class Augmenter:
     """Per-sample augmentation for the training loop: ``augmenter(img_uint8, label, rng) -> img_uint8``.
 
-    A plain class holding only the mode string, so it pickles into DataLoader workers.
+    A plain class holding only the mode string and the rendering probability, so it pickles into DataLoader workers.
+    ``render_prob``: the chance that an image also goes through ``render_variation`` (after the mode's transforms).
     """
 
-    def __init__(self, mode: str) -> None:
+    def __init__(self, mode: str, render_prob: float = 0.0) -> None:
         if mode not in AUGMENTATION_MODES:
             raise ValueError(f"augmentation mode must be one of {', '.join(AUGMENTATION_MODES)}, not {mode!r}")
+        if not 0.0 <= render_prob <= 1.0:
+            raise ValueError(f"render_prob must lie in [0, 1], not {render_prob}")
         self.mode = mode
+        self.render_prob = render_prob
 
     def __call__(self, img_uint8: np.ndarray, label: str, rng: np.random.Generator) -> np.ndarray:
         if self.mode == "class":
-            return augment(img_uint8, label, rng)[0]
-        if self.mode == "generic":
-            return generic_augment(img_uint8, rng)[0]
+            img_uint8 = augment(img_uint8, label, rng)[0]
+        elif self.mode == "generic":
+            img_uint8 = generic_augment(img_uint8, rng)[0]
+        if self.render_prob and rng.random() < self.render_prob:
+            img_uint8 = render_variation(img_uint8, rng)[0]
         return img_uint8
 
     def __repr__(self) -> str:
-        return f"Augmenter({self.mode!r})"
+        return f"Augmenter({self.mode!r}, render_prob={self.render_prob})"
 
 
-def make_augmenter(mode: str) -> Callable[[np.ndarray, str, np.random.Generator], np.ndarray]:
-    """The augmenter for a mode in ``AUGMENTATION_MODES``: "class", "generic" or "none"."""
-    return Augmenter(mode)
+def make_augmenter(mode: str, render_prob: float = 0.0) -> Callable[[np.ndarray, str, np.random.Generator], np.ndarray]:
+    """The augmenter for a mode in ``AUGMENTATION_MODES`` ("class", "generic" or "none"), optionally followed by
+    rendering variation (JPEG, GIF palette, rescaling) with probability ``render_prob``."""
+    return Augmenter(mode, render_prob)

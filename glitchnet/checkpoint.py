@@ -50,6 +50,27 @@ class Checkpoint:
         """The ``view`` to scan a dataset with for this model: "all" if it was trained on every view, else its one."""
         return "all" if len(self.views) > 1 else self.views[0]
 
+    def quality(self) -> list[tuple[str, str, str]]:
+        """What the checkpoint says about its accuracy, real images first: (label, value, where it was measured).
+
+        A figure on real Gravity Spy glitches leads when the checkpoint carries one (cross-validated, with its
+        Wilson 95% interval); figures on simulated images follow and are named as such.
+        """
+        out = []
+        real = (self.metrics.get("real_crossval") or {}).get("verified")
+        if real:
+            lo, hi = real["wilson95"]
+            out.append(("Real glitches (cross-validated)", f"{real['accuracy']:.1%}",
+                        f"{real['correct']} of {real['glitches']} real Gravity Spy glitches, each scored by a model "
+                        f"that never saw it (leave-glitch-out folds); 95% interval {lo:.0%}–{hi:.0%}"))
+        data = Path(str(self.config.get("data") or "its training data")).name
+        for key, label, where in (("simulated_test", "Simulated test images", "simulated glitches never trained on"),
+                                  ("validation", "Validation split", f"the validation split of {data}")):
+            m = self.metrics.get(key) or {}
+            if m.get("accuracy") is not None:
+                out.append((label, f"{m['accuracy']:.1%}", f"{m.get('n', '?')} images: {where}"))
+        return out
+
     def build_model(self) -> GlitchNet:
         """A GlitchNet in eval mode with these weights, in channels_last memory format (faster on CPU and GPU)."""
         try:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
@@ -34,6 +34,8 @@ class FinetuneConfig:
     weight_decay: float = 0.05
     batch_size: int = 32
     augment: str = "class"
+    render_prob: float = 0.0
+    """Chance of rendering variation (JPEG quality, GIF palette, rescaling) per training image."""
     sim_per_real: float = 1.0
     """Simulated images drawn (afresh each epoch) per real image: keeps every class in view."""
     class_balance: float = 0.5
@@ -46,7 +48,7 @@ class FinetuneConfig:
 
 
 class _MixSampler(torch.utils.data.Sampler):
-    """Each epoch: ``n_real`` real indices drawn with class-balancing weights, plus ``n_sim`` simulated indices, shuffled;
+    """Each epoch: ``n_real`` real indices drawn with class-balancing weights, plus ``n_sim`` simulated ones, shuffled;
     yields ``(index, epoch)`` pairs so augmentation is seeded per (seed, epoch, index) as in ``train``."""
 
     def __init__(self, real_weights: np.ndarray, n_sim_pool: int, n_sim: int, seed: int) -> None:
@@ -86,8 +88,8 @@ def finetune(start: Checkpoint, x_real: np.ndarray, y_real: np.ndarray, x_sim: n
     counts = np.bincount(y_real, minlength=len(start.classes)).astype(float)
     weights = counts[y_real] ** -config.class_balance
     sampler = _MixSampler(weights, len(y_sim), int(round(config.sim_per_real * len(y_real))), config.seed)
-    dataset = GlitchImages(images, labels, label_names=list(start.classes), augmenter=make_augmenter(config.augment),
-                           seed=config.seed)
+    dataset = GlitchImages(images, labels, label_names=list(start.classes),
+                           augmenter=make_augmenter(config.augment, config.render_prob), seed=config.seed)
     loader = torch.utils.data.DataLoader(dataset, batch_size=config.batch_size, sampler=sampler, drop_last=True)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     steps = max(1, len(loader)) * config.epochs
@@ -127,11 +129,14 @@ class CrossValResult:
     """(N, C) per image, each from the model of the fold that held the image out."""
     seconds: float
     config: dict[str, Any]
+    variants: dict[str, np.ndarray] = field(default_factory=dict)
+    """The same fold models scored with other test-time shifts (e.g. "tta"): free extra levers."""
 
 
 def cross_validate(name: str, pool: RealPool, folds: np.ndarray, start: Checkpoint,
                    x_sim: np.ndarray | None, y_sim: np.ndarray | None, config: FinetuneConfig | None,
                    bn_adapt: bool = False, tta_shifts_px: tuple[int, ...] = (0,),
+                   variants: dict[str, tuple[int, ...]] | None = None,
                    progress: Callable[[str], None] | None = None) -> CrossValResult:
     """Out-of-fold probabilities: for each fold, a model made without that fold's glitches scores it.
 
@@ -140,6 +145,7 @@ def cross_validate(name: str, pool: RealPool, folds: np.ndarray, start: Checkpoi
     """
     t0 = time.perf_counter()
     probs = np.zeros((len(pool.table), len(start.classes)))
+    extra = {variant: np.zeros_like(probs) for variant in (variants or {})}
     labels = pool.labels
     for k in sorted(set(folds.tolist())):
         test, train = folds == k, folds != k
@@ -151,10 +157,13 @@ def cross_validate(name: str, pool: RealPool, folds: np.ndarray, start: Checkpoi
             model = start.build_model()
         logits = shift_tta_logits(model, pool.images[test], tta_shifts_px)
         probs[test] = softmax(logits, 1.0)
+        for variant, shifts in (variants or {}).items():
+            extra[variant][test] = softmax(shift_tta_logits(model, pool.images[test], shifts), 1.0)
         if progress:
             progress(f"{name}: fold {k + 1} done ({time.perf_counter() - t0:.0f} s)")
     cfg = asdict(config) if config is not None else {"zero_shot": True, "bn_adapt": bn_adapt}
-    return CrossValResult(name, probs, time.perf_counter() - t0, {**cfg, "tta_shifts_px": list(tta_shifts_px)})
+    return CrossValResult(name, probs, time.perf_counter() - t0, {**cfg, "tta_shifts_px": list(tta_shifts_px)},
+                          extra)
 
 
 def glitch_scores(pool: RealPool, probs: np.ndarray, mask: np.ndarray | None = None) -> dict[str, Any]:

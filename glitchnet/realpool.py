@@ -1,4 +1,4 @@
-"""The real labelled Gravity Spy pool: its images grouped by glitch, decoded once, and split into leave-glitch-out folds.
+"""The real labelled Gravity Spy pool: images grouped by glitch, decoded once, split into leave-glitch-out folds.
 
 The pool is the real images a user may hold without the full dataset: Gravity Spy's golden subjects (full figures; a
 GIF's frames are one glitch's views), training-set examples named ``{ifo}_{id}_spectrogram_{dur}.png``, the Scratchy

@@ -175,7 +175,7 @@ def train(config: TrainConfig, progress: Callable[[Event], None] | None = None,
         sampler.set_epoch(epoch)
         t0 = time.perf_counter()
 
-        def on_batch(step: int, seen: int, correct: int, loss_sum: float, epoch: int = epoch) -> None:
+        def on_batch(step: int, seen: int, correct: int, loss_sum: float, epoch: int = epoch, t0: float = t0) -> None:
             emit(Event("batch", epoch=epoch, epochs=config.epochs, step=step, steps=steps, loss=loss_sum / seen,
                        accuracy=correct / seen, images_per_s=seen / (time.perf_counter() - t0)))
 

@@ -37,7 +37,8 @@ LEVERS = {
     "finetune-none": dict(config=replace(BASE, augment="none"), what="same, no augmentation"),
     "finetune-freq": dict(config=replace(BASE, arch="glitchnet-freq"),
                           what="same, frequency-aware GlitchNet (log-frequency coordinate channel)"),
-    "finetune-tta": dict(config=BASE, tta=True, what="fine-tune + time-shift test-time augmentation"),
+    "finetune-render": dict(config=replace(BASE, render_prob=0.3),
+                            what="same, plus rendering variation (JPEG, GIF palette, rescaling) on 30% of images"),
 }
 
 
@@ -57,6 +58,8 @@ def main() -> int:
     parser.add_argument("--k", type=int, default=5, help="folds")
     parser.add_argument("--seed", type=int, default=0, help="fold assignment seed")
     parser.add_argument("--out", default="models/real_crossval.json")
+    parser.add_argument("--oof-dir", default="runs/crossval",
+                        help="where each lever's out-of-fold probabilities go (the temperature is fitted on them)")
     args = parser.parse_args()
 
     names = list(LEVERS) if args.levers == "all" else args.levers.split(",")
@@ -86,24 +89,40 @@ def main() -> int:
             print(f"{name}: needs --sim", file=sys.stderr)
             return 2
         res = cross_validate(name, pool, folds, start, x_sim, y_sim, config, bn_adapt=lever.get("bn_adapt", False),
-                             tta_shifts_px=TTA_SHIFTS_PX if lever.get("tta") else (0,), progress=print)
-        scores = summarize(pool, res.probabilities)
-        entry = {"what": lever["what"], "config": res.config, "seconds": round(res.seconds, 1), **scores}
-        if baseline is not None and name != "zero-shot":
-            a = {r["glitch"]: r["label"] == r["predicted"] for r in scores["verified"]["rows"]}
-            b = {r["glitch"]: r["label"] == r["predicted"] for r in baseline["verified"]["rows"]}
-            keys = sorted(a)
-            entry["mcnemar_vs_zero_shot"] = mcnemar_exact(np.array([a[k] for k in keys]),
-                                                          np.array([b[k] for k in keys]))
-        if name == "zero-shot":
-            baseline = entry
-        results["levers"][name] = entry
-        out.write_text(json.dumps(results, indent=1))
-        v, g, h = scores["verified"], scores["golden"], scores["hobbyist"]
-        low = [c for c, r in v["recall"].items() if r["correct"] / r["glitches"] < 2 / 3]
-        print(f"{name:20s} verified {v['correct']}/{v['glitches']} = {v['accuracy']:.1%} "
-              f"[{v['wilson95'][0]:.1%}, {v['wilson95'][1]:.1%}]  golden {g['accuracy']:.1%}  "
-              f"hobbyist {h['accuracy']:.1%}  {res.seconds:.0f} s  below 2/3: {', '.join(low) or 'none'}")
+                             tta_shifts_px=TTA_SHIFTS_PX if lever.get("tta") else (0,),
+                             variants={"tta": TTA_SHIFTS_PX} if config is not None else None,
+                             progress=lambda m: print(m, flush=True))
+        outcomes = [(name, lever["what"], res.probabilities, res.config)]
+        outcomes += [(f"{name}+{v}", f"{lever['what']}; time-shift test-time augmentation", p,
+                      {**res.config, "tta_shifts_px": list(TTA_SHIFTS_PX)}) for v, p in res.variants.items()]
+        for key, what, probs, config_used in outcomes:
+            baseline = record(results, key, what, config_used, res.seconds, pool, probs, baseline, args.oof_dir)
+            out.write_text(json.dumps(results, indent=1))
+    return 0
+
+
+def record(results: dict, name: str, what: str, config: dict, seconds: float, pool, probs: np.ndarray,
+           baseline: dict | None, oof_dir: str) -> dict | None:
+    """Score one lever's out-of-fold probabilities, compare with the zero-shot baseline, print its table row."""
+    scores = summarize(pool, probs)
+    entry = {"what": what, "config": config, "seconds": round(seconds, 1), **scores}
+    if baseline is not None and name != "zero-shot":
+        a = {r["glitch"]: r["label"] == r["predicted"] for r in scores["verified"]["rows"]}
+        b = {r["glitch"]: r["label"] == r["predicted"] for r in baseline["verified"]["rows"]}
+        keys = sorted(a)
+        entry["mcnemar_vs_zero_shot"] = mcnemar_exact(np.array([a[k] for k in keys]), np.array([b[k] for k in keys]))
+    results["levers"][name] = entry
+    Path(oof_dir).mkdir(parents=True, exist_ok=True)
+    np.savez_compressed(Path(oof_dir) / f"{name}.npz", probabilities=probs, glitch=pool.table["glitch"].to_numpy(),
+                        label=pool.table["label"].to_numpy())
+    v, g, h = scores["verified"], scores["golden"], scores["hobbyist"]
+    low = [c for c, r in v["recall"].items() if r["correct"] / r["glitches"] < 2 / 3]
+    print(f"{name:22s} verified {v['correct']}/{v['glitches']} = {v['accuracy']:.1%} "
+          f"[{v['wilson95'][0]:.1%}, {v['wilson95'][1]:.1%}]  golden {g['accuracy']:.1%}  "
+          f"hobbyist {h['accuracy']:.1%}  {seconds:.0f} s  below 2/3: {', '.join(low) or 'none'}", flush=True)
+    return entry if name == "zero-shot" else baseline
+
+
     return 0
 
 

@@ -248,9 +248,9 @@ def current_predictor() -> tuple[Predictor | None, str]:
     except CheckpointError as exc:
         return None, str(exc)
     ckpt = predictor.checkpoint
-    val = (ckpt.metrics.get("validation") or {}).get("accuracy")
-    acc = f", validation accuracy {val:.1%}" if val is not None else ""
-    return predictor, f"{path.name}: epoch {ckpt.epoch}, view(s) {', '.join(ckpt.views)}{acc}"
+    quality = ckpt.quality()
+    acc = f"; {quality[0][0].lower()} {quality[0][1]}" if quality else ""
+    return predictor, f"{path.name}: view(s) {', '.join(ckpt.views)}{acc}"
 
 
 def model_key(predictor: Predictor) -> str:

@@ -47,14 +47,14 @@ def model_card() -> None:
         st.warning(about)
         return
     ckpt = predictor.checkpoint
-    config, metrics = ckpt.config, ckpt.metrics
+    config = ckpt.config
     st.caption(about)
-    figures = [("validation", "accuracy", "Validation accuracy"), ("validation", "macro_f1", "Validation macro-F1"),
-               ("test", "accuracy", "Test accuracy"), ("test", "macro_f1", "Test macro-F1")]
-    for col, (split, key, label) in ui.grid(figures):
-        value = (metrics.get(split) or {}).get(key)
-        shown = "–" if value is None else f"{value:.1%}" if key == "accuracy" else f"{value:.3f}"
-        col.metric(label, shown)
+    quality = ckpt.quality()
+    if not quality:
+        st.info("This checkpoint records no accuracy figures.")
+    for col, (label, value, where) in ui.grid(quality):
+        col.metric(label, value, help=where)
+        col.caption(where)
     data = config.get("data")
     st.markdown(
         f"- **Training data:** {Path(str(data)).name if data else 'not recorded'}\n"

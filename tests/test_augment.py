@@ -290,3 +290,26 @@ def test_real_golden_images(label: str) -> None:
     for seed in range(3):
         out, _ = aug.augment(img, label, np.random.default_rng(seed))
         assert on_lut(out) and out.shape == img.shape
+
+
+def test_render_variation_stays_on_viridis_and_near_the_original():
+    from glitchnet.images import snap_to_viridis
+
+    rng = np.random.default_rng(0)
+    energy = rng.exponential(1.0, (224, 224)).astype(np.float32)
+    energy[100:110, 50:170] = 22.0
+    img = energy_to_rgb(energy)
+    kinds = set()
+    for seed in range(8):
+        out, applied = aug.render_variation(img, np.random.default_rng(seed))
+        kinds.add(applied[0].name)
+        assert out.shape == img.shape and out.dtype == np.uint8
+        np.testing.assert_array_equal(snap_to_viridis(out), out)  # snapped like every upload
+        e = rgb_to_energy(out)
+        assert e[100:110, 60:160].mean() > 15.0  # the line survives the journey
+        assert abs(float(np.median(e)) - float(np.median(energy))) < 0.5
+    assert kinds == {"jpeg_quality", "gif_palette"}
+    with pytest.raises(ValueError, match="render_prob"):
+        aug.make_augmenter("none", render_prob=1.5)
+    always = aug.make_augmenter("none", render_prob=1.0)
+    assert not np.array_equal(always(img, "Blip", np.random.default_rng(1)), img)

@@ -80,3 +80,15 @@ def test_failed_write_keeps_the_old_file(tmp_path, monkeypatch):
         save_checkpoint(_ckpt(metrics={"v": 2}), path)
     assert path.read_bytes() == before
     assert not list(tmp_path.glob(".*.tmp"))
+
+
+def test_quality_leads_with_the_real_figure():
+    ckpt = _ckpt(metrics={"validation": {"accuracy": 0.917, "n": 2112},
+                          "real_crossval": {"verified": {"accuracy": 0.8, "correct": 100, "glitches": 125,
+                                                         "wilson95": [0.72, 0.86]}}},
+                 config={"data": "data/sim-shipped-stage3"})
+    rows = ckpt.quality()
+    assert rows[0][:2] == ("Real glitches (cross-validated)", "80.0%")
+    assert "100 of 125" in rows[0][2] and "72%–86%" in rows[0][2]
+    assert rows[1] == ("Validation split", "91.7%", "2112 images: the validation split of sim-shipped-stage3")
+    assert _ckpt().quality() == []

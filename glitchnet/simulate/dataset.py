@@ -46,7 +46,7 @@ METADATA_COLUMNS = ("gravityspy_id", "ifo", "label", "sample_type", "peak_freque
 GPS_RANGE_S = (1126400000.0, 1187700000.0)
 """O1 start to O2 end, GPS s: simulated event times are drawn from it."""
 
-DEFAULT_VERSION = "default-sim-v3-seed0"
+DEFAULT_VERSION = "default-sim-v4-seed0"
 """Folder name of the embedded default dataset (bump when the simulator's output changes)."""
 
 DEFAULT_PER_CLASS = 12
@@ -75,7 +75,7 @@ def _draw_glitch(label: str, seed: int, ifo: str | None) -> tuple[np.ndarray, di
     rng, ifo = _start(label, seed, ifo)
     model = MODEL_BY_LABEL[label]
     event_time = round(float(rng.uniform(*GPS_RANGE_S)), 4)
-    d = model.draw(rng)
+    d = model.draw(rng, ifo)
     n = int(SEGMENT_S * SAMPLE_RATE_HZ)
     canvas = Canvas(n, SAMPLE_RATE_HZ)
     model.waveform(canvas, rng, d)

@@ -1,0 +1,38 @@
+"""Uploads arrive re-encoded: a JPEG copy of a real Gravity Spy figure must score as the original does."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+
+from glitchnet.images import open_image
+from glitchnet.inference import Predictor
+from glitchnet.realpool import VERIFIED_SOURCES, scan_real_pool
+
+JPEG_QUALITIES = (60, 75, 90)
+
+
+def _jpeg(path: str, frame: int, quality: int) -> bytes:
+    buf = io.BytesIO()
+    open_image(path, frame).save(buf, format="JPEG", quality=quality)
+    return buf.getvalue()
+
+
+@pytest.mark.slow
+def test_jpeg_reencoded_uploads_score_within_one_point(real):
+    table = scan_real_pool(real)
+    table = table[table["source"].isin(VERIFIED_SOURCES)].reset_index(drop=True)
+    predictor = Predictor()
+    truth = table["label"].to_numpy()
+    original = np.stack([predictor.load(p, f) for p, f in zip(table["path"], table["frame"])])
+    base = np.array(predictor.classes)[predictor.probabilities(original).argmax(1)]
+    base_acc = float((base == truth).mean())
+    for q in JPEG_QUALITIES:
+        recoded = np.stack([predictor.load(_jpeg(p, f, q)) for p, f in zip(table["path"], table["frame"])])
+        pred = np.array(predictor.classes)[predictor.probabilities(recoded).argmax(1)]
+        acc = float((pred == truth).mean())
+        assert abs(acc - base_acc) <= 0.01, f"JPEG q{q}: {acc:.1%} against {base_acc:.1%} for the originals"
+        assert (pred == base).mean() >= 0.95, f"JPEG q{q} changed {(pred != base).sum()} of {len(base)} answers"
+
