@@ -27,6 +27,16 @@ MIN_VIRIDIS_FRACTION = 0.60
 """Below this fraction of on-colour-map pixels an image is not treated as a Gravity Spy spectrogram."""
 
 
+def format_probability(p: float) -> str:
+    """A probability as a person should read it: whole percents, but never "100%" for a model's belief nor "0%"
+    for a label it gives some weight (0.998 -> "> 99%", 0.003 -> "< 1%")."""
+    if p >= 0.995:
+        return "> 99%"
+    if 0.0 < p < 0.005:
+        return "< 1%"
+    return f"{p:.0%}"
+
+
 def default_model_path() -> Path:
     """``$GLITCHNET_MODEL`` if set, else the shipped ``models/glitchnet.pt``."""
     env = os.environ.get("GLITCHNET_MODEL")

@@ -37,6 +37,9 @@ LEVERS = {
     "finetune-none": dict(config=replace(BASE, augment="none"), what="same, no augmentation"),
     "finetune-freq": dict(config=replace(BASE, arch="glitchnet-freq"),
                           what="same, frequency-aware GlitchNet (log-frequency coordinate channel)"),
+    "finetune-calibrated-sim": dict(config=BASE, sim="calibrated",
+                                    what="same, mixing simulated images from the simulator calibrated to real image "
+                                         "statistics (Power_Line per detector, Air_Compressor range)"),
     "finetune-render": dict(config=replace(BASE, render_prob=0.3),
                             what="same, plus rendering variation (JPEG, GIF palette, rescaling) on 30% of images"),
 }
@@ -53,6 +56,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default="models/glitchnet.pt", help="the starting checkpoint")
     parser.add_argument("--sim", help="simulated dataset (Kaggle layout) mixed into fine-tuning: its train split")
+    parser.add_argument("--calibrated-sim", default="data/sim-mix-v4",
+                        help="the same simulated dataset made by the calibrated simulator (for that lever)")
     parser.add_argument("--real", help="the real pool (default ../shared/data/real)")
     parser.add_argument("--levers", default="all", help=f"comma list of: {', '.join(LEVERS)}; or all")
     parser.add_argument("--k", type=int, default=5, help="folds")
@@ -88,7 +93,11 @@ def main() -> int:
         if config is not None and config.sim_per_real > 0 and x_sim is None:
             print(f"{name}: needs --sim", file=sys.stderr)
             return 2
-        res = cross_validate(name, pool, folds, start, x_sim, y_sim, config, bn_adapt=lever.get("bn_adapt", False),
+        if lever.get("sim") == "calibrated":
+            x_lever, y_lever, _ = load_split(scan_dataset(args.calibrated_sim, view="all"), "train", None, workers=2)
+        else:
+            x_lever, y_lever = x_sim, y_sim
+        res = cross_validate(name, pool, folds, start, x_lever, y_lever, config, bn_adapt=lever.get("bn_adapt", False),
                              tta_shifts_px=TTA_SHIFTS_PX if lever.get("tta") else (0,),
                              variants={"tta": TTA_SHIFTS_PX} if config is not None else None,
                              progress=lambda m: print(m, flush=True))

@@ -6,7 +6,7 @@ import plotly.express as px
 import streamlit as st
 
 from glitchnet.classes import CLASSES, INFO_BY_NAME
-from glitchnet.inference import Prediction, overlay
+from glitchnet.inference import Prediction, format_probability, overlay
 from pages import _ui as ui
 
 MAX_CARDS = 24  # results drawn in full; the rest of a large batch is in the table and the CSV
@@ -40,7 +40,7 @@ def inputs() -> list[tuple[str, bytes]]:
 
 def top5_chart(pred: Prediction, key: str) -> None:
     names, probs = zip(*pred.top5, strict=True)
-    fig = px.bar(x=probs, y=names, orientation="h", range_x=[0, 1], text=[f"{p:.0%}" for p in probs],
+    fig = px.bar(x=probs, y=names, orientation="h", range_x=[0, 1], text=[format_probability(p) for p in probs],
                  labels={"x": "probability", "y": ""}, color=probs, color_continuous_scale="Viridis",
                  range_color=[0, 1])
     fig.update_layout(height=220, margin={"t": 5, "b": 5, "l": 5, "r": 5}, coloraxis_showscale=False,
@@ -52,15 +52,15 @@ def verdict(pred: Prediction, classes: list[str], yours: str | None = None) -> N
     if yours is not None:
         yours_p = float(pred.probabilities[classes.index(yours)]) if yours in classes else 0.0
         if yours == pred.label:
-            st.success(f"The model agrees with you: **{pred.label}**, {pred.confidence:.0%} sure.")
+            st.success(f"The model agrees with you: **{pred.label}**, {format_probability(pred.confidence)} sure.")
         else:
-            st.info(f"You said **{yours}**; the model says **{pred.label}** ({pred.confidence:.0%}). "
-                    f"It gives your label {yours_p:.0%}.")
+            st.info(f"You said **{yours}**; the model says **{pred.label}** ({format_probability(pred.confidence)}). "
+                    f"It gives your label {format_probability(yours_p)}.")
     else:
-        st.markdown(f"### {pred.label.replace('_', ' ')} · {pred.confidence:.0%}")
+        st.markdown(f"### {pred.label.replace('_', ' ')} · {format_probability(pred.confidence)}")
     if pred.low_confidence:
-        st.warning(f"The model is not sure: its best guess has only {pred.confidence:.0%} probability. This may "
-                   "be a class it confuses, several glitches at once, or something it never saw.")
+        st.warning(f"The model is not sure: its best guess has only {format_probability(pred.confidence)} "
+                   "probability. This may be a class it confuses, several glitches at once, or something it never saw.")
     info = INFO_BY_NAME.get(pred.label)
     if info is not None:
         st.caption(f"**Field guide, {info.name}:** {info.looks_like}. Origin: {info.origin}.")

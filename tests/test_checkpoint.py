@@ -92,3 +92,13 @@ def test_quality_leads_with_the_real_figure():
     assert "100 of 125" in rows[0][2] and "72%–86%" in rows[0][2]
     assert rows[1] == ("Validation split", "91.7%", "2112 images: the validation split of sim-shipped-stage3")
     assert _ckpt().quality() == []
+
+
+def test_probabilities_never_read_as_certain_or_impossible():
+    from glitchnet.inference import format_probability
+
+    assert format_probability(0.998) == "> 99%"
+    assert format_probability(0.994) == "99%"
+    assert format_probability(0.003) == "< 1%"
+    assert format_probability(0.0) == "0%"
+    assert format_probability(0.42) == "42%"
