@@ -316,6 +316,27 @@ def canonical_with_fraction(source: Source, frame: int = 0, size: int = INPUT_SI
     return energy_to_rgb(energy), float((dist <= tolerance).mean())
 
 
+DARK_P90_ENERGY = 0.8
+"""Gravity Spy's background noise puts a tenth of the pixels above normalized energy ~1.5 (measured on the real pool:
+90th percentile 1.3-2.0 in ordinary views). A view whose 90th percentile sits below this is almost uniformly dark:
+a very loud glitch elsewhere in the scan set the colour scale (a golden Paired_Doves measures 0.4-0.6), or it is
+blank."""
+UNIFORM_STD_ENERGY = 0.2
+"""A view whose energy varies less than this (standard deviation) is a flat colour, not a spectrogram of noise."""
+
+
+def uniformity_warning(img_uint8: np.ndarray) -> str | None:
+    """A one-line warning when a canonical view is blank, flat or almost uniformly dark, else None: the model's
+    answer on such a view says little about the glitch."""
+    energy = rgb_to_energy(img_uint8)
+    if float(energy.std()) < UNIFORM_STD_ENERGY:
+        return "this view is a nearly uniform colour, so the answer says little about the glitch"
+    if float(np.percentile(energy, 90)) < DARK_P90_ENERGY:
+        return ("this view is almost uniformly dark (a very loud glitch elsewhere may have set the colour scale), "
+                "so the answer for it is unreliable")
+    return None
+
+
 def normalize(batch_uint8: torch.Tensor | np.ndarray) -> torch.Tensor:
     """uint8 images (..., H, W, 3) -> float tensor (..., 3, H, W) normalized with ``MEAN``/``STD``."""
     t = torch.from_numpy(np.array(batch_uint8, dtype=np.uint8, copy=True)) if isinstance(batch_uint8, np.ndarray) \

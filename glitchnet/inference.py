@@ -17,7 +17,7 @@ import torch
 from .checkpoint import Checkpoint, CheckpointError, load_checkpoint
 from .data import NAME_RE
 from .evaluate import fuse_log_probabilities
-from .images import ImageError, Source, canonical_with_fraction, n_frames, normalize
+from .images import ImageError, Source, canonical_with_fraction, n_frames, normalize, uniformity_warning
 
 MODELS_DIR = Path(__file__).resolve().parents[1] / "models"
 DEFAULT_MODEL = MODELS_DIR / "glitchnet.pt"
@@ -58,12 +58,15 @@ class Prediction:
     error: str | None = None
     low_confidence: bool = False
     views: int = 1
+    warning: str | None = None
+    """Why this answer deserves less trust than its confidence suggests (a blank or uniformly dark view)."""
 
     def to_json(self) -> dict[str, Any]:
         if self.error is not None:
             return {"path": self.name, "error": self.error}
         return {"path": self.name, "label": self.label, "confidence": round(float(self.confidence), 6),
-                "top5": [[c, round(float(p), 6)] for c, p in self.top5], "low_confidence": self.low_confidence}
+                "top5": [[c, round(float(p), 6)] for c, p in self.top5], "low_confidence": self.low_confidence,
+                **({"warning": self.warning} if self.warning else {})}
 
 
 def parse_name(name: str) -> tuple[str | None, str | None, float | None]:
@@ -113,14 +116,16 @@ class Predictor:
         logits = self.model(x)
         return torch.softmax(logits.double() / self.temperature, dim=1).numpy()
 
-    def _result(self, name: str, probs: np.ndarray, views: int = 1) -> Prediction:
+    def _result(self, name: str, probs: np.ndarray, views: int = 1, image: np.ndarray | None = None,
+                warning: str | None = None) -> Prediction:
         ifo, gid, dur = parse_name(name)
         order = np.argsort(-probs)[:5]
         conf = float(probs[order[0]])
+        warning = warning or (uniformity_warning(image) if image is not None else None)
         return Prediction(name=name, label=self.classes[order[0]], confidence=conf,
                           top5=[(self.classes[i], float(probs[i])) for i in order], probabilities=probs,
-                          gravityspy_id=gid, ifo=ifo, duration=dur, low_confidence=conf < LOW_CONFIDENCE,
-                          views=views)
+                          gravityspy_id=gid, ifo=ifo, duration=dur,
+                          low_confidence=conf < LOW_CONFIDENCE or warning is not None, views=views, warning=warning)
 
     def predict(self, sources: Iterable[Source], names: Iterable[str] | None = None,
                 batch_size: int = 32) -> list[Prediction]:
@@ -173,7 +178,7 @@ class Predictor:
         good = [img for _, img, _ in pending if img is not None]
         probs = iter(self.probabilities(np.stack(good))) if good else iter(())
         for name, img, err in pending:
-            yield Prediction(name=name, error=err) if img is None else self._result(name, next(probs))
+            yield Prediction(name=name, error=err) if img is None else self._result(name, next(probs), image=img)
 
     def predict_frames(self, source: Source, name: str = "upload") -> list[Prediction]:
         """One prediction per frame: a golden GIF holds the four views of one glitch."""
@@ -184,7 +189,8 @@ class Predictor:
         for frame in range(count):
             label = f"{name}#frame{frame}" if count > 1 else name
             try:
-                out.append(self._result(label, self.probabilities(self.load(source, frame)[None])[0]))
+                img = self.load(source, frame)
+                out.append(self._result(label, self.probabilities(img[None])[0], image=img))
             except ImageError as exc:
                 out.append(Prediction(name=label, error=str(exc)))
         return out
@@ -195,7 +201,9 @@ class Predictor:
         if not good:
             return Prediction(name=name or "glitch", error="no readable view to fuse")
         probs = fuse_log_probabilities(np.stack([p.probabilities for p in good]))
-        fused = self._result(name or good[0].name, probs, views=len(good))
+        warned = [p for p in good if p.warning]
+        warning = None if len(warned) < len(good) else warned[0].warning  # one clear view is enough to trust
+        fused = self._result(name or good[0].name, probs, views=len(good), warning=warning)
         fused.gravityspy_id, fused.ifo, fused.duration = good[0].gravityspy_id, good[0].ifo, None
         return fused
 

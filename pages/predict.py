@@ -58,7 +58,9 @@ def verdict(pred: Prediction, classes: list[str], yours: str | None = None) -> N
                     f"It gives your label {format_probability(yours_p)}.")
     else:
         st.markdown(f"### {pred.label.replace('_', ' ')} · {format_probability(pred.confidence)}")
-    if pred.low_confidence:
+    if pred.warning:
+        st.warning(f"Careful: {pred.warning}.")
+    elif pred.low_confidence:
         st.warning(f"The model is not sure: its best guess has only {format_probability(pred.confidence)} "
                    "probability. This may be a class it confuses, several glitches at once, or something it never saw.")
     info = INFO_BY_NAME.get(pred.label)

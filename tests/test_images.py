@@ -127,3 +127,26 @@ def test_bad_inputs_give_one_line_errors(tmp_path):
         assert "\n" not in str(info.value) and str(info.value), name
     with pytest.raises(ImageError, match="no such file"):
         canonical_uint8(tmp_path / "missing.png")
+
+
+def test_blank_and_dark_views_are_flagged():
+    from glitchnet.images import energy_to_rgb, uniformity_warning
+
+    rng = np.random.default_rng(0)
+    noise = rng.exponential(1.0, (224, 224)).astype(np.float32)
+    assert uniformity_warning(energy_to_rgb(noise)) is None
+    assert "uniform colour" in uniformity_warning(energy_to_rgb(np.full((224, 224), 3.0, np.float32)))
+    dark = noise * 0.2
+    dark[100:104, 80:90] = 25.5  # a loud glitch took the colour scale: the rest of the view goes dark
+    assert "dark" in uniformity_warning(energy_to_rgb(dark))
+
+
+def test_prediction_on_a_blank_view_carries_the_warning(random_checkpoint):
+    from glitchnet.images import energy_to_rgb
+    from glitchnet.inference import Predictor
+
+    predictor = Predictor(random_checkpoint)
+    blank = energy_to_rgb(np.zeros((479, 569), np.float32))
+    pred = predictor.predict([Image.fromarray(blank)], names=["blank.png"])[0]
+    assert pred.warning and pred.low_confidence
+    assert pred.to_json()["warning"] == pred.warning
