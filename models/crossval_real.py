@@ -22,7 +22,7 @@ import numpy as np
 from glitchnet.checkpoint import load_checkpoint
 from glitchnet.crossval import FinetuneConfig, cross_validate, glitch_scores
 from glitchnet.data import load_split, scan_dataset
-from glitchnet.evaluate import mcnemar_exact
+from glitchnet.evaluate import fuse_log_probabilities, mcnemar_exact
 from glitchnet.realpool import VERIFIED_SOURCES, glitch_folds, load_real_pool
 
 BASE = FinetuneConfig()
@@ -33,6 +33,10 @@ LEVERS = {
     "tta": dict(config=None, tta=True, what="test-time augmentation: time shifts of -6, 0, +6 px, logits averaged"),
     "finetune-real-only": dict(config=replace(BASE, sim_per_real=0.0), what="fine-tune on real images only"),
     "finetune": dict(config=BASE, what="fine-tune on real + simulated images, class-specific augmentation"),
+    "finetune-long": dict(config=replace(BASE, epochs=10, class_balance=1.0),
+                          what="fine-tune 10 epochs (not 6), every class equally likely among the real images"),
+    "ensemble": dict(config=None, ensemble=("finetune", "finetune-freq", "finetune-long"),
+                     what="ensemble: the geometric mean of the fine-tuned, frequency-aware and longer fine-tunes"),
     "finetune-generic": dict(config=replace(BASE, augment="generic"), what="same, generic augmentation"),
     "finetune-none": dict(config=replace(BASE, augment="none"), what="same, no augmentation"),
     "finetune-freq": dict(config=replace(BASE, arch="glitchnet-freq"),
@@ -93,6 +97,14 @@ def main() -> int:
         if config is not None and config.sim_per_real > 0 and x_sim is None:
             print(f"{name}: needs --sim", file=sys.stderr)
             return 2
+        if lever.get("ensemble"):
+            members = [np.load(Path(args.oof_dir) / f"{m}.npz", allow_pickle=True)["probabilities"]
+                       for m in lever["ensemble"]]
+            probs = np.stack([fuse_log_probabilities(np.stack(per_image)) for per_image in zip(*members)])
+            baseline = record(results, name, lever["what"], {"members": list(lever["ensemble"])}, 0.0, pool, probs,
+                              baseline, args.oof_dir)
+            out.write_text(json.dumps(results, indent=1))
+            continue
         if lever.get("sim") == "calibrated":
             x_lever, y_lever, _ = load_split(scan_dataset(args.calibrated_sim, view="all"), "train", None, workers=2)
         else:
