@@ -69,7 +69,11 @@ def main() -> int:
     parser.add_argument("--out", default="models/real_crossval.json")
     parser.add_argument("--oof-dir", default="runs/crossval",
                         help="where each lever's out-of-fold probabilities go (the temperature is fitted on them)")
+    parser.add_argument("--table", action="store_true", help="print the lever table (markdown) from --out and stop")
     args = parser.parse_args()
+    if args.table:
+        print(markdown_table(json.loads(Path(args.out).read_text())))
+        return 0
 
     names = list(LEVERS) if args.levers == "all" else args.levers.split(",")
     unknown = [n for n in names if n not in LEVERS]
@@ -120,6 +124,22 @@ def main() -> int:
             baseline = record(results, key, what, config_used, res.seconds, pool, probs, baseline, args.oof_dir)
             out.write_text(json.dumps(results, indent=1))
     return 0
+
+
+def markdown_table(results: dict) -> str:
+    """The lever table as the model card shows it."""
+    lines = ["| lever | verified real glitches, per glitch [Wilson 95%] | golden | hobbyist (unverified) | "
+             "classes below 2/3 | McNemar vs simulated-only (only this right / only that right, p) |",
+             "|---|---|---|---|---|---|"]
+    for name, e in results["levers"].items():
+        v, g, h = e["verified"], e["golden"], e["hobbyist"]
+        low = [c for c, r in v["recall"].items() if r["correct"] / r["glitches"] < 2 / 3]
+        m = e.get("mcnemar_vs_zero_shot")
+        test = f"{m['only_a']} / {m['only_b']}, p = {m['p_value']:.2g}" if m else "–"
+        lines.append(f"| `{name}`: {e['what']} | {v['correct']}/{v['glitches']} = **{v['accuracy']:.1%}** "
+                     f"[{v['wilson95'][0]:.1%}, {v['wilson95'][1]:.1%}] | {g['accuracy']:.1%} | {h['accuracy']:.1%} "
+                     f"| {', '.join(low) or 'none'} | {test} |")
+    return "\n".join(lines)
 
 
 def record(results: dict, name: str, what: str, config: dict, seconds: float, pool, probs: np.ndarray,

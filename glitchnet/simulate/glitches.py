@@ -586,8 +586,10 @@ MODELS: tuple[GlitchModel, ...] = (
                 0.0, (1440.0, 1560.0), (0.045, 0.1), (300.0, 2800.0), (9.0, 16.0), _ripples,
                 {"others": (0, 2)}),
     GlitchModel("Air_Compressor", "air-compressor vibration coupling into the readout as a ~50 Hz tone burst; "
-                "measured: golden subjects (all Hanford) at 47.8, 49.2, 49.5 Hz, Omicron peak_frequency sample 48.9 "
-                "(H1), 54.7 (L1), 57.9 (H1) Hz", 0.67, (47.5, 57.0), (0.15, 0.6), (15.0, 65.0), (8.0, 14.0),
+                "measured line positions: golden subjects (all Hanford) 47.8, 49.2, 49.5 Hz; Omicron peak_frequency "
+                "sample 48.9 (H1), 54.7 (L1, a narrow trigger), 57.9 Hz (H1, a broad trigger whose peak is not the "
+                "line). The range stops at 51 Hz so that no simulated compressor sits near the 60 Hz mains line",
+                0.67, (46.5, 51.0), (0.15, 0.6), (15.0, 65.0), (8.0, 14.0),
                 _sine_gaussian_line,
                 {"harmonic_chance": (0.0, 0.3), "beat_hz": (0.0, 0.0)}),
     GlitchModel("Blip", "a ~10 ms broadband transient of unknown origin: a band-pass pulse spanning ~30-500 Hz, its "
