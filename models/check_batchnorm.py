@@ -1,6 +1,6 @@
 """Validation accuracy of a checkpoint with its stored BatchNorm statistics and with them recomputed ("precise BN").
 
-    python models/check_batchnorm.py --data data/sim-shipped-stage3 --model models/glitchnet.pt
+    python models/check_batchnorm.py --data data/sim-shipped-stage3 --model models/glitchnet-sim.pt
 
 The two figures differ when the running averages lag the weights (high learning rates, mid-schedule checkpoints);
 ``--seed`` picks the images the statistics are recomputed over (training uses ``(seed, epoch)``).
