@@ -79,6 +79,19 @@ def test_init_starts_from_a_checkpoint(tiny, tmp_path):
     assert not torch.equal(tuned.state_dict[key], scratch_again.state_dict[key])  # another start
 
 
+def test_frequency_arch_starts_from_a_seed_checkpoint_and_names_itself(tiny, tmp_path):
+    from glitchnet.checkpoint import CheckpointError
+    from glitchnet.model import FrequencyGlitchNet
+
+    seed = train(_config(tiny, tmp_path / "seed.pt", epochs=1))
+    freq = train(_config(tiny, tmp_path / "freq.pt", epochs=1, arch="glitchnet-freq", init=str(tmp_path / "seed.pt")))
+    assert freq.arch == "glitchnet-freq" and load_checkpoint(tmp_path / "freq.pt").arch == "glitchnet-freq"
+    assert isinstance(load_checkpoint(tmp_path / "freq.pt").build_model(), FrequencyGlitchNet)
+    assert freq.state_dict["conv1.weight"].shape[1] == 4 and seed.state_dict["conv1.weight"].shape[1] == 3
+    with pytest.raises(CheckpointError, match="cannot start"):  # a seed network cannot start from a frequency one
+        train(_config(tiny, tmp_path / "back.pt", epochs=1, init=str(tmp_path / "freq.pt")))
+
+
 def test_precise_batchnorm_sets_the_statistics_of_the_images_and_leaves_the_weights():
     import numpy as np
 
