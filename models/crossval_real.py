@@ -36,7 +36,7 @@ LEVERS = {
     "finetune-long": dict(config=replace(BASE, epochs=10, class_balance=1.0),
                           what="fine-tune 10 epochs (not 6), every class equally likely among the real images"),
     "ensemble": dict(config=None, ensemble=("finetune", "finetune-freq"),
-                     what="ensemble: the geometric mean of the fine-tuned seed and frequency-aware networks"),
+                     what="the geometric mean of the fine-tuned seed and frequency-aware networks"),
     "finetune-generic": dict(config=replace(BASE, augment="generic"), what="same, generic augmentation"),
     "finetune-none": dict(config=replace(BASE, augment="none"), what="same, no augmentation"),
     "finetune-freq": dict(config=replace(BASE, arch="glitchnet-freq"),
