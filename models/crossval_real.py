@@ -146,6 +146,8 @@ def record(results: dict, name: str, what: str, config: dict, seconds: float, po
            baseline: dict | None, oof_dir: str) -> dict | None:
     """Score one lever's out-of-fold probabilities, compare with the zero-shot baseline, print its table row."""
     scores = summarize(pool, probs)
+    for key in ("golden", "hobbyist", "all"):  # their glitches' rows repeat or extend "verified"'s: keep one copy
+        scores[key].pop("rows")
     entry = {"what": what, "config": config, "seconds": round(seconds, 1), **scores}
     if baseline is not None and name != "zero-shot":
         a = {r["glitch"]: r["label"] == r["predicted"] for r in scores["verified"]["rows"]}
