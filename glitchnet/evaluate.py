@@ -172,6 +172,31 @@ def evaluate_labelled_folder(predictor: Any, root: str | Path) -> dict[str, Any]
             "glitches": rows}
 
 
+def jpeg_robustness(predictor: Any, paths: list[str], frames: list[int], labels: list[str],
+                    qualities: tuple[int, ...] = (60, 75, 90, 95)) -> dict[str, Any]:
+    """Per-image accuracy of ``predictor`` on images as they are and as JPEG copies (an upload re-saved by a browser
+    or an image editor), with the fraction of answers each copy leaves unchanged."""
+    import io
+
+    from .images import open_image
+
+    def jpeg(path: str, frame: int, quality: int) -> bytes:
+        buf = io.BytesIO()
+        open_image(path, frame).save(buf, format="JPEG", quality=quality)
+        return buf.getvalue()
+
+    classes = np.array(predictor.classes)
+    truth = np.asarray(labels)
+    original = classes[predictor.probabilities(np.stack([predictor.load(p, f) for p, f in zip(paths, frames)]))
+                       .argmax(1)]
+    out: dict[str, Any] = {"n": len(truth), "original": float((original == truth).mean()), "jpeg": {}}
+    for q in qualities:
+        copies = np.stack([predictor.load(jpeg(p, f, q)) for p, f in zip(paths, frames)])
+        pred = classes[predictor.probabilities(copies).argmax(1)]
+        out["jpeg"][q] = {"accuracy": float((pred == truth).mean()), "unchanged": float((pred == original).mean())}
+    return out
+
+
 @dataclass
 class Evaluation:
     """A checkpoint scored on one split: the metrics dict and one row per image."""
