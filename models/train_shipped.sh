@@ -24,7 +24,7 @@ glitchnet calibrate --data "$DATA3" --model models/glitchnet-sim.pt
 # recipe fine-tunes on the whole pool; its temperature is fitted on that lever's out-of-fold probabilities.
 glitchnet simulate --out "$MIX-v4" --per-class 24 --balanced --seed 2031
 python models/crossval_real.py --model models/glitchnet-sim.pt --sim "$MIX" --calibrated-sim "$MIX-v4" --real "$REAL" \
-  --levers zero-shot,bn-adapt,tta,finetune,finetune-freq,finetune-none,finetune-long,finetune-calibrated-sim,finetune-generic,ensemble
+  --levers zero-shot,bn-adapt,tta,finetune,finetune-freq,finetune-none,finetune-long,finetune-calibrated-sim,finetune-generic,ensemble,finetune-render
 python models/finetune_real.py --start models/glitchnet-sim.pt --sim "$MIX" --real "$REAL" --lever "$LEVER" \
   --oof "runs/crossval/$LEVER.npz" --out models/glitchnet.pt
 python models/write_metrics.py --data "$MIX" --sim-model models/glitchnet-sim.pt --model models/glitchnet.pt \
