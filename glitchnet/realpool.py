@@ -62,16 +62,6 @@ class RealPool:
     def labels(self) -> np.ndarray:
         return self.table["label"].map(CLASS_TO_INDEX).to_numpy()
 
-    def glitches(self) -> pd.DataFrame:
-        """One row per glitch: glitch, label, source, group, views."""
-        return (self.table.groupby("glitch", sort=False)
-                .agg(label=("label", "first"), source=("source", "first"), group=("group", "first"),
-                     views=("path", "size")).reset_index())
-
-    def subset(self, mask: np.ndarray) -> RealPool:
-        mask = np.asarray(mask, dtype=bool)
-        return RealPool(self.images[mask], self.table[mask].reset_index(drop=True), self.skipped)
-
 
 def _image_files(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
