@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from glitchnet.images import energy_to_rgb
-from glitchnet.realpool import RealPool, duplicate_groups, glitch_folds, load_real_pool, scan_real_pool
+from glitchnet.realpool import SOURCES, RealPool, duplicate_groups, glitch_folds, load_real_pool, scan_real_pool
 
 
 def _energy_image(seed: int, row: int) -> np.ndarray:
@@ -37,6 +37,7 @@ def test_scan_groups_views_by_glitch(real):
     # the LaTeX rendering of the placeholder Scratchy fixture is the same glitch as the plain one
     assert glitches.loc["L1_123abc1234", "views"] == 8
     assert set(table["label"]) == set(table[table["source"] == "golden"]["label"])
+    assert set(table["source"]) == set(SOURCES)  # every documented folder is read, and nothing else
 
 
 @pytest.fixture(scope="module")
