@@ -23,7 +23,16 @@ import pandas as pd
 from PIL import Image
 
 from glitchnet.classes import CLASSES, INFO_BY_NAME, class_index
-from glitchnet.images import ENERGY_MAX, F_MAX_HZ, F_MIN_HZ, energy_to_rgb, frequency_of_row, rgb_to_energy
+from glitchnet.images import (
+    ENERGY_MAX,
+    F_MAX_HZ,
+    F_MIN_HZ,
+    PLOT_SIZE,
+    canonical_uint8,
+    energy_to_rgb,
+    frequency_of_row,
+    rgb_to_energy,
+)
 
 AUGMENTATION_MODES: tuple[str, ...] = ("class", "generic", "none")
 """``class``: the physics-aware policies below; ``generic``: a torchvision-style baseline; ``none``: identity."""
@@ -832,11 +841,9 @@ def render_variation(img_uint8: np.ndarray, rng: np.random.Generator) -> tuple[n
     palette GIF (Gravity Spy's golden GIFs, 256 adaptive colours), decoded and brought back through the same
     resize and viridis snapping as every upload (``images.canonical_uint8``).
     """
-    from glitchnet.images import canonical_uint8
-
-    h, w = img_uint8.shape[:2]
+    h = img_uint8.shape[0]
     side = int(RENDER_SIDES_PX[int(rng.integers(len(RENDER_SIDES_PX)))])
-    big = Image.fromarray(np.ascontiguousarray(img_uint8)).resize((side, round(side * 479 / 569)),
+    big = Image.fromarray(np.ascontiguousarray(img_uint8)).resize((side, round(side * PLOT_SIZE[1] / PLOT_SIZE[0])),
                                                                    Image.Resampling.BILINEAR)
     buf = io.BytesIO()
     if rng.random() < 0.75:

@@ -12,9 +12,10 @@ from typing import Any
 import torch
 
 from . import __version__
+from .architectures import DEFAULT_ARCH
 from .classes import CLASSES
 from .images import INPUT_SIZE, MEAN, STD
-from .model import DEFAULT_ARCH, GlitchNet, build_architecture
+from .model import GlitchNet, build_architecture
 
 FORMAT = "glitchnet-checkpoint"
 FORMAT_VERSION = 1

@@ -8,8 +8,8 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from .architectures import ARCHITECTURE_NAMES, DEFAULT_ARCH
 from .classes import DURATIONS_S
-from .model import ARCHITECTURES, DEFAULT_ARCH
 
 EPILOG = "Errors are one line on stderr; exit status 2 for bad input, 1 for a failed run."
 
@@ -214,7 +214,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--augment", choices=("class", "generic", "none"), default="class",
                    help="class-specific physics-aware policies (default), a generic baseline, or none")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--arch", choices=tuple(ARCHITECTURES), default=DEFAULT_ARCH,
+    p.add_argument("--arch", choices=ARCHITECTURE_NAMES, default=DEFAULT_ARCH,
                    help="glitchnet: the seed's exact network (default); glitchnet-freq: adds a log-frequency "
                         "coordinate channel (starts from a glitchnet --init exactly)")
     p.add_argument("--width", type=int, default=64, help="channels of the stem and residual blocks")

@@ -16,8 +16,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from .architectures import DEFAULT_ARCH
 from .checkpoint import Checkpoint
-from .classes import CLASSES
+from .classes import CLASS_TO_INDEX, CLASSES
 from .data import GlitchImages
 from .evaluate import compute_metrics, fuse_by_glitch, predict_logits, softmax, wilson_interval
 from .model import build_architecture
@@ -43,7 +44,7 @@ class FinetuneConfig:
     (mostly Blip and Whistle), 1 makes every class equally likely."""
     precise_bn: int = 1024
     """Recompute BatchNorm statistics over this many training-mix images at the end (0: keep running averages)."""
-    arch: str = "glitchnet"
+    arch: str = DEFAULT_ARCH
     seed: int = 0
 
 
@@ -172,13 +173,13 @@ def glitch_scores(pool: RealPool, probs: np.ndarray, mask: np.ndarray | None = N
     p = probs if mask is None else probs[np.asarray(mask, bool)]
     keys, fused = fuse_by_glitch(p, table["glitch"].to_numpy())
     truth = table.groupby("glitch", sort=False)["label"].first().loc[keys]
-    y = truth.map({c: i for i, c in enumerate(CLASSES)}).to_numpy()
+    y = truth.map(CLASS_TO_INDEX).to_numpy()
     pred = fused.argmax(1)
     m = compute_metrics(y, pred, list(CLASSES))
     n, k = len(y), int((pred == y).sum())
     lo, hi = wilson_interval(k, n)
     per_image_pred = p.argmax(1)
-    per_image_true = table["label"].map({c: i for i, c in enumerate(CLASSES)}).to_numpy()
+    per_image_true = table["label"].map(CLASS_TO_INDEX).to_numpy()
     return {
         "glitches": n, "correct": k, "accuracy": k / n if n else 0.0, "wilson95": [lo, hi],
         "macro_f1": m["macro_f1"],

@@ -309,11 +309,12 @@ def canonical_uint8(source: Source, frame: int = 0, size: int = INPUT_SIZE) -> n
     return snap_to_viridis(resized_uint8(source, frame, size))
 
 
-def canonical_with_fraction(source: Source, frame: int = 0, size: int = INPUT_SIZE,
-                            tolerance: float = 24.0) -> tuple[np.ndarray, float]:
-    """``canonical_uint8`` and, from the same colour lookup, the ``viridis_fraction`` of the unsnapped pixels."""
+def canonical_checked(source: Source, frame: int = 0, size: int = INPUT_SIZE,
+                      tolerance: float = 24.0) -> tuple[np.ndarray, float, str | None]:
+    """``canonical_uint8``, the ``viridis_fraction`` of the unsnapped pixels and the ``uniformity_warning``, all from
+    one colour lookup (a second lookup would double the decoding cost of a prediction)."""
     energy, dist = _energy_and_distance(resized_uint8(source, frame, size))
-    return energy_to_rgb(energy), float((dist <= tolerance).mean())
+    return energy_to_rgb(energy), float((dist <= tolerance).mean()), _uniformity_warning_of(energy)
 
 
 DARK_P90_ENERGY = 0.8
@@ -328,7 +329,10 @@ UNIFORM_STD_ENERGY = 0.2
 def uniformity_warning(img_uint8: np.ndarray) -> str | None:
     """A one-line warning when a canonical view is blank, flat or almost uniformly dark, else None: the model's
     answer on such a view says little about the glitch."""
-    energy = rgb_to_energy(img_uint8)
+    return _uniformity_warning_of(rgb_to_energy(img_uint8))
+
+
+def _uniformity_warning_of(energy: np.ndarray) -> str | None:
     if float(energy.std()) < UNIFORM_STD_ENERGY:
         return "this view is a nearly uniform colour, so the answer says little about the glitch"
     if float(np.percentile(energy, 90)) < DARK_P90_ENERGY:

@@ -17,7 +17,7 @@ import torch
 from .checkpoint import Checkpoint, CheckpointError, load_checkpoint
 from .data import NAME_RE
 from .evaluate import fuse_log_probabilities
-from .images import ImageError, Source, canonical_with_fraction, n_frames, normalize, uniformity_warning
+from .images import ImageError, Source, canonical_checked, n_frames, normalize
 
 MODELS_DIR = Path(__file__).resolve().parents[1] / "models"
 DEFAULT_MODEL = MODELS_DIR / "glitchnet.pt"
@@ -103,11 +103,16 @@ class Predictor:
     def load(source: Source, frame: int = 0) -> np.ndarray:
         """``canonical_uint8`` of the source (the very input training saw), or ``ImageError`` if it is unreadable
         or not a spectrogram."""
-        img, frac = canonical_with_fraction(source, frame)
+        return Predictor.load_checked(source, frame)[0]
+
+    @staticmethod
+    def load_checked(source: Source, frame: int = 0) -> tuple[np.ndarray, str | None]:
+        """``load`` and the view's ``images.uniformity_warning`` (None for an ordinary view)."""
+        img, frac, warning = canonical_checked(source, frame)
         if frac < MIN_VIRIDIS_FRACTION:
             raise ImageError(f"this does not look like a Gravity Spy spectrogram (only {frac:.0%} of its "
                              "pixels are on the viridis colour scale)")
-        return img
+        return img, warning
 
     # ------------------------------------------------------------------------------------------ prediction
 
@@ -118,12 +123,10 @@ class Predictor:
         logits = self.model(x)
         return torch.softmax(logits.double() / self.temperature, dim=1).numpy()
 
-    def _result(self, name: str, probs: np.ndarray, views: int = 1, image: np.ndarray | None = None,
-                warning: str | None = None) -> Prediction:
+    def _result(self, name: str, probs: np.ndarray, views: int = 1, warning: str | None = None) -> Prediction:
         ifo, gid, dur = parse_name(name)
         order = np.argsort(-probs)[:5]
         conf = float(probs[order[0]])
-        warning = warning or (uniformity_warning(image) if image is not None else None)
         return Prediction(name=name, label=self.classes[order[0]], confidence=conf,
                           top5=[(self.classes[i], float(probs[i])) for i in order], probabilities=probs,
                           gravityspy_id=gid, ifo=ifo, duration=dur,
@@ -149,12 +152,12 @@ class Predictor:
                 return next(names_iter), source
             return (str(source) if isinstance(source, (str, os.PathLike)) else "upload"), source
 
-        def decode(item: tuple[str, Source]) -> tuple[str, np.ndarray | None, str | None]:
+        def decode(item: tuple[str, Source]) -> tuple[str, np.ndarray | None, str | None, str | None]:
             name, source = item
             try:
-                return name, self.load(source), None
+                return name, *self.load_checked(source), None
             except ImageError as exc:
-                return name, None, str(exc)
+                return name, None, None, str(exc)
 
         def chunks() -> Iterator[list[tuple[str, Source]]]:
             chunk: list[tuple[str, Source]] = []
@@ -176,11 +179,12 @@ class Predictor:
             if pending is not None:
                 yield from self._flush([f.result() for f in pending])
 
-    def _flush(self, pending: list[tuple[str, np.ndarray | None, str | None]]) -> Iterator[Prediction]:
-        good = [img for _, img, _ in pending if img is not None]
+    def _flush(self, pending: list[tuple[str, np.ndarray | None, str | None, str | None]]) -> Iterator[Prediction]:
+        good = [img for _, img, _, _ in pending if img is not None]
         probs = iter(self.probabilities(np.stack(good))) if good else iter(())
-        for name, img, err in pending:
-            yield Prediction(name=name, error=err) if img is None else self._result(name, next(probs), image=img)
+        for name, img, warning, err in pending:
+            yield Prediction(name=name, error=err) if img is None else self._result(name, next(probs),
+                                                                                      warning=warning)
 
     def predict_frames(self, source: Source, name: str = "upload") -> list[Prediction]:
         """One prediction per frame: a golden GIF holds the four views of one glitch."""
@@ -191,8 +195,8 @@ class Predictor:
         for frame in range(count):
             label = f"{name}#frame{frame}" if count > 1 else name
             try:
-                img = self.load(source, frame)
-                out.append(self._result(label, self.probabilities(img[None])[0], image=img))
+                img, warning = self.load_checked(source, frame)
+                out.append(self._result(label, self.probabilities(img[None])[0], warning=warning))
             except ImageError as exc:
                 out.append(Prediction(name=label, error=str(exc)))
         return out

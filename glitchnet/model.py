@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from .architectures import ARCHITECTURE_NAMES
 from .classes import NUM_CLASSES
 
 
@@ -97,19 +98,24 @@ class FrequencyGlitchNet(GlitchNet):
         coord = torch.linspace(1.0, -1.0, h, device=x.device, dtype=x.dtype).view(1, 1, h, 1).expand(n, 1, h, w)
         return super().forward(torch.cat([x, coord], dim=1).contiguous(memory_format=torch.channels_last))
 
-    @classmethod
-    def from_glitchnet(cls, state_dict: dict[str, torch.Tensor], num_classes: int, width: int) -> FrequencyGlitchNet:
-        model = cls(num_classes, width)
+    @staticmethod
+    def state_from_glitchnet(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """A seed model's weights for this network: the stem gains a zero-weighted coordinate channel."""
         state = dict(state_dict)
         w = state["conv1.weight"]
         state["conv1.weight"] = torch.cat([w, torch.zeros_like(w[:, :1])], dim=1)
-        model.load_state_dict(state)
+        return state
+
+    @classmethod
+    def from_glitchnet(cls, state_dict: dict[str, torch.Tensor], num_classes: int, width: int) -> FrequencyGlitchNet:
+        model = cls(num_classes, width)
+        model.load_state_dict(cls.state_from_glitchnet(state_dict))
         return model
 
 
-ARCHITECTURES: dict[str, type[GlitchNet]] = {"glitchnet": GlitchNet, "glitchnet-freq": FrequencyGlitchNet}
-"""``--arch`` choices: the seed's exact GlitchNet (the default) and the frequency-aware variant."""
-DEFAULT_ARCH = "glitchnet"
+ARCHITECTURES: dict[str, type[GlitchNet]] = {cls.arch_name: cls for cls in (GlitchNet, FrequencyGlitchNet)}
+"""The classes behind ``architectures.ARCHITECTURE_NAMES``, by name."""
+assert tuple(ARCHITECTURES) == ARCHITECTURE_NAMES, "architectures.py and model.py name the same networks"
 
 
 def build_architecture(arch: str, num_classes: int = NUM_CLASSES, width: int = 64) -> GlitchNet:

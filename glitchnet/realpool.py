@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .classes import CLASS_TO_INDEX
+from .classes import CLASS_TO_INDEX, DURATIONS_S
 from .data import IMAGE_SUFFIXES, NAME_RE
 from .images import ImageError, canonical_uint8, n_frames, rgb_to_energy
 
@@ -78,7 +78,7 @@ def scan_real_pool(root: str | os.PathLike | None = None) -> pd.DataFrame:
         count = n_frames(path) if path.suffix.lower() == ".gif" else 1
         for frame in range(count):
             rows.append({"path": str(path), "frame": frame, "label": label, "source": source, "glitch": glitch,
-                         "view": view or (f"{[0.5, 1.0, 2.0, 4.0][frame]}" if count == 4 else "")})
+                         "view": view or (str(DURATIONS_S[frame]) if count == len(DURATIONS_S) else "")})
 
     golden = root / "golden"
     if golden.is_dir():

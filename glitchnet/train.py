@@ -16,12 +16,13 @@ import numpy as np
 import torch
 from torch import nn
 
+from .architectures import DEFAULT_ARCH
 from .checkpoint import Checkpoint, CheckpointError, load_checkpoint, save_checkpoint
 from .classes import CLASSES
 from .data import DatasetError, EpochSampler, GlitchImages, load_split, scan_dataset
 from .evaluate import compute_metrics, forward_uint8, predict_logits
 from .images import normalize
-from .model import DEFAULT_ARCH, FrequencyGlitchNet, build_architecture
+from .model import FrequencyGlitchNet, GlitchNet, build_architecture
 
 
 @dataclass
@@ -289,13 +290,12 @@ def _describe(model: nn.Module, config: TrainConfig, run_config: dict[str, Any],
     )
 
 
-def load_initial_weights(model: nn.Module, start: Checkpoint) -> None:
+def load_initial_weights(model: GlitchNet, start: Checkpoint) -> None:
     """Fine-tuning's starting point: ``start``'s weights into ``model``; a seed GlitchNet's weights also start a
     frequency-aware one (the coordinate channel's weights begin at zero, so it starts as the seed model exactly)."""
-    if isinstance(model, FrequencyGlitchNet) and start.arch == "glitchnet":
-        model.load_state_dict(FrequencyGlitchNet.from_glitchnet(start.state_dict, len(start.classes),
-                                                                start.width).state_dict())
-    elif start.arch != getattr(model, "arch_name", start.arch) or start.width != getattr(model, "width", start.width):
+    if isinstance(model, FrequencyGlitchNet) and start.arch == GlitchNet.arch_name:
+        model.load_state_dict(FrequencyGlitchNet.state_from_glitchnet(start.state_dict))
+    elif start.arch != model.arch_name or start.width != model.width:
         raise CheckpointError(f"cannot start a {type(model).__name__} of width {model.width} from a {start.arch} "
                               f"checkpoint of width {start.width}")
     else:
