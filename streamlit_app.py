@@ -16,10 +16,11 @@ pages = [
 ]
 if (PAGES / "augment.py").is_file():
     pages.append(st.Page(PAGES / "augment.py", title="Augmentations", icon=":material/auto_fix_high:"))
-pages += [
-    st.Page(PAGES / "train.py", title="Train", icon=":material/model_training:"),
-    st.Page(PAGES / "predict.py", title="Predict", icon=":material/search:"),
-]
+if not ui.hosted():  # a public server does not train: it would take every CPU core for minutes
+    pages.append(st.Page(PAGES / "train.py", title="Train", icon=":material/model_training:"))
+pages.append(st.Page(PAGES / "predict.py", title="Predict", icon=":material/search:"))
 page = st.navigation(pages)
-ui.guard(ui.sidebar)
+describe_model = ui.guard(ui.sidebar)
 page.run()
+if describe_model is not None:
+    ui.guard(describe_model)

@@ -11,14 +11,17 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
-import torch
 from PIL import Image
 
 from .classes import CLASS_TO_INDEX, CLASSES, DURATIONS_S
 from .images import INPUT_SIZE, ImageError, canonical_uint8
+
+if TYPE_CHECKING:  # torch is imported where tensors are made: scanning a folder for the app does not need it
+    import torch
 
 SPLITS = ("train", "validation", "test")
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".gif"}
@@ -318,8 +321,11 @@ def load_split(scan: DatasetScan, split: str, cache_dir: str | None, workers: in
 # ------------------------------------------------------------------------------------------------ torch dataset
 
 
-class GlitchImages(torch.utils.data.Dataset):
+class GlitchImages:
     """Canonical uint8 images + labels -> (uint8 HWC tensor, label), augmented per sample on the fly.
+
+    A map-style dataset for ``torch.utils.data.DataLoader``, which needs only ``__len__`` and ``__getitem__``: without
+    torch's base class, scanning a folder (the app's first page) does not import torch.
 
     Samples stay uint8 until the whole batch is normalized at once in the training loop (``images.normalize``):
     a quarter of the bytes through the loader, one vectorized conversion per batch, channels_last for free.
@@ -341,6 +347,8 @@ class GlitchImages(torch.utils.data.Dataset):
         return len(self.labels)
 
     def __getitem__(self, item: int | tuple[int, int]) -> tuple[torch.Tensor, int]:
+        import torch
+
         index, epoch = item if isinstance(item, tuple) else (item, 0)
         img = np.asarray(self.images[index])
         label = int(self.labels[index])
@@ -350,8 +358,11 @@ class GlitchImages(torch.utils.data.Dataset):
         return torch.from_numpy(np.array(img, dtype=np.uint8, copy=True)), label
 
 
-class EpochSampler(torch.utils.data.Sampler):
-    """Yields ``(index, epoch)``; shuffles with a generator seeded by (seed, epoch), so order is reproducible."""
+class EpochSampler:
+    """Yields ``(index, epoch)``; shuffles with a generator seeded by (seed, epoch), so order is reproducible.
+
+    A sampler for ``DataLoader`` (any iterable with ``__len__`` will do; see ``GlitchImages`` for why no base class).
+    """
 
     def __init__(self, n: int, shuffle: bool, seed: int = 0) -> None:
         self.n, self.shuffle, self.seed, self.epoch = n, shuffle, seed, 0
@@ -361,6 +372,8 @@ class EpochSampler(torch.utils.data.Sampler):
 
     def __iter__(self) -> Iterator[tuple[int, int]]:
         if self.shuffle:
+            import torch
+
             g = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
             order = torch.randperm(self.n, generator=g).tolist()
         else:

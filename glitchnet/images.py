@@ -12,11 +12,13 @@ import os
 import warnings
 from functools import lru_cache
 from pathlib import Path
-from typing import Union
+from typing import TYPE_CHECKING, Union
 
 import numpy as np
-import torch
 from PIL import Image, ImageFile, UnidentifiedImageError
+
+if TYPE_CHECKING:  # torch is imported where tensors are made: reading an image for the app does not need it
+    import torch
 
 INPUT_SIZE = 224
 """Side of the square model input, pixels."""
@@ -343,6 +345,8 @@ def _uniformity_warning_of(energy: np.ndarray) -> str | None:
 
 def normalize(batch_uint8: torch.Tensor | np.ndarray) -> torch.Tensor:
     """uint8 images (..., H, W, 3) -> float tensor (..., 3, H, W) normalized with ``MEAN``/``STD``."""
+    import torch
+
     t = torch.from_numpy(np.array(batch_uint8, dtype=np.uint8, copy=True)) if isinstance(batch_uint8, np.ndarray) \
         else torch.as_tensor(batch_uint8)
     t = t.movedim(-1, -3).float().div_(255.0)

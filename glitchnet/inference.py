@@ -18,9 +18,8 @@ from .checkpoint import Checkpoint, CheckpointError, load_checkpoint
 from .data import NAME_RE
 from .evaluate import fuse_log_probabilities
 from .images import ImageError, Source, canonical_checked, n_frames, normalize
+from .shipped import DEFAULT_MODEL, MODELS_DIR, default_model_path  # noqa: F401  (re-exported)
 
-MODELS_DIR = Path(__file__).resolve().parents[1] / "models"
-DEFAULT_MODEL = MODELS_DIR / "glitchnet.pt"
 LOW_CONFIDENCE = 0.6
 """Below this (calibrated) probability a result is reported as uncertain. Chosen on real glitches the model never saw
 (out-of-fold, 127 verified glitches; ``models/confidence_curve.py``, docs/confidence_curve.png): at 0.6 the shipped
@@ -37,12 +36,6 @@ def format_probability(p: float) -> str:
     if 0.0 < p < 0.005:
         return "< 1%"
     return f"{p:.0%}"
-
-
-def default_model_path() -> Path:
-    """``$GLITCHNET_MODEL`` if set, else the shipped ``models/glitchnet.pt``."""
-    env = os.environ.get("GLITCHNET_MODEL")
-    return Path(env) if env else DEFAULT_MODEL
 
 
 @dataclass

@@ -7,10 +7,11 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from glitchnet.evaluate import Evaluation, evaluate_checkpoint
-from glitchnet.train import Event, TrainConfig, train
+if TYPE_CHECKING:  # imported by the run itself: the app's pages load without torch
+    from glitchnet.evaluate import Evaluation
+    from glitchnet.train import Event, TrainConfig
 
 LOG = logging.getLogger("glitchnet.app")
 
@@ -81,6 +82,9 @@ class TrainingJob:
                 setattr(self, name, value)
 
     def _run(self) -> None:
+        from glitchnet.evaluate import evaluate_checkpoint
+        from glitchnet.train import train
+
         try:
             train(self.config, progress=self._on_event, stop=self.stop)
             if Path(self.config.out).is_file():

@@ -8,9 +8,10 @@ import runpy
 import threading
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -19,13 +20,15 @@ from streamlit.delta_generator import DeltaGenerator
 from streamlit.runtime.pages_manager import PagesManager
 from streamlit.runtime.scriptrunner import get_script_run_ctx
 
-from glitchnet.checkpoint import CheckpointError
 from glitchnet.classes import DURATIONS_S
 from glitchnet.data import DatasetError, DatasetScan, scan_dataset
 from glitchnet.images import INPUT_SIZE, n_frames, viridis_fraction
-from glitchnet.inference import Prediction, Predictor, default_model_path
+from glitchnet.shipped import default_model_path
 
 from ._jobs import TrainingJob, job_for, one_line
+
+if TYPE_CHECKING:  # torch and the model are imported where used: Home draws before they are loaded (~2 s)
+    from glitchnet.inference import Prediction, Predictor
 
 LOG = logging.getLogger("glitchnet.app")
 APP_ROOT = Path(__file__).resolve().parents[1]
@@ -48,13 +51,14 @@ def session_id() -> str:
     return ctx.session_id if ctx is not None else "local"
 
 
-def guard(body: Callable[[], None]) -> None:
+def guard(body: Callable[[], T]) -> T | None:
     """Run a page body; an unexpected exception becomes a one-line error, the traceback goes to the server log."""
     try:
-        body()
+        return body()
     except Exception as exc:
         LOG.exception("page failed")
         st.error(f"Something went wrong: {one_line(exc)}")
+        return None
 
 
 def runs_dir() -> Path:
@@ -121,7 +125,11 @@ _build_lock = threading.Lock()
 
 
 def _embedded_dataset() -> Path | None:
-    """The simulated dataset shipped with GlitchNet, made on first use while a progress bar follows it."""
+    """The simulated dataset shipped with GlitchNet, or None while it is made on first use (or cannot be).
+
+    The build runs in a background thread; the page that needs the dataset follows it with a progress bar
+    (``dataset_root``), below its own text, and the sidebar just says it is being made.
+    """
     try:
         from glitchnet.simulate import default_dataset
     except ImportError:
@@ -132,15 +140,36 @@ def _embedded_dataset() -> Path | None:
         if not _build or _build[0].error is not None:
             _build[:] = [_DatasetBuild(default_dataset)]
         build = _build[0]
-    if not build.finished.wait(0.2):  # already made: the build ends at once, no bar
-        bar = st.progress(0.0, text="Making the built-in simulated dataset (first use only, about a minute)…")
-        while not build.finished.wait(0.5):
-            bar.progress(build.done / max(1, build.total),
-                         text=f"Making the built-in simulated dataset: {build.done} of {build.total} glitches")
-        bar.empty()
+    if not build.finished.wait(0.2):  # already made: the build ends at once
+        st.caption("The built-in simulated dataset is being made (first use only, about a minute).")
+        return None
     if build.error is not None:
         st.error(f"The built-in dataset could not be made: {build.error}")
     return build.root
+
+
+def _pending_build() -> _DatasetBuild | None:
+    """The built-in dataset's build while it runs, if this session's sidebar chose that dataset."""
+    if st.session_state.get("dataset_root") or os.environ.get("GLITCHNET_DATA"):
+        return None
+    if not hosted() and st.session_state.get("dataset_source", DATASET_DEFAULT) != DATASET_DEFAULT:
+        return None
+    with _build_lock:
+        build = _build[0] if _build else None
+    return build if build is not None and not build.finished.is_set() else None
+
+
+def dataset_root() -> str | None:
+    """The dataset chosen in the sidebar. While the built-in one is being made: its progress bar here, then a rerun."""
+    build = _pending_build()
+    if build is not None:
+        bar = st.progress(0.0, text="Making the built-in simulated dataset (first use only, about a minute)…")
+        while not build.finished.wait(0.5):
+            if build.total:
+                bar.progress(build.done / build.total,
+                             text=f"Making the built-in simulated dataset: {build.done} of {build.total} glitches")
+        st.rerun()  # the sidebar then names the new dataset and every page sees it
+    return st.session_state.get("dataset_root")
 
 
 def default_dataset_label() -> str:
@@ -157,7 +186,7 @@ def scan(root: str, view: str = "all") -> DatasetScan:
 
 def current_scan() -> DatasetScan | None:
     """Scan of the dataset chosen in the sidebar (all four views), or None with a message shown."""
-    root = st.session_state.get("dataset_root")
+    root = dataset_root()
     if not root:
         st.info("No dataset is selected" + ("." if hosted() else ": choose one in the sidebar."))
         return None
@@ -196,16 +225,53 @@ def _checked(root: Path | None) -> Path | None:
 # -------------------------------------------------------------------------------------------------------- model
 
 
-@st.cache_resource(show_spinner="Loading the model…", max_entries=4)
-def _load_predictor(path: str, mtime_ns: int) -> Predictor:
-    """One Predictor per checkpoint file version, shared by every session (it is thread-safe)."""
-    predictor = Predictor(path)
-    threading.Thread(target=_warm_up, args=(predictor,), name="glitchnet-warm-up", daemon=True).start()
-    return predictor
+MAX_LOADED_MODELS = 4
+_loads: dict[tuple[str, int], Future[Predictor]] = {}
+_loads_lock = threading.Lock()
+_loader = ThreadPoolExecutor(1, thread_name_prefix="glitchnet-model")
+_warmed: set[tuple[str, int]] = set()
+
+
+def _load(path: str) -> Predictor:
+    from glitchnet.inference import Predictor
+
+    return Predictor(path)
+
+
+def _loading(path: Path) -> tuple[tuple[str, int], Future[Predictor]]:
+    """One Predictor per checkpoint file version, loaded in a background thread and shared by every session (it is
+    thread-safe). Asked for before the page draws, so torch and the weights load while the text goes out."""
+    key = (str(path), path.stat().st_mtime_ns)
+    with _loads_lock:
+        if key not in _loads:
+            while len(_loads) >= MAX_LOADED_MODELS:
+                _loads.pop(next(iter(_loads)))
+            _loads[key] = _loader.submit(_load, str(path))
+        return key, _loads[key]
+
+
+def preload_model() -> None:
+    """Start loading the sidebar's model, if it is a file, without waiting for it."""
+    path = model_path()
+    if path is not None and path.is_file():
+        _loading(path)
+
+
+def warm_up() -> None:
+    """Pay the chosen model's one-off costs (Grad-CAM's imports, the colour lookup table: ~5 s) in the background,
+    once per model, before the first upload. Called after a page is drawn, so it never slows the drawing."""
+    path = model_path()
+    if path is None or not path.is_file():
+        return
+    key, future = _loading(path)
+    with _loads_lock:
+        if key in _warmed or not future.done() or future.exception() is not None:
+            return
+        _warmed.add(key)
+    threading.Thread(target=_warm_up, args=(future.result(),), name="glitchnet-warm-up", daemon=True).start()
 
 
 def _warm_up(predictor: Predictor) -> None:
-    """Pay the one-off costs (Grad-CAM's imports, the colour lookup table: ~5 s) before the first upload."""
     try:
         viridis_fraction(np.zeros((1, 1, 3), np.uint8))
         predictor.gradcam(np.zeros((INPUT_SIZE, INPUT_SIZE, 3), np.uint8))
@@ -243,10 +309,20 @@ def current_predictor() -> tuple[Predictor | None, str]:
             return None, (f"No shipped model found ({path.name} is missing). Train one on the Train page"
                           + (" and pick “My training run” in the sidebar." if not hosted() else "."))
         return None, f"No checkpoint at {path}."
+    key, future = _loading(path)
+    if not future.done():
+        with st.spinner("Loading the model…"):
+            future.exception()  # waits
     try:
-        predictor = _load_predictor(str(path), path.stat().st_mtime_ns)
-    except CheckpointError as exc:
-        return None, str(exc)
+        predictor = future.result()
+    except Exception as exc:
+        with _loads_lock:  # not kept: the next run tries again
+            _loads.pop(key, None)
+        from glitchnet.checkpoint import CheckpointError
+
+        if isinstance(exc, CheckpointError):
+            return None, str(exc)
+        raise
     ckpt = predictor.checkpoint
     quality = ckpt.quality()
     acc = f"; {quality[0][0].lower()} {quality[0][1]}" if quality else ""
@@ -282,15 +358,13 @@ def _choose_dataset() -> Path | None:
             text = st.text_input("Dataset folder", key="dataset_path", placeholder="/data/gravity-spy",
                                  help="A Kaggle copy (train/ validation/ test/) or a Zenodo copy (class folders).")
             return _checked(Path(text.strip()).expanduser()) if text.strip() else None
-    if os.environ.get("GLITCHNET_DATA"):
-        root = Path(os.environ["GLITCHNET_DATA"]).expanduser()
-    else:
-        root = _embedded_dataset()  # its progress bar belongs in the main area, not the sidebar
-    with st.sidebar:
-        return _checked(root)
+        if os.environ.get("GLITCHNET_DATA"):
+            return _checked(Path(os.environ["GLITCHNET_DATA"]).expanduser())
+        return _checked(_embedded_dataset())
 
 
-def _choose_model() -> None:
+def _choose_model() -> Callable[[], None]:
+    """The sidebar's model picker; returns what fills in the model's description once the page is drawn."""
     with st.sidebar:
         st.subheader("Model")
         if not hosted():
@@ -298,18 +372,30 @@ def _choose_model() -> None:
                               label_visibility="collapsed")
             if source == MODEL_FILE:
                 st.text_input("Checkpoint file", key="model_file", placeholder="runs/glitchnet.pt")
+        about_slot = st.empty()
+
+    def describe() -> None:
         predictor, about = current_predictor()
-        (st.caption if predictor is not None else st.warning)(about)
+        with about_slot:
+            (st.caption if predictor is not None else st.warning)(about)
+        warm_up()
+
+    return describe
 
 
-def sidebar() -> None:
-    """Dataset and model pickers; stores the dataset root (str) in ``st.session_state["dataset_root"]``."""
+def sidebar() -> Callable[[], None]:
+    """Dataset and model pickers; stores the dataset root (str) in ``st.session_state["dataset_root"]``.
+
+    The model loads in the background meanwhile: run the returned function after the page, to describe the model
+    in the sidebar (waiting for it if the page did not) and warm it up.
+    """
+    preload_model()
     root = _choose_dataset()
     if root is None:
         st.session_state.pop("dataset_root", None)
     else:
         st.session_state["dataset_root"] = str(root)
-    _choose_model()
+    return _choose_model()
 
 
 # ------------------------------------------------------------------------------------------------------ predict
@@ -327,6 +413,8 @@ class Result:
 
 def classify_bytes(predictor: Predictor, name: str, data: bytes) -> list[Result]:
     """Classify one file: one result, or one per frame for a multi-frame GIF; failures become ``error``."""
+    from glitchnet.inference import Prediction, Predictor
+
     try:
         frames = n_frames(data)
         preds = predictor.predict_frames(data, name) if frames > 1 else predictor.predict([data], names=[name])

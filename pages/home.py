@@ -5,7 +5,7 @@ from pathlib import Path
 import streamlit as st
 
 from glitchnet.classes import CLASS_INFO
-from glitchnet.inference import MODELS_DIR
+from glitchnet.shipped import MODELS_DIR
 from pages import _ui as ui
 
 INTRO = """

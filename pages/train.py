@@ -7,6 +7,7 @@ import plotly.express as px
 import plotly.graph_objects as go
 import streamlit as st
 
+from glitchnet.evaluate import Evaluation
 from glitchnet.train import TrainConfig
 from pages import _jobs as jobs
 from pages import _ui as ui
@@ -60,7 +61,7 @@ def curves(view: jobs.JobView) -> None:
         cols[1].plotly_chart(fig)
 
 
-def evaluation(result: jobs.Evaluation) -> None:
+def evaluation(result: Evaluation) -> None:
     st.subheader(f"Evaluation on the {result.split} split")
     m = result.metrics
     cols = st.columns(3)

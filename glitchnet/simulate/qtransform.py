@@ -16,11 +16,12 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
-from scipy import sparse
-from scipy.interpolate import CubicSpline
+
+if TYPE_CHECKING:  # scipy (0.6 s) is imported where used: checking for a made dataset does not need it
+    from scipy import sparse
 
 QRANGE = (4.0, 64.0)
 """Gravity Spy's range of Q searched."""
@@ -81,6 +82,9 @@ class QPlane:
         """
         key = (frequencies_hz.size, float(frequencies_hz[0]), float(frequencies_hz[-1]), float(frequencies_hz.sum()))
         if key not in self._freq_interp:
+            from scipy import sparse
+            from scipy.interpolate import CubicSpline
+
             n = self.frequencies_hz.size
             if n < 4:
                 raise ValueError(f"a Q plane needs at least 4 frequency rows to interpolate, this one has {n}")
@@ -216,6 +220,8 @@ class QScan:
 
     def at_times(self, times_s: np.ndarray) -> np.ndarray:
         """Row energies at ``times_s`` (s from block start): gwpy's per-row cubic spline; shape (n_times, n_rows)."""
+        from scipy.interpolate import CubicSpline
+
         out = np.empty((times_s.size, self.plane.frequencies_hz.size), dtype=np.float64)
         for group, t, energy in self.rows:
             out[:, group.rows] = CubicSpline(t, energy, axis=0)(times_s)
