@@ -6,9 +6,11 @@ import streamlit as st
 
 from pages import _ui as ui
 
-PAGES = Path(__file__).resolve().parent / "pages"
+ROOT = Path(__file__).resolve().parent
+PAGES = ROOT / "pages"
+FAVICON = ROOT / "assets" / "favicon.png"  # bundled: a Material icon as favicon is fetched from a font server
 
-st.set_page_config(page_title="GlitchNet: Gravity Spy glitches", page_icon=":material/graphic_eq:", layout="wide")
+st.set_page_config(page_title="GlitchNet: Gravity Spy glitches", page_icon=FAVICON, layout="wide")
 
 pages = [
     st.Page(PAGES / "home.py", title="Home", icon=":material/home:", default=True),
@@ -20,7 +22,6 @@ if not ui.hosted():  # a public server does not train: it would take every CPU c
     pages.append(st.Page(PAGES / "train.py", title="Train", icon=":material/model_training:"))
 pages.append(st.Page(PAGES / "predict.py", title="Predict", icon=":material/search:"))
 page = st.navigation(pages)
-describe_model = ui.guard(ui.sidebar)
+ui.guard(ui.sidebar)
 page.run()
-if describe_model is not None:
-    ui.guard(describe_model)
+ui.guard(ui.warm_up)  # after the page, so that loading the model in the background never slows its drawing

@@ -2,20 +2,24 @@
 
 from __future__ import annotations
 
+import collections
 import os
 import pickle
 import tempfile
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-
-import torch
+from typing import TYPE_CHECKING, Any
 
 from . import __version__
 from .architectures import DEFAULT_ARCH
 from .classes import CLASSES
 from .images import INPUT_SIZE, MEAN, STD
-from .model import GlitchNet, build_architecture
+
+if TYPE_CHECKING:  # torch is imported where weights are read or written: ``read_description`` does without it
+    import torch
+
+    from .model import GlitchNet
 
 FORMAT = "glitchnet-checkpoint"
 FORMAT_VERSION = 1
@@ -74,6 +78,10 @@ class Checkpoint:
 
     def build_model(self) -> GlitchNet:
         """A GlitchNet in eval mode with these weights, in channels_last memory format (faster on CPU and GPU)."""
+        import torch
+
+        from .model import build_architecture
+
         try:
             model = build_architecture(self.arch, num_classes=len(self.classes), width=self.width)
         except ValueError as exc:
@@ -107,6 +115,8 @@ class Checkpoint:
 
 def save_checkpoint(ckpt: Checkpoint, path: str | os.PathLike) -> Path:
     """Write ``ckpt`` atomically: a temp file in the same folder, fsync, then rename over ``path``."""
+    import torch
+
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -125,6 +135,8 @@ def save_checkpoint(ckpt: Checkpoint, path: str | os.PathLike) -> Path:
 
 def load_checkpoint(path: str | os.PathLike, expected_classes: list[str] | None = None) -> Checkpoint:
     """Read a checkpoint with ``weights_only=True`` (no code can run) and check that it is GlitchNet's."""
+    import torch
+
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"no checkpoint at {path}")
@@ -136,6 +148,12 @@ def load_checkpoint(path: str | os.PathLike, expected_classes: list[str] | None 
     except Exception as exc:  # whatever the reader trips on, the file is unusable: say so in one line
         reason = str(exc).splitlines()[0][:100] if str(exc) else type(exc).__name__
         raise CheckpointError(f"{path.name} is not a readable checkpoint (truncated or corrupt: {reason})") from None
+    ckpt = _from_payload(payload, path, expected_classes)
+    ckpt.build_model()  # fail now, with a clear message, if the weights do not fit
+    return ckpt
+
+
+def _from_payload(payload: Any, path: Path, expected_classes: list[str] | None = None) -> Checkpoint:
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise CheckpointError(f"{path.name} is a PyTorch file but not a GlitchNet checkpoint")
     if payload.get("format_version", 0) > FORMAT_VERSION:
@@ -163,5 +181,43 @@ def load_checkpoint(path: str | os.PathLike, expected_classes: list[str] | None 
     if ckpt.input_size != INPUT_SIZE or tuple(ckpt.mean) != MEAN or tuple(ckpt.std) != STD:
         raise CheckpointError(f"{path.name} expects preprocessing this GlitchNet does not provide "
                               f"(input {ckpt.input_size}px, mean {ckpt.mean}, std {ckpt.std})")
-    ckpt.build_model()  # fail now, with a clear message, if the weights do not fit
+    return ckpt
+
+
+class _DescriptionUnpickler(pickle.Unpickler):
+    """Unpickles a ``torch.save`` payload without torch: every tensor becomes None. Like torch's ``weights_only``
+    reader it resolves only an allow-list of names, and none of them runs code from the file."""
+
+    def find_class(self, module: str, name: str) -> Any:
+        if (module, name) == ("collections", "OrderedDict"):
+            return collections.OrderedDict
+        if module == "torch._utils" and name in ("_rebuild_tensor_v2", "_rebuild_parameter"):
+            return _no_tensor
+        if module == "torch" and name.endswith("Storage"):
+            return None
+        raise pickle.UnpicklingError(f"{module}.{name} is not expected in a GlitchNet checkpoint")
+
+    def persistent_load(self, pid: Any) -> None:  # a tensor's storage, left in the file
+        return None
+
+
+def _no_tensor(*args: Any) -> None:
+    return None
+
+
+def read_description(path: str | os.PathLike) -> Checkpoint:
+    """A checkpoint's description (classes, views, config, metrics, ...) without its weights (``state_dict`` is
+    empty) and without importing torch: about 1 ms, against about 2 s for torch's import and ``load_checkpoint``
+    (``benchmarks/bench_describe.py``), so the app's first page draws at once. A file this reader does not
+    understand goes through ``load_checkpoint``, with its checks and its messages."""
+    path = Path(path)
+    try:
+        with zipfile.ZipFile(path) as archive:
+            pickled = [n for n in archive.namelist() if n.endswith("/data.pkl") and n.count("/") == 1]
+            with archive.open(pickled[0]) as fh:
+                payload = _DescriptionUnpickler(fh).load()
+    except Exception:  # not a file this reader understands: torch's own reader says what is wrong with it
+        return load_checkpoint(path)
+    ckpt = _from_payload(payload, path)
+    ckpt.state_dict = {}
     return ckpt

@@ -183,7 +183,7 @@ def open_image(source: Source, frame: int = 0) -> Image.Image:
         except (Image.DecompressionBombError, Image.DecompressionBombWarning):
             raise ImageError(f"the image declares more than {MAX_PIXELS:,} pixels (a decompression bomb?)") from None
         except UnidentifiedImageError:
-            raise ImageError("not an image file (or a format Pillow cannot read)") from None
+            raise ImageError("not an image file, or not one GlitchNet can read (PNG, JPG or GIF)") from None
         except (OSError, SyntaxError, ValueError, EOFError) as exc:
             raise ImageError(f"the image is damaged or truncated ({str(exc).splitlines()[0][:80]})") from None
     if min(img.size) < MIN_SIDE:

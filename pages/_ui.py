@@ -27,7 +27,8 @@ from glitchnet.shipped import default_model_path
 
 from ._jobs import TrainingJob, job_for, one_line
 
-if TYPE_CHECKING:  # torch and the model are imported where used: Home draws before they are loaded (~2 s)
+if TYPE_CHECKING:  # torch and the model are imported where used: Home draws without them (~2 s sooner)
+    from glitchnet.checkpoint import Checkpoint
     from glitchnet.inference import Prediction, Predictor
 
 LOG = logging.getLogger("glitchnet.app")
@@ -51,14 +52,13 @@ def session_id() -> str:
     return ctx.session_id if ctx is not None else "local"
 
 
-def guard(body: Callable[[], T]) -> T | None:
+def guard(body: Callable[[], None]) -> None:
     """Run a page body; an unexpected exception becomes a one-line error, the traceback goes to the server log."""
     try:
-        return body()
+        body()
     except Exception as exc:
         LOG.exception("page failed")
         st.error(f"Something went wrong: {one_line(exc)}")
-        return None
 
 
 def runs_dir() -> Path:
@@ -229,6 +229,7 @@ MAX_LOADED_MODELS = 4
 _loads: dict[tuple[str, int], Future[Predictor]] = {}
 _loads_lock = threading.Lock()
 _loader = ThreadPoolExecutor(1, thread_name_prefix="glitchnet-model")
+"""One background thread loads models and warms them up, in the order asked."""
 _warmed: set[tuple[str, int]] = set()
 
 
@@ -239,8 +240,8 @@ def _load(path: str) -> Predictor:
 
 
 def _loading(path: Path) -> tuple[tuple[str, int], Future[Predictor]]:
-    """One Predictor per checkpoint file version, loaded in a background thread and shared by every session (it is
-    thread-safe). Asked for before the page draws, so torch and the weights load while the text goes out."""
+    """The Predictor of a checkpoint file version, loaded once per process in the background thread and shared by
+    every session (it is thread-safe)."""
     key = (str(path), path.stat().st_mtime_ns)
     with _loads_lock:
         if key not in _loads:
@@ -250,32 +251,27 @@ def _loading(path: Path) -> tuple[tuple[str, int], Future[Predictor]]:
         return key, _loads[key]
 
 
-def preload_model() -> None:
-    """Start loading the sidebar's model, if it is a file, without waiting for it."""
-    path = model_path()
-    if path is not None and path.is_file():
-        _loading(path)
-
-
 def warm_up() -> None:
-    """Pay the chosen model's one-off costs (Grad-CAM's imports, the colour lookup table: ~5 s) in the background,
-    once per model, before the first upload. Called after a page is drawn, so it never slows the drawing."""
+    """Load the sidebar's model and pay its one-off costs (torch's import, Grad-CAM's, the colour lookup table:
+    several seconds) in the background, once per model, before the first upload. The app calls it after drawing
+    each page, so that it never slows the drawing."""
     path = model_path()
     if path is None or not path.is_file():
         return
-    key, future = _loading(path)
+    key, loading = _loading(path)
     with _loads_lock:
-        if key in _warmed or not future.done() or future.exception() is not None:
+        if key in _warmed:
             return
         _warmed.add(key)
-    threading.Thread(target=_warm_up, args=(future.result(),), name="glitchnet-warm-up", daemon=True).start()
+    _loader.submit(_warm_up, loading)
 
 
-def _warm_up(predictor: Predictor) -> None:
+def _warm_up(loading: Future[Predictor]) -> None:
     try:
+        predictor = loading.result()
         viridis_fraction(np.zeros((1, 1, 3), np.uint8))
         predictor.gradcam(np.zeros((INPUT_SIZE, INPUT_SIZE, 3), np.uint8))
-    except Exception:  # only a head start: the first upload pays the cost instead
+    except Exception:  # only a head start: a bad checkpoint is reported where it is used
         LOG.exception("warm-up failed")
 
 
@@ -296,37 +292,71 @@ def model_path() -> Path | None:
     return default_model_path()
 
 
+def _missing_model(path: Path | None) -> str | None:
+    """Why the sidebar's model cannot be used (no path, no file), or None."""
+    if path is None:
+        if st.session_state.get("model_source", MODEL_SHIPPED) == MODEL_RUN:
+            return "Your training run has no checkpoint yet (one is written after each epoch)."
+        return "Enter the path of a checkpoint file in the sidebar."
+    if not path.is_file():
+        if path == default_model_path():
+            return (f"No shipped model found ({path.name} is missing). Train one on the Train page"
+                    + (" and pick “My training run” in the sidebar." if not hosted() else "."))
+        return f"No checkpoint at {path}."
+    return None
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def _description(path: str, mtime_ns: int) -> Checkpoint:
+    from glitchnet.checkpoint import read_description
+
+    return read_description(path)
+
+
+def _about(path: Path, ckpt: Checkpoint) -> str:
+    quality = ckpt.quality()
+    acc = f"; {quality[0][0].lower()} {quality[0][1]}" if quality else ""
+    return f"{path.name}: view(s) {', '.join(ckpt.views)}{acc}"
+
+
+def current_model() -> tuple[Checkpoint | None, str]:
+    """The chosen checkpoint's description, without its weights and without torch (Home and the sidebar draw at
+    once), and a one-line summary (or why there is none)."""
+    path = model_path()
+    reason = _missing_model(path)
+    if reason is not None:
+        return None, reason
+    from glitchnet.checkpoint import CheckpointError
+
+    try:
+        ckpt = _description(str(path), path.stat().st_mtime_ns)
+    except CheckpointError as exc:
+        return None, str(exc)
+    return ckpt, _about(path, ckpt)
+
+
 def current_predictor() -> tuple[Predictor | None, str]:
     """The chosen model, loaded once per process, and a one-line description (or why there is none)."""
     path = model_path()
-    if path is None:
-        source = st.session_state.get("model_source", MODEL_SHIPPED)
-        if source == MODEL_RUN:
-            return None, "Your training run has no checkpoint yet (one is written after each epoch)."
-        return None, "Enter the path of a checkpoint file in the sidebar."
-    if not path.is_file():
-        if path == default_model_path():
-            return None, (f"No shipped model found ({path.name} is missing). Train one on the Train page"
-                          + (" and pick “My training run” in the sidebar." if not hosted() else "."))
-        return None, f"No checkpoint at {path}."
-    key, future = _loading(path)
-    if not future.done():
+    reason = _missing_model(path)
+    if reason is not None:
+        return None, reason
+    key, loading = _loading(path)
+    if not loading.done():
         with st.spinner("Loading the model…"):
-            future.exception()  # waits
+            loading.exception()  # waits
+    from glitchnet.checkpoint import CheckpointError
+
     try:
-        predictor = future.result()
+        predictor = loading.result()
     except Exception as exc:
         with _loads_lock:  # not kept: the next run tries again
             _loads.pop(key, None)
-        from glitchnet.checkpoint import CheckpointError
-
+            _warmed.discard(key)
         if isinstance(exc, CheckpointError):
             return None, str(exc)
         raise
-    ckpt = predictor.checkpoint
-    quality = ckpt.quality()
-    acc = f"; {quality[0][0].lower()} {quality[0][1]}" if quality else ""
-    return predictor, f"{path.name}: view(s) {', '.join(ckpt.views)}{acc}"
+    return predictor, _about(path, predictor.checkpoint)
 
 
 def model_key(predictor: Predictor) -> str:
@@ -363,8 +393,7 @@ def _choose_dataset() -> Path | None:
         return _checked(_embedded_dataset())
 
 
-def _choose_model() -> Callable[[], None]:
-    """The sidebar's model picker; returns what fills in the model's description once the page is drawn."""
+def _choose_model() -> None:
     with st.sidebar:
         st.subheader("Model")
         if not hosted():
@@ -372,30 +401,18 @@ def _choose_model() -> Callable[[], None]:
                               label_visibility="collapsed")
             if source == MODEL_FILE:
                 st.text_input("Checkpoint file", key="model_file", placeholder="runs/glitchnet.pt")
-        about_slot = st.empty()
-
-    def describe() -> None:
-        predictor, about = current_predictor()
-        with about_slot:
-            (st.caption if predictor is not None else st.warning)(about)
-        warm_up()
-
-    return describe
+        ckpt, about = current_model()
+        (st.caption if ckpt is not None else st.warning)(about)
 
 
-def sidebar() -> Callable[[], None]:
-    """Dataset and model pickers; stores the dataset root (str) in ``st.session_state["dataset_root"]``.
-
-    The model loads in the background meanwhile: run the returned function after the page, to describe the model
-    in the sidebar (waiting for it if the page did not) and warm it up.
-    """
-    preload_model()
+def sidebar() -> None:
+    """Dataset and model pickers; stores the dataset root (str) in ``st.session_state["dataset_root"]``."""
     root = _choose_dataset()
     if root is None:
         st.session_state.pop("dataset_root", None)
     else:
         st.session_state["dataset_root"] = str(root)
-    return _choose_model()
+    _choose_model()
 
 
 # ------------------------------------------------------------------------------------------------------ predict

@@ -120,8 +120,8 @@ def main() -> None:
         mode = st.radio("Augmentation", ("class", "generic"), horizontal=True, key="augment_mode",
                         format_func={"class": "class-specific", "generic": "generic baseline"}.get)
         names = [s.name for s in aug.policy(label)]
-        enabled = st.multiselect("Transforms", names, default=names, key=f"augment_enabled_{label}",
-                                 disabled=mode != "class")
+        enabled = st.pills("Transforms", names, selection_mode="multi", default=names,  # pills wrap onto more rows
+                           key=f"augment_enabled_{label}", disabled=mode != "class")
 
     image, image_caption = read_image(label, source, manifest, seed)
 

@@ -88,10 +88,12 @@ def metadata_plots(found: DatasetScan, df: pd.DataFrame) -> None:
                      category_orders={"label": list(CLASSES)}, hover_data=["gravityspy_id", "snr"],
                      labels={"duration": "duration (s)", "peak_frequency": "peak frequency (Hz)", "label": "class"})
     fig.update_layout(height=460, margin={"t": 30})
+    fig.update_xaxes(dtick=1)  # log axes: one labelled tick per decade, not plotly's 2-and-5 in between
+    fig.update_yaxes(dtick=1)
     st.plotly_chart(fig)
     fig = px.box(meta, x="label", y="snr", color=by_ifo, log_y=True, category_orders={"label": list(CLASSES)},
                  labels={"label": "class", "snr": "signal-to-noise ratio"})
-    fig.update_layout(height=380, margin={"t": 10}, xaxis_tickangle=-45)
+    fig.update_layout(height=380, margin={"t": 10}, xaxis_tickangle=-45, yaxis_dtick=1)
     st.plotly_chart(fig)
 
 

@@ -42,11 +42,10 @@ def field_guide() -> None:
 
 def model_card() -> None:
     st.header("The model")
-    predictor, about = ui.current_predictor()
-    if predictor is None:
+    ckpt, about = ui.current_model()
+    if ckpt is None:
         st.warning(about)
         return
-    ckpt = predictor.checkpoint
     config = ckpt.config
     st.caption(about)
     quality = ckpt.quality()

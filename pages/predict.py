@@ -2,6 +2,7 @@
 
 from pathlib import Path
 
+import pandas as pd
 import plotly.express as px
 import streamlit as st
 
@@ -41,10 +42,10 @@ def inputs() -> list[tuple[str, bytes]]:
 def top5_chart(pred: Prediction, key: str) -> None:
     names, probs = zip(*pred.top5, strict=True)
     fig = px.bar(x=probs, y=names, orientation="h", range_x=[0, 1], text=[format_probability(p) for p in probs],
-                 labels={"x": "probability", "y": ""}, color=probs, color_continuous_scale="Viridis",
-                 range_color=[0, 1])
-    fig.update_layout(height=220, margin={"t": 5, "b": 5, "l": 5, "r": 5}, coloraxis_showscale=False,
-                      yaxis={"autorange": "reversed"})
+                 labels={"x": "probability", "y": ""})
+    # colours as strings: a number per bar (a colour axis) makes plotly.js log "Invalid color specifier" per bar
+    fig.update_traces(marker_color=px.colors.sample_colorscale("Viridis", list(probs)))
+    fig.update_layout(height=220, margin={"t": 5, "b": 5, "l": 5, "r": 5}, yaxis={"autorange": "reversed"})
     st.plotly_chart(fig, key=key)
 
 
@@ -113,7 +114,7 @@ def main() -> None:
     st.caption(f"Model: {about}")
     files = inputs()
     cols = st.columns(2)
-    volunteer = cols[0].toggle("Volunteer mode: choose your own label first, then see if the model agrees")
+    volunteer = cols[0].toggle("Volunteer mode", help="Choose your own label first, then see if the model agrees.")
     opacity = cols[1].slider("Heatmap opacity", 0.0, 1.0, 0.45, 0.05)
     if not files:
         st.info("Upload one or more spectrograms, or pick bundled samples, to classify them.")
@@ -139,7 +140,9 @@ def summary(predictions: list[Prediction], volunteer: bool, yours: dict[str, str
     if volunteer:
         predictions = [p for p in predictions if p.name in yours or p.error is not None]
     table = ui.results_table(predictions, yours)
-    st.dataframe(table, hide_index=True)
+    shown = table.assign(confidence=[None if pd.isna(p) else format_probability(p) for p in table["confidence"]]) \
+        if len(table) else table
+    st.dataframe(shown, hide_index=True)
     st.download_button("Download results (CSV)", table.to_csv(index=False).encode(), "glitchnet_predictions.csv",
                        "text/csv", icon=":material/download:")
 

@@ -127,12 +127,13 @@ def test_predict_classifies_uploads_and_reports_bad_files(app_env: Path) -> None
                                    ("huge.png", too_big, "image/png")]).run()
     assert not at.exception
     assert _texts(at.error) == [f"huge.png: larger than the {len(too_big) >> 20} MB upload limit, skipped.",
-                                "notes.png: not an image file (or a format Pillow cannot read)"]
+                                "notes.png: not an image file, or not one GlitchNet can read (PNG, JPG or GIF)"]
     table = at.dataframe[0].value
     assert list(table["name"]) == ["blip-1.jpg"] + [f"whistle-2.gif#frame{i}" for i in range(4)] + [
         "notes.png", "whistle-2.gif (all frames)"]
     ok = table[table["error"].isna()]
-    assert ok["confidence"].between(0, 1).all() and ok["top5"].str.count(";").eq(4).all()
+    # confidences as a person reads them (the CSV keeps the numbers); random weights give a few percent each
+    assert ok["confidence"].str.fullmatch(r"< 1%|> 99%|\d{1,2}%").all() and ok["top5"].str.count(";").eq(4).all()
     assert table.loc[table["name"] == "whistle-2.gif (all frames)", "views"].item() == 4
     assert len(at.get("image")) == 2 * 5  # plot area and Grad-CAM overlay for the JPG and each GIF frame
     # a random model is never sure: every classified image says so plainly

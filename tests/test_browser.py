@@ -1,6 +1,9 @@
-"""The app in a real browser: `streamlit run` plus headless Chromium; upload a real golden image on Predict.
+"""The app in a real browser: `streamlit run` plus headless Chromium, as a visitor meets it.
 
-Set ``GLITCHNET_SCREENSHOTS=1`` to also write small screenshots of every page to ``docs/screenshots/``.
+Covers Home (timed from `streamlit run` to fully drawn), a four-view upload on Predict (timed to the combined verdict),
+hosted mode without Train, and a fresh data folder (the intro at once, the dataset's progress bar below it). Every
+test fails on a browser console error or warning. Set ``GLITCHNET_SCREENSHOTS=1`` to also write small screenshots of
+every page to ``docs/screenshots/``.
 """
 
 from __future__ import annotations
@@ -11,8 +14,9 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -29,17 +33,35 @@ SCREENSHOTS = ROOT / "docs" / "screenshots"
 SHIPPED_MODEL = ROOT / "models" / "glitchnet.pt"
 WRITE_SCREENSHOTS = os.environ.get("GLITCHNET_SCREENSHOTS") == "1"
 MAX_SCREENSHOT_BYTES = 300_000
-TITLES = {"": "GlitchNet: sorting the noise", "explore": "Explore the dataset", "train": "Train GlitchNet",
-          "predict": "Classify a glitch"}
+TITLES = {"": "GlitchNet: sorting the noise", "explore": "Explore the dataset", "augment": "Augmentation",
+          "train": "Train GlitchNet", "predict": "Classify a glitch"}
+NAV_PATHS = {"Home": "", "Explore": "explore", "Augmentations": "augment", "Train": "train", "Predict": "predict"}
+FOUR_VIEWS = sorted((REAL / "gravityspy-examples" / "Blip").glob("H1_uQOcvAIECv_spectrogram_*.png"))
+"""One real glitch's four views (0.5, 1, 2, 4 s), named as Gravity Spy names them."""
 
 
 @dataclass
 class Server:
     url: str
+    started: float
+    """``time.monotonic()`` when ``streamlit run`` was launched."""
     random_model: bool
     """True when the app runs with random weights (every prediction is then unsure)."""
-    ready_s: float
-    """Seconds from launching ``streamlit run`` to its health endpoint answering."""
+    log: Path
+
+
+@dataclass
+class Console:
+    """Browser console errors and warnings, and uncaught page errors, seen by the tabs a test opened."""
+
+    messages: list[str] = field(default_factory=list)
+
+    def watch(self, page) -> None:
+        # plotly.js writes its warnings with console.trace ("WARN: ...")
+        page.on("console", lambda m: self.messages.append(f"console {m.type}: {m.text} ({m.location.get('url')})")
+                if m.type in ("error", "warning", "assert") or (m.type == "trace" and not m.text.startswith("INFO"))
+                or os.environ.get("ALLCONSOLE") else None)
+        page.on("pageerror", lambda e: self.messages.append(f"page error: {e}"))
 
 
 def _free_port() -> int:
@@ -58,40 +80,57 @@ def _wait_healthy(url: str, proc: subprocess.Popen, timeout_s: float = 60.0) -> 
                 if r.status == 200:
                     return
         except OSError:
-            time.sleep(0.2)
+            time.sleep(0.05)
     raise TimeoutError(f"streamlit did not answer on {url} within {timeout_s:.0f} s")
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory, random_checkpoint: Path) -> Iterator[Server]:
-    if not CHROMIUM.is_file():
-        pytest.skip(f"{CHROMIUM} not found: install Chromium (Debian: apt-get install chromium) to run browser tests")
-    pytest.importorskip("playwright.sync_api", reason="the playwright Python package is not installed")
-    if not REAL.is_dir():
-        pytest.skip(f"real Gravity Spy data not found at {REAL} (the ../shared folder is absent)")
-    tmp = tmp_path_factory.mktemp("browser")
-    # Screenshots for the docs show the shipped model when there is one; the test itself uses random weights.
-    model = SHIPPED_MODEL if WRITE_SCREENSHOTS and SHIPPED_MODEL.is_file() else random_checkpoint
+@contextmanager
+def _streamlit(tmp: Path, model: Path, **env_changes: str | None) -> Iterator[Server]:
+    """``streamlit run`` on a free port with the given environment; stopped on exit."""
     env = {**os.environ, "GLITCHNET_MODEL": str(model), "GLITCHNET_CACHE_DIR": str(tmp / "cache"),
            "GLITCHNET_RUNS_DIR": str(tmp / "runs")}
     env.pop("GLITCHNET_HOSTED", None)
-    if not (WRITE_SCREENSHOTS and _simulator_available()):
-        env["GLITCHNET_DATA"] = str(make_golden_kaggle(tmp / "golden"))
+    for name, value in env_changes.items():
+        if value is None:
+            env.pop(name, None)
+        else:
+            env[name] = value
     port = _free_port()
+    log = tmp / f"streamlit-{port}.log"  # kept in pytest's temp folder for a failed run
     started = time.monotonic()
-    with (tmp / "streamlit.log").open("wb") as out:  # kept in pytest's temp folder for a failed run
+    with log.open("wb") as out:
         proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "streamlit_app.py", "--server.headless",
                                  "true", "--server.port", str(port), "--server.address", "127.0.0.1"],
                                 cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
     try:
         _wait_healthy(f"http://127.0.0.1:{port}", proc)
-        yield Server(f"http://127.0.0.1:{port}", model == random_checkpoint, time.monotonic() - started)
+        yield Server(f"http://127.0.0.1:{port}", started, model != SHIPPED_MODEL, log)
     finally:
         proc.terminate()
         try:
             proc.wait(10)
         except subprocess.TimeoutExpired:
             proc.kill()
+
+
+@pytest.fixture(scope="module")
+def golden(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    if not CHROMIUM.is_file():
+        pytest.skip(f"{CHROMIUM} not found: install Chromium (Debian: apt-get install chromium) to run browser tests")
+    pytest.importorskip("playwright.sync_api", reason="the playwright Python package is not installed")
+    if not REAL.is_dir():
+        pytest.skip(f"real Gravity Spy data not found at {REAL} (the ../shared folder is absent)")
+    return make_golden_kaggle(tmp_path_factory.mktemp("golden"))
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory, golden: Path, random_checkpoint: Path) -> Iterator[Server]:
+    # Screenshots for the docs show the shipped model and the built-in dataset; the test itself uses random weights
+    # and real golden images.
+    model = SHIPPED_MODEL if WRITE_SCREENSHOTS and SHIPPED_MODEL.is_file() else random_checkpoint
+    data = None if WRITE_SCREENSHOTS and _simulator_available() else str(golden)
+    with _streamlit(tmp_path_factory.mktemp("browser"), model, GLITCHNET_DATA=data) as running:
+        yield running
 
 
 def _simulator_available() -> bool:
@@ -103,7 +142,7 @@ def _simulator_available() -> bool:
 
 
 @pytest.fixture(scope="module")
-def browser(server: Server) -> Iterator[object]:
+def browser(golden: Path) -> Iterator[object]:
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
@@ -112,15 +151,44 @@ def browser(server: Server) -> Iterator[object]:
         chromium.close()
 
 
-def _open(browser, url: str, timeout_s: float = 180.0):
-    """A new tab on ``url``, once its script has finished and every chart and image is drawn."""
-    page = browser.new_page(viewport={"width": 1280, "height": 900})
-    page.goto(url)
+@pytest.fixture
+def console() -> Iterator[Console]:
+    """Every test ends with no browser console error or warning."""
+    seen = Console()
+    yield seen
+    assert not seen.messages, "\n".join(seen.messages)
+
+
+def _tab(browser, console: Console, width: int = 1280, height: int = 900):
+    page = browser.new_page(viewport={"width": width, "height": height})
+    console.watch(page)
+    return page
+
+
+def _drawn(page, timeout_s: float = 180.0) -> None:
+    """Wait until the page's script has finished and every chart and image is drawn."""
     page.locator('[data-testid="stMain"] h1').first.wait_for(timeout=timeout_s * 1000)
     page.wait_for_selector('[data-testid="stStatusWidget"]', state="detached", timeout=timeout_s * 1000)
     page.wait_for_function("""() =>
-        !document.querySelector('[data-testid="stSkeleton"], [data-testid="stSkeletonElement"]')
+        !document.querySelector(
+            '[data-testid="stSkeleton"], [data-testid="stSkeletonElement"], [data-testid="stSpinner"]')
         && [...document.images].every(i => i.complete)""", timeout=timeout_s * 1000)
+
+
+def _open(browser, console: Console, url: str, nav: str | None = None, timeout_s: float = 180.0):
+    """A new tab on the app at ``url``, then on the page named ``nav`` in the sidebar, once drawn.
+
+    Pages are reached by their sidebar link, as a visitor does: opening ``/predict`` directly makes Streamlit's
+    front end probe ``/predict/_stcore/health`` first, a 404 in the console (streamlit/streamlit#7074).
+    """
+    page = _tab(browser, console)
+    page.goto(url)
+    _drawn(page, timeout_s)
+    if nav is not None:
+        page.locator('[data-testid="stSidebarNav"] a', has_text=nav).click()
+        page.wait_for_function("t => document.querySelector('[data-testid=\"stMain\"] h1')?.innerText.startsWith(t)",
+                               arg=TITLES[NAV_PATHS[nav]], timeout=timeout_s * 1000)
+        _drawn(page, timeout_s)
     return page
 
 
@@ -136,48 +204,87 @@ def _save_small(png: bytes, dest: Path) -> None:
     assert dest.stat().st_size < MAX_SCREENSHOT_BYTES, f"{dest.name} is {dest.stat().st_size:,} bytes"
 
 
-def test_upload_on_predict_shows_prediction_and_heatmap(browser, server: Server, tmp_path: Path) -> None:
+def _timed(action: Callable[[], None]) -> float:
     start = time.monotonic()
-    page = _open(browser, server.url)
-    first_render_s = server.ready_s + time.monotonic() - start
+    action()
+    return time.monotonic() - start
+
+
+def test_home_is_drawn_soon_after_streamlit_run(browser, server: Server, console: Console) -> None:
+    page = _tab(browser, console)
+    page.goto(server.url)
+    _drawn(page)
+    home_s = time.monotonic() - server.started
     assert page.locator("h1").first.inner_text().startswith(TITLES[""])
-    page.goto(f"{server.url}/predict")
-    page.get_by_text(TITLES["predict"]).wait_for(timeout=60_000)
-
-    timings = []
-    for n, image in enumerate(["Blip/blip-1.jpg", "Whistle/whistle-1.jpg"], 1):
-        start = time.monotonic()
-        page.locator('input[type="file"]').set_input_files(str(REAL / "golden" / image))
-        page.wait_for_function("""n => {
-            const caps = [...document.querySelectorAll('[data-testid="stImageCaption"]')]
-                .filter(c => c.innerText.includes('Grad-CAM'));
-            const imgs = [...document.querySelectorAll('[data-testid="stImage"] img')];
-            return caps.length >= n && imgs.length >= 2 * n && imgs.every(i => i.complete && i.naturalWidth > 0);
-        }""", arg=n, timeout=60_000)
-        timings.append(time.monotonic() - start)
-    assert page.get_by_text("Field guide,").count() == 2
+    # the whole page: the field guide's 22 examples, each marked with where it comes from, and the model's card
+    guide = page.locator('[data-testid="stImage"] img')
+    assert guide.count() == 22 and all(guide.nth(i).evaluate("i => i.naturalWidth > 0") for i in range(22))
+    page.get_by_role("heading", name="The model").wait_for()
     if server.random_model:
-        assert page.get_by_text("The model is not sure").count() == 2  # random weights are never confident
+        assert page.locator('[data-testid="stSidebar"]').get_by_text("random.pt").count() == 1
     assert "Traceback" not in page.content()
-
-    shot = page.screenshot()
-    (tmp_path / "predict.png").write_bytes(shot)
-    if WRITE_SCREENSHOTS:
-        page.locator('[data-testid="stMain"]').evaluate("e => e.scrollTo(0, 0)")
-        _save_small(page.screenshot(), SCREENSHOTS / "predict.png")
-    print(f"\nstreamlit run -> server ready {server.ready_s:.1f} s, first page rendered {first_render_s:.1f} s; "
-          f"upload -> prediction and heatmap: first {timings[0]:.1f} s, second {timings[1]:.1f} s")
+    print(f"\nstreamlit run -> Home fully drawn: {home_s:.1f} s")
     page.close()
 
 
+def test_four_views_of_one_glitch_give_one_verdict(browser, server: Server, console: Console,
+                                                   tmp_path: Path) -> None:
+    assert len(FOUR_VIEWS) == 4, FOUR_VIEWS
+    page = _open(browser, console, server.url, "Predict")
+    assert page.locator("h1").first.inner_text().startswith(TITLES["predict"])
+
+    def upload() -> None:
+        page.locator('input[type="file"]').set_input_files([str(p) for p in FOUR_VIEWS])
+        page.get_by_text("H1_uQOcvAIECv (4 views)").first.wait_for(timeout=120_000)
+        _drawn(page)
+
+    upload_s = _timed(upload)
+    if server.random_model:
+        assert page.get_by_text("The model is not sure").count() >= 1  # random weights are never confident
+    assert "Traceback" not in page.content()
+    (tmp_path / "predict.png").write_bytes(page.screenshot())
+    if WRITE_SCREENSHOTS:
+        page.locator('[data-testid="stMain"]').evaluate("e => e.scrollTo(0, 0)")
+        _save_small(page.screenshot(), SCREENSHOTS / "predict.png")
+    print(f"\nupload of one glitch's four views -> combined verdict drawn: {upload_s:.1f} s")
+    page.close()
+
+
+def test_hosted_mode_has_no_train_page(browser, golden: Path, random_checkpoint: Path, console: Console,
+                                       tmp_path: Path) -> None:
+    with _streamlit(tmp_path, random_checkpoint, GLITCHNET_DATA=str(golden), GLITCHNET_HOSTED="1") as hosted:
+        page = _open(browser, console, hosted.url)
+        nav = page.locator('[data-testid="stSidebarNav"]').inner_text()
+        assert "Predict" in nav and "Train" not in nav
+        assert page.locator('[data-testid="stSidebar"] input[type="text"]').count() == 0  # no server paths
+        page.close()
+
+
+def test_fresh_data_folder_shows_the_intro_at_once(browser, random_checkpoint: Path, console: Console,
+                                                   tmp_path: Path) -> None:
+    with _streamlit(tmp_path, random_checkpoint, GLITCHNET_DATA=None, GLITCHNET_DATA_HOME=str(tmp_path / "data")) \
+            as fresh:
+        page = _tab(browser, console)
+        page.goto(fresh.url)
+        bar = page.locator('[data-testid="stProgress"]')
+        bar.wait_for(timeout=60_000)
+        intro_s = time.monotonic() - fresh.started
+        intro = page.get_by_text("These short bursts of noise are called")
+        assert intro.is_visible()
+        assert intro.bounding_box()["y"] < bar.bounding_box()["y"]  # the text first, the dataset's progress below
+        assert "Making the built-in simulated dataset" in bar.inner_text()
+        print(f"\nstreamlit run on a fresh data folder -> intro and progress bar drawn: {intro_s:.1f} s")
+        page.close()
+
+
 @pytest.mark.skipif(not WRITE_SCREENSHOTS, reason="set GLITCHNET_SCREENSHOTS=1 to write docs/screenshots/")
-@pytest.mark.parametrize("path", ["", "explore", "augment", "train"])
-def test_page_screenshots(browser, server: Server, path: str) -> None:
+@pytest.mark.parametrize("nav", ["Home", "Explore", "Augmentations", "Train"])
+def test_page_screenshots(browser, server: Server, console: Console, nav: str) -> None:
+    path = NAV_PATHS[nav]
     if path == "augment" and not (ROOT / "pages" / "augment.py").is_file():
         pytest.skip("pages/augment.py is not in this checkout")
-    page = _open(browser, f"{server.url}/{path}")
-    if path in TITLES:
-        assert page.locator("h1").first.inner_text().startswith(TITLES[path])
+    page = _open(browser, console, server.url, None if nav == "Home" else nav)
+    assert page.locator("h1").first.inner_text().startswith(TITLES[path])
     assert "Traceback" not in page.content()
     _save_small(page.screenshot(), SCREENSHOTS / f"{path or 'home'}.png")
     page.close()

@@ -60,7 +60,7 @@ def test_upload_reseed_and_toggle() -> None:
     assert not at.exception
     assert (at.session_state["augment_seed"], captions(at)) != before
 
-    at.multiselect(key="augment_enabled_Chirp").set_value(["loudness"]).run()
+    at.pills(key="augment_enabled_Chirp").set_value(["loudness"]).run()
     assert not at.exception
     assert all(c in ("unchanged",) or c.startswith("glitch energy") for c in captions(at)[1:])
 
