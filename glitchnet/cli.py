@@ -59,7 +59,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             tqdm.write(f"epoch {event.epoch}/{event.epochs}  loss {event.loss:.4f}  acc {event.accuracy:.4f}  "
                        f"val_loss {event.val_loss:.4f}  val_acc {event.val_accuracy:.4f}  "
                        f"{event.images_per_s:.1f} img/s")
-        elif event.kind in ("scan", "done", "stopped") and event.message:
+        elif event.kind in ("start", "scan", "done", "stopped") and event.message:
             tqdm.write(event.message)
 
     train(config, progress=show)

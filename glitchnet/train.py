@@ -59,7 +59,8 @@ class TrainConfig:
 
 @dataclass
 class Event:
-    """One progress report. ``kind``: "scan", "cache", "batch", "epoch", "done", "stopped"."""
+    """One progress report. ``kind``: "start" (the run's opening status), "scan" (a note about the data or the
+    starting point), "cache", "batch", "epoch", "done", "stopped"."""
 
     kind: str
     epoch: int = 0
@@ -119,7 +120,7 @@ def train(config: TrainConfig, progress: Callable[[Event], None] | None = None,
     cache_workers = max(1, min(4, os.cpu_count() or 1))
     seed_everything(config.seed)
 
-    emit(Event("scan", message=f"scanning {config.data}"))
+    emit(Event("start", message=f"scanning {config.data}"))
     scan = scan_dataset(config.data, view=config.view)
     if len(scan.skipped):
         emit(Event("scan", message=f"skipped {len(scan.skipped)} file(s) or folder(s); see the dataset report"))
@@ -183,8 +184,10 @@ def train(config: TrainConfig, progress: Callable[[Event], None] | None = None,
         seen, correct, loss_sum, step = train_one_epoch(step_model, loader, optimizer, criterion, device,
                                                         on_batch=on_batch, stop=stop)
         if stop is not None and stop.is_set():
+            kept = ("the last finished epoch's checkpoint is kept" if Path(config.out).is_file()
+                    else "no epoch had finished, so no checkpoint was written")
             emit(Event("stopped", epoch=epoch, epochs=config.epochs, step=step, steps=steps, history=history,
-                       message="stopped; the last finished epoch's checkpoint is kept"))
+                       message=f"stopped; {kept}"))
             return ckpt if ckpt is not None else _describe(model, config, run_config, epoch - 1, history, {})
         scheduler.step()
         train_rate = seen / (time.perf_counter() - t0)

@@ -73,7 +73,7 @@ class TrainingJob:
                 self._batch_losses.append(((event.epoch - 1) + event.step / max(1, event.steps), event.loss))
             if event.history:
                 self._history = list(event.history)
-            if event.kind in ("scan", "done", "stopped") and event.message:
+            if event.kind in ("scan", "done", "stopped") and event.message:  # notes kept; "start" is a status
                 self._messages.append(event.message)
 
     def _set(self, **changes: Any) -> None:

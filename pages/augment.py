@@ -95,7 +95,7 @@ def main() -> None:
     st.caption("Each class only gets the transforms that are physically true for it. They act on normalized energy, "
                "so every augmented pixel is still a viridis colour and energy saturates at 25.5 as in the real plots.")
 
-    root = st.session_state.get("dataset_root")
+    root = ui.dataset_root() if ui is not None else st.session_state.get("dataset_root")
     manifest_or_reason = dataset_manifest(str(root)) if root else None
     manifest = manifest_or_reason if isinstance(manifest_or_reason, pd.DataFrame) else None
     if isinstance(manifest_or_reason, str):

@@ -17,17 +17,22 @@ AUGMENTATIONS = {"class": "Class-aware (physics-based)", "generic": "Generic (fl
 GALLERY_SIZE = 12
 
 
-def form(root: str) -> None:
+def form(root: str, last: TrainConfig | None) -> None:
+    """The run's settings; after a run they start from that run's (the form is not drawn while it runs, so
+    Streamlit forgets the widgets' own values)."""
+    views = ["1.0", "0.5", "2.0", "4.0", "all"]
     with st.form("train"):
         cols = st.columns(3)
-        epochs = cols[0].number_input("Epochs", 1, 100, 2)
-        batch_size = cols[1].select_slider("Batch size", [4, 8, 16, 32, 64, 128], value=32)
-        view = cols[2].selectbox("View (s)", ["1.0", "0.5", "2.0", "4.0", "all"],
+        epochs = cols[0].number_input("Epochs", 1, 100, last.epochs if last else 2)
+        batch_size = cols[1].select_slider("Batch size", [4, 8, 16, 32, 64, 128], value=last.batch_size if last else 32)
+        view = cols[2].selectbox("View (s)", views, index=views.index(last.view) if last and last.view in views else 0,
                                  help="Which duration to train on; 'all' uses the four views as separate images.")
         cols = st.columns(3)
-        lr = cols[0].number_input("Learning rate", 1e-5, 1.0, 1e-3, format="%.0e", step=1e-4)
-        weight_decay = cols[1].number_input("Weight decay", 0.0, 1.0, 0.05, format="%.3f", step=0.01)
-        augment = cols[2].radio("Augmentation", list(AUGMENTATIONS), format_func=AUGMENTATIONS.get)
+        lr = cols[0].number_input("Learning rate", 1e-5, 1.0, last.lr if last else 1e-3, format="%.0e", step=1e-4)
+        weight_decay = cols[1].number_input("Weight decay", 0.0, 1.0, last.weight_decay if last else 0.05,
+                                            format="%.3f", step=0.01)
+        augment = cols[2].radio("Augmentation", list(AUGMENTATIONS), format_func=AUGMENTATIONS.get,
+                                index=list(AUGMENTATIONS).index(last.augment) if last else 0)
         if not st.form_submit_button("Start training", type="primary"):
             return
     out = ui.runs_dir() / f"glitchnet-{time.strftime('%Y%m%d-%H%M%S')}.pt"
@@ -45,7 +50,8 @@ def curves(view: jobs.JobView) -> None:
     cols = st.columns(2)
     if view.batch_losses:
         steps = pd.DataFrame(view.batch_losses, columns=["epoch", "loss"])
-        fig = go.Figure(go.Scatter(x=steps["epoch"], y=steps["loss"], mode="lines", name="training (batches)"))
+        fig = go.Figure(go.Scatter(x=steps["epoch"], y=steps["loss"], mode="lines" if len(steps) > 1 else "markers",
+                                   name="training (batches)"))  # one point as a marker: a one-point line is blank
         if view.history:
             hist = pd.DataFrame(view.history)
             fig.add_scatter(x=hist["epoch"], y=hist["val_loss"], mode="lines+markers", name="validation")
@@ -126,14 +132,14 @@ def main() -> None:
         st.info("Training is switched off on this public server: it would take every CPU core for minutes. "
                 "Install GlitchNet and run `streamlit run streamlit_app.py` to train on your own computer.")
         return
-    root = st.session_state.get("dataset_root")
+    root = ui.dataset_root()
     if not root:
         st.info("Choose a dataset in the sidebar first.")
         return
     st.caption(f"Dataset: {root}")
     job = ui.session_job()
     if job is None or job.view().finished:
-        form(root)
+        form(root, job.config if job is not None else None)
         if job is not None:
             progress_panel(job)
         return

@@ -177,6 +177,8 @@ def test_train_runs_in_background_and_evaluates(app_env: Path, tmp_path_factory:
         at.run()
     assert not at.exception and not at.error, _texts(at.error)
     assert at.success and "finished" in at.success[0].value
+    assert at.number_input[0].value == 1  # the form starts from the run's settings, not its defaults
+    assert not [c for c in _texts(at.caption) if c.startswith("scanning")]  # a status, not a note kept after the run
     labels = {m.label: m.value for m in at.metric}
     assert set(labels) == {"Accuracy", "Macro-F1", "Images"} and labels["Images"] == "3"
     assert list((app_env / "runs").glob("glitchnet-*.pt"))

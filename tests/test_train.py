@@ -130,3 +130,13 @@ def test_training_validates_with_recomputed_statistics(tiny, tmp_path, monkeypat
     calls.clear()
     train(_config(tiny, tmp_path / "q.pt", epochs=1, precise_bn=0))
     assert calls == []
+
+
+def test_stopping_in_the_first_epoch_says_no_checkpoint_was_written(tiny, tmp_path):
+    stop = threading.Event()
+    events = []
+    train(_config(tiny, tmp_path / "early.pt", epochs=2), stop=stop,
+          progress=lambda e: (events.append(e), stop.set() if e.kind == "batch" else None))
+    assert [e.kind for e in events][0] == "start" and events[-1].kind == "stopped"
+    assert events[-1].message == "stopped; no epoch had finished, so no checkpoint was written"
+    assert not (tmp_path / "early.pt").exists()
