@@ -27,6 +27,8 @@ SPLITS = ("train", "validation", "test")
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".gif"}
 NAME_RE = re.compile(r"^(?P<ifo>[A-Z]\d)_(?P<gid>[A-Za-z0-9]+)_spectrogram_(?P<dur>\d+(?:\.\d+)?)$")
 MANIFEST_COLUMNS = ["path", "label", "split", "gravityspy_id", "ifo", "duration"]
+SIMULATED_MARKER = "SIMULATED.txt"
+"""A file the simulator leaves at the root of every dataset it writes: its images are not real detector data."""
 PREPROCESSING_VERSION = 2
 """Bump when canonical_uint8 changes behaviour: it is part of every cache key."""
 
@@ -48,6 +50,8 @@ class DatasetScan:
     manifest: pd.DataFrame
     skipped: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=["path", "reason"]))
     metadata: pd.DataFrame | None = None
+    simulated: bool = False
+    """Made by GlitchNet's simulator (``SIMULATED_MARKER`` at the root), not real Gravity Spy images."""
 
     def split(self, name: str) -> pd.DataFrame:
         return self.manifest[self.manifest["split"] == name].reset_index(drop=True)
@@ -197,7 +201,18 @@ def scan_dataset(root: str | os.PathLike, view: str | float = "1.0", check_image
         manifest = manifest[reasons.isna()]
     manifest = manifest.sort_values(["split", "label", "path"]).reset_index(drop=True)
     return DatasetScan(root=root, layout=layout, manifest=manifest,
-                       skipped=pd.DataFrame(skipped, columns=["path", "reason"]), metadata=metadata)
+                       skipped=pd.DataFrame(skipped, columns=["path", "reason"]), metadata=metadata,
+                       simulated=(root / SIMULATED_MARKER).is_file())
+
+
+def example_images(scan: DatasetScan, splits: tuple[str, ...] = SPLITS, duration: float = 1.0) -> dict[str, str]:
+    """One image path per class (the field guide's examples, the bundled samples): the first, by path, of the given
+    duration in the first of ``splits`` holding one."""
+    df = scan.manifest
+    df = df[(df["duration"] == duration) | df["duration"].isna()]
+    rank = {s: i for i, s in enumerate(splits)}
+    df = df[df["split"].isin(rank)].assign(_rank=df["split"].map(rank)).sort_values(["_rank", "path"])
+    return dict(df.groupby("label", sort=True)["path"].first())
 
 
 # ------------------------------------------------------------------------------------------ cached tensor store

@@ -197,16 +197,6 @@ def current_scan() -> DatasetScan | None:
         return None
 
 
-def examples_by_class(scan_: DatasetScan, splits: tuple[str, ...] = ("train", "validation", "test"),
-                      duration: float = 1.0) -> dict[str, str]:
-    """One image path per class: the first of the given duration in the first split (in order) holding one."""
-    df = scan_.manifest
-    df = df[(df["duration"] == duration) | df["duration"].isna()]
-    rank = {s: i for i, s in enumerate(splits)}
-    df = df[df["split"].isin(rank)].assign(_rank=df["split"].map(rank)).sort_values(["_rank", "path"])
-    return dict(df.groupby("label", sort=True)["path"].first())
-
-
 def _checked(root: Path | None) -> Path | None:
     """``root`` if it holds a usable dataset (with a one-line summary in the sidebar), else None and the reason."""
     if root is None:

@@ -5,6 +5,7 @@ from pathlib import Path
 import streamlit as st
 
 from glitchnet.classes import CLASS_INFO
+from glitchnet.data import example_images
 from glitchnet.shipped import MODELS_DIR
 from pages import _ui as ui
 
@@ -26,14 +27,18 @@ network that learned the volunteers' classes from those pictures.
 def field_guide() -> None:
     st.header("Field guide: the 22 classes")
     found = ui.current_scan()
-    examples = ui.examples_by_class(found) if found is not None else {}
+    examples = example_images(found) if found is not None else {}
     if found is not None:
-        st.caption(f"Example images: the first training image of each class in {found.root.name}.")
+        kind = " (simulated by GlitchNet, not real detector data)" if found.simulated else ""
+        st.caption(f"Example images: the first training image of each class in {found.root.name}{kind}."
+                   + (" Choose a folder of real Gravity Spy images in the sidebar to see real ones here."
+                      if found.simulated and not ui.hosted() else ""))
     for col, info in ui.grid(CLASS_INFO):
         with col, st.container(border=True):
             st.markdown(f"**{info.name.replace('_', ' ')}**")
             if info.name in examples:
-                st.image(examples[info.name], width="stretch")
+                st.image(examples[info.name], width="stretch",
+                         caption="Simulated example" if found.simulated else f"Example from {found.root.name}")
             else:
                 st.caption("No example of this class in the current dataset.")
             low, high = info.band_hz

@@ -7,6 +7,7 @@ import plotly.express as px
 import streamlit as st
 
 from glitchnet.classes import CLASSES, INFO_BY_NAME
+from glitchnet.data import example_images
 from glitchnet.inference import Prediction, format_probability, overlay
 from pages import _ui as ui
 
@@ -29,7 +30,7 @@ def inputs() -> list[tuple[str, bytes]]:
         else:
             files.append((upload.name, upload.getvalue()))
     found = ui.current_scan()
-    samples = ui.examples_by_class(found, splits=("test", "validation", "train")) if found is not None else {}
+    samples = example_images(found, splits=("test", "validation", "train")) if found is not None else {}
     picked = cols[1].multiselect("…or pick bundled samples", list(samples), placeholder="One image per class",
                                  help="Images from the current dataset (test split first).")
     files += [(Path(samples[label]).name, Path(samples[label]).read_bytes()) for label in picked]

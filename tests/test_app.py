@@ -15,6 +15,8 @@ import streamlit as st
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
+from glitchnet.data import SIMULATED_MARKER
+
 APP = Path(__file__).resolve().parents[1] / "streamlit_app.py"
 REAL = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "real"
 DURATIONS = ("0.5", "1.0", "2.0", "4.0")
@@ -100,6 +102,19 @@ def test_home_shows_field_guide_examples_and_model_card(app_env: Path, golden_da
     assert not [c for c in _texts(at.caption) if c.startswith("No example")]  # every class has an image
     assert [i.value for i in at.info] == ["This checkpoint records no accuracy figures."]  # random weights: none
     assert at.session_state["dataset_root"] == str(golden_dataset)
+
+
+def test_field_guide_says_on_each_image_where_it_comes_from(app_env: Path, golden_dataset: Path,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    captions = [c for img in _app().get("image") for c in img.captions]
+    assert captions == [f"Example from {golden_dataset.name}"] * 22  # a real dataset: its own images
+    simulated = app_env / "simulated"
+    shutil.copytree(golden_dataset, simulated)
+    (simulated / SIMULATED_MARKER).write_text("made by the simulator\n")
+    monkeypatch.setenv("GLITCHNET_DATA", str(simulated))
+    at = _app()
+    assert [c for img in at.get("image") for c in img.captions] == ["Simulated example"] * 22
+    assert any("simulated by GlitchNet, not real detector data" in c for c in _texts(at.caption))
 
 
 def test_explore_lists_skipped_file_and_plots(app_env: Path) -> None:
@@ -213,7 +228,7 @@ def test_an_unexpected_error_is_one_line_not_a_traceback(app_env: Path, monkeypa
     def boom(*args: object, **kwargs: object) -> None:
         raise RuntimeError("boom\nsecond line of detail")
 
-    monkeypatch.setattr(sys.modules["pages._ui"], "examples_by_class", boom)
+    monkeypatch.setattr(sys.modules["pages._ui"], "current_scan", boom)
     at = _app()
     assert _texts(at.error) == ["Something went wrong: RuntimeError: boom"]
 

@@ -2,13 +2,14 @@
 
 import os
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 from conftest import make_kaggle, synthetic_crop
 
-from glitchnet.data import DatasetError, load_cached, scan_dataset, split_of_id
+from glitchnet.data import DatasetError, example_images, load_cached, scan_dataset, split_of_id
 from glitchnet.images import canonical_uint8
 
 
@@ -21,6 +22,16 @@ def test_kaggle_doubled_layout(kaggle_dataset):
     assert set(m["duration"]) == {1.0} and set(m["ifo"]) == {"H1"}
     assert set(m["label"]) == {"Blip", "Koi_Fish", "Power_Line"}
     assert len(scan.skipped) == 0
+
+
+def test_example_images_one_per_class_in_split_order(kaggle_dataset):
+    scan = scan_dataset(kaggle_dataset)
+    assert not scan.simulated  # no simulator marker: the field guide does not call these simulated
+    first = example_images(scan)
+    m = scan.manifest
+    assert first == {c: min(m[(m["label"] == c) & (m["split"] == "train") & (m["duration"] == 1.0)]["path"])
+                     for c in ("Blip", "Koi_Fish", "Power_Line")}
+    assert all(Path(p).parent.parent.name == "test" for p in example_images(scan, splits=("test", "train")).values())
 
 
 def test_all_views_are_separate_samples(kaggle_dataset):

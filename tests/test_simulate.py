@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from glitchnet.classes import CLASSES, DURATIONS_S
+from glitchnet.data import scan_dataset
 from glitchnet.images import PLOT_SIZE, frequency_of_row, rgb_to_energy, row_of_frequency, viridis_fraction
 from glitchnet.simulate import (
     DEFAULT_VERSION,
@@ -242,6 +243,7 @@ def test_dataset_layout_determinism_and_resume(tmp_path):
         views = list((a / r["sample_type"] / r["label"]).glob(f"{r['ifo']}_{r['gravityspy_id']}_spectrogram_*.png"))
         assert len(views) == 4
     assert not list(a.rglob("*.tmp"))
+    assert scan_dataset(a).simulated  # the app says so wherever it shows these images
 
     b = simulate_dataset(tmp_path / "b", per_class=1, seed=4, workers=1)
     assert _tree(a) == _tree(b), "bytes must not depend on the worker count"

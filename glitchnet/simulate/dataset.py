@@ -302,6 +302,7 @@ def simulate_dataset(out_dir: str | os.PathLike, n_glitches: int | None = None, 
     """
     root = Path(out_dir).expanduser()
     root.mkdir(parents=True, exist_ok=True)
+    _mark_simulated(root)
     for stale in root.glob("*/*/.*.tmp"):  # half-written PNGs of an interrupted run
         stale.unlink(missing_ok=True)
     jobs = _plan(class_counts(n_glitches, per_class, balanced), seed)
@@ -327,6 +328,15 @@ def simulate_dataset(out_dir: str | os.PathLike, n_glitches: int | None = None, 
     return root
 
 
+def _mark_simulated(root: Path) -> None:
+    from ..data import SIMULATED_MARKER  # here: the reader's module imports pandas, which simulating does not need
+
+    marker = root / SIMULATED_MARKER
+    if not marker.is_file():
+        marker.write_text("Simulated by GlitchNet's Omega-scan simulator (glitchnet.simulate): not real detector "
+                          "data.\n", encoding="utf-8")
+
+
 def data_home() -> Path:
     """Where datasets are kept: ``$GLITCHNET_DATA_HOME`` or ``~/.cache/glitchnet``."""
     return Path(os.environ.get("GLITCHNET_DATA_HOME", "~/.cache/glitchnet")).expanduser()
@@ -345,6 +355,7 @@ def default_dataset(progress: Callable[[int, int], None] | None = None) -> Path:
     """
     final = data_home() / DEFAULT_VERSION
     if (final / "metadata.csv").is_file():
+        _mark_simulated(final)  # made before datasets carried the marker
         return final
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{DEFAULT_VERSION}.", dir=final.parent))
