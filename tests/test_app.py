@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
+import subprocess
 import sys
 import time
 from collections.abc import Iterable
@@ -102,6 +104,24 @@ def test_home_shows_field_guide_examples_and_model_card(app_env: Path, golden_da
     assert not [c for c in _texts(at.caption) if c.startswith("No example")]  # every class has an image
     assert [i.value for i in at.info] == ["This checkpoint records no accuracy figures."]  # random weights: none
     assert at.session_state["dataset_root"] == str(golden_dataset)
+
+
+def test_home_draws_without_torch(app_env: Path) -> None:
+    """Home and the sidebar need neither torch, scikit-learn, SciPy nor Grad-CAM: the model loads after the page."""
+    code = f"""
+import sys
+from streamlit.testing.v1 import AppTest
+import pages._ui as ui
+ui.warm_up = lambda: None  # the background load that follows a drawn page
+at = AppTest.from_file({str(APP)!r}, default_timeout=60).run()
+assert not at.exception and not at.error and len(at.get("image")) == 22, at.exception
+assert "random.pt" in at.sidebar.caption[-1].value
+print(sorted(m for m in ("torch", "sklearn", "scipy", "pytorch_grad_cam") if m in sys.modules))
+"""
+    out = subprocess.run([sys.executable, "-c", code], cwd=APP.parent, capture_output=True, text=True, timeout=300,
+                         env={**os.environ, "PYTHONPATH": str(APP.parent)})
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert out.stdout.split("\n")[-2] == "[]"
 
 
 def test_field_guide_says_on_each_image_where_it_comes_from(app_env: Path, golden_dataset: Path,

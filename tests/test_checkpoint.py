@@ -1,13 +1,20 @@
 """Checkpoints: atomic writes, self-description, and refusal of anything that is not GlitchNet's."""
 
+import dataclasses
 import os
 import pickle
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import torch
 
-from glitchnet.checkpoint import Checkpoint, CheckpointError, load_checkpoint, save_checkpoint
+from glitchnet.checkpoint import Checkpoint, CheckpointError, load_checkpoint, read_description, save_checkpoint
 from glitchnet.model import GlitchNet
+from glitchnet.shipped import DEFAULT_MODEL
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def _ckpt(**kw):
@@ -41,6 +48,38 @@ def test_code_in_a_pickle_never_runs(tmp_path):
     with pytest.raises(CheckpointError):
         load_checkpoint(raw)
     assert not marker.exists()
+
+
+def test_description_is_the_checkpoint_without_its_weights(tmp_path):
+    path = save_checkpoint(_ckpt(metrics={"validation": {"accuracy": 0.5, "n": 8}}, temperature=1.7, epoch=3,
+                                 config={"data": "/data/gs", "epochs": 5}, views=["0.5", "1.0"]), tmp_path / "m.pt")
+    described = read_description(path)
+    assert described.state_dict == {}
+    assert described == dataclasses.replace(load_checkpoint(path), state_dict={})
+    shipped = read_description(DEFAULT_MODEL)
+    assert shipped == dataclasses.replace(load_checkpoint(DEFAULT_MODEL), state_dict={})
+    assert shipped.quality()[0][0] == "Real glitches (cross-validated)"
+
+
+def test_description_needs_no_torch_and_refuses_what_load_refuses(tmp_path):
+    code = ("import sys; from glitchnet.checkpoint import read_description; "
+            f"c = read_description({str(DEFAULT_MODEL)!r}); print(len(c.classes), 'torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True,
+                         env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert out.stdout.split() == ["22", "False"]
+    marker = tmp_path / "pwned"
+
+    class Evil:
+        def __reduce__(self):
+            return (os.system, (f"touch {marker}",))
+
+    torch.save({"format": "glitchnet-checkpoint", "payload": Evil()}, tmp_path / "evil.pt")
+    with pytest.raises(CheckpointError, match="could run code"):  # torch's own reader says why
+        read_description(tmp_path / "evil.pt")
+    assert not marker.exists()
+    (tmp_path / "notes.pt").write_text("hello")
+    with pytest.raises(CheckpointError):
+        read_description(tmp_path / "notes.pt")
 
 
 def test_other_files_are_refused_clearly(tmp_path):
