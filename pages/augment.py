@@ -119,9 +119,10 @@ def main() -> None:
     with right:
         mode = st.radio("Augmentation", ("class", "generic"), horizontal=True, key="augment_mode",
                         format_func={"class": "class-specific", "generic": "generic baseline"}.get)
-        names = [s.name for s in aug.policy(label)]
-        enabled = st.pills("Transforms", names, selection_mode="multi", default=names,  # pills wrap onto more rows
-                           key=f"augment_enabled_{label}", disabled=mode != "class")
+    names = [s.name for s in aug.policy(label)]
+    # a row of its own: in the narrow column the chips were cut off
+    enabled = st.pills("Transforms", names, selection_mode="multi", default=names, key=f"augment_enabled_{label}",
+                       disabled=mode != "class")
 
     image, image_caption = read_image(label, source, manifest, seed)
 
