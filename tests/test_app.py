@@ -157,8 +157,8 @@ def test_bundled_samples_come_from_the_dataset(app_env: Path) -> None:
 
 
 def test_train_runs_in_background_and_evaluates(app_env: Path, tmp_path_factory: pytest.TempPathFactory,
-                                                monkeypatch: pytest.MonkeyPatch) -> None:
-    small = make_golden_kaggle(tmp_path_factory.mktemp("small"), classes=("Blip", "Koi_Fish", "Whistle"))
+                                                monkeypatch: pytest.MonkeyPatch, real: Path) -> None:
+    small = make_golden_kaggle(tmp_path_factory.mktemp("small"), real, classes=("Blip", "Koi_Fish", "Whistle"))
     monkeypatch.setenv("GLITCHNET_DATA", str(small))
     at = _app("train")
     at.number_input[0].set_value(1)
