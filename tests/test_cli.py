@@ -58,7 +58,8 @@ def test_evaluate_json(kaggle_dataset, random_checkpoint, capsys):
     metrics = json.loads(capsys.readouterr().out)
     assert metrics["n"] == 6 and metrics["split"] == "test"
     assert sum(map(sum, metrics["confusion"])) == 6
-    assert 0.0 <= metrics["accuracy"] <= 1.0
+    correct = sum(row[i] for i, row in enumerate(metrics["confusion"]))
+    assert metrics["accuracy"] == pytest.approx(correct / 6)
 
 
 def test_bad_dataset_is_one_line_error(tmp_path, random_checkpoint, capsys):
