@@ -21,9 +21,9 @@ from pathlib import Path
 
 import pytest
 from PIL import Image
-from test_app import REAL, make_golden_kaggle
+from test_app import make_golden_kaggle
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = Path("/usr/bin/chromium")
@@ -36,8 +36,8 @@ MAX_SCREENSHOT_BYTES = 300_000
 TITLES = {"": "GlitchNet: sorting the noise", "explore": "Explore the dataset", "augment": "Augmentation",
           "train": "Train GlitchNet", "predict": "Classify a glitch"}
 NAV_PATHS = {"Home": "", "Explore": "explore", "Augmentations": "augment", "Train": "train", "Predict": "predict"}
-FOUR_VIEWS = sorted((REAL / "gravityspy-examples" / "Blip").glob("H1_uQOcvAIECv_spectrogram_*.png"))
-"""One real glitch's four views (0.5, 1, 2, 4 s), named as Gravity Spy names them."""
+FOUR_VIEWS = ("gravityspy-examples/Blip", "H1_uQOcvAIECv_spectrogram_*.png")
+"""One real glitch's four views (0.5, 1, 2, 4 s) in the real data folder, named as Gravity Spy names them."""
 
 
 @dataclass
@@ -123,13 +123,11 @@ def _streamlit(tmp: Path, model: Path, **env_changes: str | None) -> Iterator[Se
 
 
 @pytest.fixture(scope="module")
-def golden(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def golden(tmp_path_factory: pytest.TempPathFactory, real: Path) -> Path:
     if not CHROMIUM.is_file():
         pytest.skip(f"{CHROMIUM} not found: install Chromium (Debian: apt-get install chromium) to run browser tests")
     pytest.importorskip("playwright.sync_api", reason="the playwright Python package is not installed")
-    if not REAL.is_dir():
-        pytest.skip(f"real Gravity Spy data not found at {REAL} (the ../shared folder is absent)")
-    return make_golden_kaggle(tmp_path_factory.mktemp("golden"))
+    return make_golden_kaggle(tmp_path_factory.mktemp("golden"), real)
 
 
 @pytest.fixture(scope="module")
@@ -137,17 +135,9 @@ def server(tmp_path_factory: pytest.TempPathFactory, golden: Path, random_checkp
     # Screenshots for the docs show the shipped model and the built-in dataset; the test itself uses random weights
     # and real golden images.
     model = SHIPPED_MODEL if WRITE_SCREENSHOTS and SHIPPED_MODEL.is_file() else random_checkpoint
-    data = None if WRITE_SCREENSHOTS and _simulator_available() else str(golden)
+    data = None if WRITE_SCREENSHOTS else str(golden)
     with _streamlit(tmp_path_factory.mktemp("browser"), model, GLITCHNET_DATA=data) as running:
         yield running
-
-
-def _simulator_available() -> bool:
-    try:
-        from glitchnet.simulate import default_dataset  # noqa: F401
-    except ImportError:
-        return False
-    return True
 
 
 @pytest.fixture(scope="module")
@@ -238,14 +228,15 @@ def test_home_is_drawn_soon_after_streamlit_run(browser, server: Server, console
     page.close()
 
 
-def test_four_views_of_one_glitch_give_one_verdict(browser, server: Server, console: Console,
-                                                   tmp_path: Path) -> None:
-    assert len(FOUR_VIEWS) == 4, FOUR_VIEWS
+def test_four_views_of_one_glitch_give_one_verdict(browser, server: Server, console: Console, tmp_path: Path,
+                                                   real: Path) -> None:
+    four_views = sorted((real / FOUR_VIEWS[0]).glob(FOUR_VIEWS[1]))
+    assert len(four_views) == 4, four_views
     page = _open(browser, console, server.url, "Predict")
     assert page.locator("h1").first.inner_text().startswith(TITLES["predict"])
 
     def upload() -> None:
-        page.locator('input[type="file"]').set_input_files([str(p) for p in FOUR_VIEWS])
+        page.locator('input[type="file"]').set_input_files([str(p) for p in four_views])
         page.get_by_text("H1_uQOcvAIECv (4 views)").first.wait_for(timeout=120_000)
         _drawn(page)
 
@@ -292,8 +283,6 @@ def test_fresh_data_folder_shows_the_intro_at_once(browser, random_checkpoint: P
 @pytest.mark.parametrize("nav", ["Home", "Explore", "Augmentations", "Train"])
 def test_page_screenshots(browser, server: Server, console: Console, nav: str) -> None:
     path = NAV_PATHS[nav]
-    if path == "augment" and not (ROOT / "pages" / "augment.py").is_file():
-        pytest.skip("pages/augment.py is not in this checkout")
     page = _open(browser, console, server.url, None if nav == "Home" else nav)
     assert page.locator("h1").first.inner_text().startswith(TITLES[path])
     assert "Traceback" not in page.content()
