@@ -191,7 +191,7 @@ class Predictor:
     def predict_frames(self, source: Source, name: str = "upload") -> list[Prediction]:
         """One prediction per frame: a golden GIF holds the four views of one glitch."""
         views = self.decode(name, source)
-        self.classify(views)
+        self.classify(views, explain=False)
         return [v.prediction for v in views]
 
     # ------------------------------------------------------------------------------------ glitches, explained
