@@ -69,6 +69,19 @@ def top_confusions(metrics: dict[str, Any], k: int = 5) -> list[tuple[str, str, 
     return sorted(pairs, key=lambda t: -t[2])[:k]
 
 
+def present_classes(metrics: dict[str, Any]) -> tuple[list[str], list[list[int]], pd.DataFrame]:
+    """The classes that occur in a metrics dict (as truth or as prediction), its confusion matrix restricted to them
+    (rows true, columns predicted) and their per-class scores (a ``class`` column, then precision, recall, f1,
+    support): what a report shows without 22 empty rows."""
+    confusion = metrics["confusion"]
+    present = [i for i, c in enumerate(metrics["classes"])
+               if metrics["per_class"][c]["support"] or sum(row[i] for row in confusion)]
+    names = [metrics["classes"][i] for i in present]
+    matrix = [[confusion[i][j] for j in present] for i in present]
+    table = pd.DataFrame(metrics["per_class"]).T.loc[names].reset_index(names="class")
+    return names, matrix, table
+
+
 def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
     z = np.asarray(logits, dtype=np.float64) / temperature
     z = z - z.max(-1, keepdims=True)
