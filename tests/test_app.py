@@ -251,6 +251,7 @@ def test_hosted_batch_cap_keeps_glitches_whole(app_env: Path, real: Path, monkey
 
 @pytest.mark.slow
 def test_strain_file_and_gps_make_one_glitch_card(app_env: Path, real: Path) -> None:
+    pytest.importorskip("gwpy", reason="the strain extra (gwpy, h5py) is not installed")
     strain = real / "strain" / "H-H1_GWOSC_O3b_4KHZ_R1-1266281937-128.hdf5"
     at = _app("predict")
     at.file_uploader(key="strain_file").set_value((strain.name, strain.read_bytes(), "application/x-hdf5")).run()
@@ -265,6 +266,17 @@ def test_strain_file_and_gps_make_one_glitch_card(app_env: Path, real: Path) -> 
     at.file_uploader(key="strain_file").set_value(("notes.hdf5", b"not hdf5 at all", "application/x-hdf5")).run()
     assert not at.exception
     assert _texts(at.error) == ["notes.hdf5 is not an HDF5 strain file"]
+
+
+def test_strain_upload_without_the_strain_extra_says_so_in_one_line(app_env: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "h5py", None)  # as if gwpy and h5py were not installed
+    monkeypatch.setitem(sys.modules, "gwpy.timeseries", None)
+    at = _app("predict")
+    at.file_uploader(key="strain_file").set_value(("x.hdf5", b"whatever", "application/x-hdf5"))
+    at.number_input(key="strain_gps").set_value(1e9).run()
+    assert not at.exception
+    assert _texts(at.error) == ["x.hdf5: reading strain files needs gwpy and h5py: pip install 'glitchnet[strain]'"]
 
 
 def test_bundled_samples_come_from_the_dataset(app_env: Path) -> None:
