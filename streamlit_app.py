@@ -23,5 +23,6 @@ if not ui.hosted():  # a public server does not train: it would take every CPU c
 pages.append(st.Page(PAGES / "predict.py", title="Predict", icon=":material/search:"))
 page = st.navigation(pages)
 ui.guard(ui.sidebar)
-page.run()
+with ui.app_shell():
+    page.run()
 ui.guard(ui.warm_up)  # after the page, so that loading the model in the background never slows its drawing

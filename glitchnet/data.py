@@ -205,16 +205,6 @@ def scan_dataset(root: str | os.PathLike, view: str | float = "1.0", check_image
                        simulated=(root / SIMULATED_MARKER).is_file())
 
 
-def example_images(scan: DatasetScan, splits: tuple[str, ...] = SPLITS, duration: float = 1.0) -> dict[str, str]:
-    """One image path per class (the field guide's examples, the bundled samples): the first, by path, of the given
-    duration in the first of ``splits`` holding one."""
-    df = scan.manifest
-    df = df[(df["duration"] == duration) | df["duration"].isna()]
-    rank = {s: i for i, s in enumerate(splits)}
-    df = df[df["split"].isin(rank)].assign(_rank=df["split"].map(rank)).sort_values(["_rank", "path"])
-    return dict(df.groupby("label", sort=True)["path"].first())
-
-
 # ------------------------------------------------------------------------------------------ cached tensor store
 
 

@@ -5,7 +5,7 @@ from pathlib import Path
 import streamlit as st
 
 from glitchnet.classes import CLASS_INFO
-from glitchnet.data import example_images
+from glitchnet.glitches import examples_by_class
 from glitchnet.shipped import MODELS_DIR
 from pages import _ui as ui
 
@@ -27,7 +27,7 @@ network that learned the volunteers' classes from those pictures.
 def field_guide() -> None:
     st.header("Field guide: the 22 classes")
     found = ui.current_scan()
-    examples = example_images(found) if found is not None else {}
+    examples = examples_by_class(found.manifest) if found is not None else {}
     if found is not None:
         kind = " (simulated by GlitchNet, not real detector data)" if found.simulated else ""
         st.caption(f"Example images: the first training image of each class in {found.root.name}{kind}."

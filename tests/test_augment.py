@@ -316,3 +316,19 @@ def test_render_variation_stays_on_viridis_and_near_the_original():
         aug.make_augmenter("none", render_prob=1.5)
     always = aug.make_augmenter("none", render_prob=1.0)
     assert not np.array_equal(always(img, "Blip", np.random.default_rng(1)), img)
+
+
+def test_preview_is_the_policy_drawn_from_one_seed():
+    rng = np.random.default_rng(0)
+    img = energy_to_rgb(rng.exponential(1.0, (224, 224)).astype(np.float32))
+    shown = aug.preview(img, "Blip", seed=7, n=3, enabled={"loudness"})
+    again = np.random.default_rng(7)
+    for out, applied in shown:
+        ref, ref_applied = aug.augment(img, "Blip", again, enabled={"loudness"})
+        assert np.array_equal(out, ref) and [str(a) for a in applied] == [str(a) for a in ref_applied]
+        assert all(str(a).startswith("glitch energy") for a in applied)
+    generic = aug.preview(img, "Blip", seed=7, n=2, mode="generic")
+    again = np.random.default_rng(7)
+    assert all(np.array_equal(out, aug.generic_augment(img, again)[0]) for out, _ in generic)
+    with pytest.raises(ValueError, match="not 'none'"):
+        aug.preview(img, "Blip", seed=0, mode="none")

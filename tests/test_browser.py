@@ -9,6 +9,7 @@ every page to ``docs/screenshots/``.
 from __future__ import annotations
 
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -19,6 +20,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from PIL import Image
 from test_app import make_golden_kaggle
@@ -38,6 +40,8 @@ TITLES = {"": "GlitchNet: sorting the noise", "explore": "Explore the dataset", 
 NAV_PATHS = {"Home": "", "Explore": "explore", "Augmentations": "augment", "Train": "train", "Predict": "predict"}
 FOUR_VIEWS = ("gravityspy-examples/Blip", "H1_uQOcvAIECv_spectrogram_*.png")
 """One real glitch's four views (0.5, 1, 2, 4 s) in the real data folder, named as Gravity Spy names them."""
+STRAIN = "strain/H-H1_GWOSC_O3b_4KHZ_R1-1266281937-128.hdf5"
+STRAIN_GPS = "1266281982.66"  # a loud glitch in that file
 
 
 @dataclass
@@ -228,27 +232,75 @@ def test_home_is_drawn_soon_after_streamlit_run(browser, server: Server, console
     page.close()
 
 
-def test_four_views_of_one_glitch_give_one_verdict(browser, server: Server, console: Console, tmp_path: Path,
-                                                   real: Path) -> None:
+def _uploader(page, label: str):
+    return page.locator('[data-testid="stFileUploader"]', has_text=label).locator('input[type="file"]')
+
+
+def _cards(page) -> list:
+    """The Predict page's glitch cards: the block around each card's header ("<glitch> · N views")."""
+    headers = page.get_by_text(re.compile(r" · (\d+ views|1 view)$"))
+    return [headers.nth(i).locator("xpath=ancestor::div[@data-testid='stVerticalBlock'][1]")
+            for i in range(headers.count())]
+
+
+def test_four_views_of_one_glitch_make_one_card_verdict_first(browser, server: Server, console: Console,
+                                                              tmp_path: Path, real: Path) -> None:
     four_views = sorted((real / FOUR_VIEWS[0]).glob(FOUR_VIEWS[1]))
     assert len(four_views) == 4, four_views
     page = _open(browser, console, server.url, "Predict")
-    assert page.locator("h1").first.inner_text().startswith(TITLES["predict"])
 
     def upload() -> None:
-        page.locator('input[type="file"]').set_input_files([str(p) for p in four_views])
-        page.get_by_text("H1_uQOcvAIECv (4 views)").first.wait_for(timeout=120_000)
+        _uploader(page, "Upload spectrograms").set_input_files([str(p) for p in four_views])
+        page.get_by_text("H1_uQOcvAIECv · 4 views").wait_for(timeout=120_000)
+        _cards(page)[0].locator('[data-testid="stImage"] img').nth(3).wait_for(timeout=120_000)
         _drawn(page)
 
     upload_s = _timed(upload)
+    cards = _cards(page)
+    assert len(cards) == 1
+    verdict, views = cards[0].locator("h3").first, cards[0].locator('[data-testid="stImage"] img')
+    assert views.count() == 4
+    assert verdict.bounding_box()["y"] < min(views.nth(i).bounding_box()["y"] for i in range(4))  # the answer first
     if server.random_model:
-        assert page.get_by_text("The model is not sure").count() >= 1  # random weights are never confident
+        assert cards[0].get_by_text("The model is not sure").count() == 1  # random weights are never confident
     assert "Traceback" not in page.content()
     (tmp_path / "predict.png").write_bytes(page.screenshot())
     if WRITE_SCREENSHOTS:
         page.locator('[data-testid="stMain"]').evaluate("e => e.scrollTo(0, 0)")
         _save_small(page.screenshot(), SCREENSHOTS / "predict.png")
     print(f"\nupload of one glitch's four views -> combined verdict drawn: {upload_s:.1f} s")
+
+    # volunteer mode: one label for the glitch, then the model's verdict, and the combined row in the CSV
+    page.get_by_text("Volunteer mode", exact=True).click()
+    page.get_by_text("Pick your label to see what the model thinks.").wait_for(timeout=60_000)
+    page.locator('[data-testid="stSelectbox"]', has_text="Your label for this glitch").click()
+    page.keyboard.type("Blip")
+    page.keyboard.press("Enter")
+    page.get_by_text(re.compile("The model agrees with you|You said Blip")).first.wait_for(timeout=60_000)
+    _drawn(page)
+    with page.expect_download() as download:
+        page.get_by_role("button", name="Download results (CSV)").click()
+    rows = pd.read_csv(download.value.path())
+    combined = rows[rows["row"] == "combined"]
+    assert len(rows) == 5 and len(combined) == 1 and rows["your_label"].eq("Blip").all()
+    assert combined.iloc[0][["glitch", "views"]].tolist() == ["H1_uQOcvAIECv", 4]
+    page.close()
+
+
+def test_a_strain_file_makes_one_glitch_card(browser, server: Server, console: Console, real: Path) -> None:
+    pytest.importorskip("gwpy", reason="reading strain needs the strain extra (gwpy, h5py)")
+    page = _open(browser, console, server.url, "Predict")
+    page.get_by_text("…or make the views from strain").click()
+    _uploader(page, "Strain file").set_input_files(str(real / STRAIN))
+    gps = page.get_by_label("GPS time of the glitch (s)")
+    gps.fill(STRAIN_GPS)
+    gps.press("Enter")
+    page.get_by_text(re.compile(r" · 4 views$")).wait_for(timeout=180_000)
+    _cards(page)[0].locator('[data-testid="stImage"] img').nth(3).wait_for(timeout=120_000)
+    _drawn(page)
+    cards = _cards(page)
+    assert len(cards) == 1 and cards[0].locator('[data-testid="stImage"] img').count() == 4
+    assert "Traceback" not in page.content()
     page.close()
 
 

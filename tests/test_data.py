@@ -9,7 +9,8 @@ import pandas as pd
 import pytest
 from conftest import make_kaggle, synthetic_crop
 
-from glitchnet.data import DatasetError, example_images, load_cached, scan_dataset, split_of_id
+from glitchnet.data import DatasetError, load_cached, scan_dataset, split_of_id
+from glitchnet.glitches import examples_by_class
 from glitchnet.images import canonical_uint8
 
 
@@ -27,11 +28,11 @@ def test_kaggle_doubled_layout(kaggle_dataset):
 def test_example_images_one_per_class_in_split_order(kaggle_dataset):
     scan = scan_dataset(kaggle_dataset)
     assert not scan.simulated  # no simulator marker: the field guide does not call these simulated
-    first = example_images(scan)
     m = scan.manifest
+    first = examples_by_class(m)
     assert first == {c: min(m[(m["label"] == c) & (m["split"] == "train") & (m["duration"] == 1.0)]["path"])
                      for c in ("Blip", "Koi_Fish", "Power_Line")}
-    assert all(Path(p).parent.parent.name == "test" for p in example_images(scan, splits=("test", "train")).values())
+    assert all(Path(p).parent.parent.name == "test" for p in examples_by_class(m, splits=("test", "train")).values())
 
 
 def test_all_views_are_separate_samples(kaggle_dataset):
