@@ -37,6 +37,8 @@ WRITE_SCREENSHOTS = os.environ.get("GLITCHNET_SCREENSHOTS") == "1"
 MAX_SCREENSHOT_BYTES = 300_000
 TITLES = {"": "GlitchNet: sorting the noise", "explore": "Explore the dataset", "augment": "Augmentation",
           "train": "Train GlitchNet", "predict": "Classify a glitch"}
+READY = {"Home": "Model card (models/MODEL_CARD.md)", "Explore": "Trigger parameters", "Augmentations": "policy",
+         "Train": "Start training"}
 NAV_PATHS = {"Home": "", "Explore": "explore", "Augmentations": "augment", "Train": "train", "Predict": "predict"}
 FOUR_VIEWS = ("gravityspy-examples/Blip", "H1_uQOcvAIECv_spectrogram_*.png")
 """One real glitch's four views (0.5, 1, 2, 4 s) in the real data folder, named as Gravity Spy names them."""
@@ -267,8 +269,9 @@ def test_four_views_of_one_glitch_make_one_card_verdict_first(browser, server: S
         assert cards[0].get_by_text("The model is not sure").count() == 1  # random weights are never confident
     assert "Traceback" not in page.content()
     (tmp_path / "predict.png").write_bytes(page.screenshot())
-    if WRITE_SCREENSHOTS:
-        page.locator('[data-testid="stMain"]').evaluate("e => e.scrollTo(0, 0)")
+    if WRITE_SCREENSHOTS:  # the card: header, verdict and top 5, then the views with Grad-CAM
+        cards[0].evaluate("e => e.scrollIntoView({block: 'start'})")
+        page.wait_for_timeout(500)
         _save_small(page.screenshot(), SCREENSHOTS / "predict.png")
     print(f"\nupload of one glitch's four views -> combined verdict drawn: {verdict_s:.1f} s; the card with the four "
           f"views and their Grad-CAM: {card_s:.1f} s (load average {os.getloadavg()[0]:.1f})")
@@ -339,6 +342,8 @@ def test_fresh_data_folder_shows_the_intro_at_once(browser, random_checkpoint: P
 def test_page_screenshots(browser, server: Server, console: Console, nav: str) -> None:
     path = NAV_PATHS[nav]
     page = _open(browser, console, server.url, None if nav == "Home" else nav)
+    page.get_by_text(READY[nav]).first.wait_for(timeout=180_000)  # the page's last part, drawn
+    _drawn(page)
     assert page.locator("h1").first.inner_text().startswith(TITLES[path])
     assert "Traceback" not in page.content()
     _save_small(page.screenshot(), SCREENSHOTS / f"{path or 'home'}.png")
