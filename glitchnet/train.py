@@ -22,8 +22,8 @@ from .checkpoint import Checkpoint, CheckpointError, load_checkpoint, save_check
 from .classes import CLASSES
 from .data import DatasetError, EpochSampler, GlitchImages, load_split, scan_dataset
 from .evaluate import compute_metrics, predict_logits
-from .images import normalize
-from .model import FrequencyGlitchNet, GlitchNet, build_architecture
+from .images import to_model_input
+from .model import FrequencyGlitchNet, GlitchNet, autocast, build_architecture, forward_uint8
 
 
 @dataclass
@@ -287,12 +287,9 @@ def train_one_epoch(model: nn.Module, loader: Iterable, optimizer: torch.optim.O
     model.train()
     seen, correct, loss_sum, step = 0, 0, 0.0, 0
     for step, (x, y) in enumerate(loader, 1):
-        # (N, H, W, 3) uint8 -> normalized (N, 3, H, W) float whose memory is already channels_last
-        x = normalize(x.to(device, non_blocking=True))
         y = y.to(device, non_blocking=True)
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
-            logits = model(x)
-            loss = criterion(logits.float(), y)
+        logits = forward_uint8(model, x, device)
+        loss = criterion(logits.float(), y)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -323,9 +320,8 @@ def recompute_batchnorm(model: nn.Module, images_uint8: np.ndarray, n: int, batc
     order = np.random.default_rng(seed).permutation(len(images_uint8))[:n]
     batches = (np.sort(order[start:start + batch_size])  # sorted: memory-mapped caches read forward
                for start in range(0, len(order), batch_size))
-    inputs = (normalize(np.ascontiguousarray(images_uint8[batch])).to(device, memory_format=torch.channels_last)
-              for batch in batches if len(batch) >= 2)  # a batch of one has no variance
-    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+    inputs = (to_model_input(images_uint8[batch], device) for batch in batches if len(batch) >= 2)  # one: no variance
+    with autocast(device):  # the precision of every other forward pass on this device
         update_bn(inputs, model)
 
 
