@@ -179,6 +179,7 @@ def test_evaluate_gives_the_cross_entropy_and_metrics_of_the_logits(tiny):
     assert metrics["n"] == 6 and metrics["accuracy"] == pytest.approx((logits.argmax(1) == data.y_val).mean())
 
 
+@pytest.mark.slow
 def test_start_or_resume_restores_the_run_state(tiny, tmp_path):
     from glitchnet.checkpoint import CheckpointError, save_checkpoint
     from glitchnet.train import build_training, start_or_resume
