@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 from glitchnet.images import PLOT_SIZE, rgb_to_energy, row_of_frequency
-from glitchnet.simulate.qtransform import make_tiling, q_scan
+from glitchnet.omega.qtransform import make_tiling, q_scan
+from glitchnet.omega.whiten import TAPER_S
 from glitchnet.strain import (
-    TAPER_S,
     GPSRangeError,
     NotStrainError,
     SampleRateError,
