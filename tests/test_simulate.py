@@ -23,6 +23,7 @@ from glitchnet.simulate import (
     simulate_strain,
 )
 from glitchnet.simulate import dataset as sim_dataset
+from glitchnet.simulate.glitches import Canvas, Chance, Integers, LogNormal, Normal, Uniform
 from glitchnet.simulate.noise import SEGMENT_S
 
 NAME = re.compile(r"^(H1|L1)_[A-Za-z0-9]{10}_spectrogram_(0\.5|1\.0|2\.0|4\.0)\.png$")
@@ -93,6 +94,58 @@ def test_every_class_has_a_model_with_a_reason():
         assert m.reason and "\n" not in m.reason
         for lo, hi in (m.peak_frequency_hz, m.duration_s, m.bandwidth_hz, m.snr, *m.extra.values()):
             assert lo <= hi
+        for dist in m.dists.values():
+            assert dist.lo <= dist.hi if isinstance(dist, (Uniform, Integers)) else True
+
+
+class _Recording(dict):
+    """A class's ``dists`` that remembers which names the waveform read."""
+
+    def __init__(self, dists: dict) -> None:
+        super().__init__(dists)
+        self.read: set[str] = set()
+
+    def __getitem__(self, name: str):
+        self.read.add(name)
+        return super().__getitem__(name)
+
+
+SUB_KIND_KNOBS = {"Extremely_Loud": "form", "None_of_the_Above": "kind", "Whistle": "shape"}
+
+
+@pytest.mark.slow
+def test_waveforms_draw_only_from_their_table_and_use_all_of_it():
+    n = int(SEGMENT_S * SAMPLE_RATE_HZ)
+    for m in MODELS:
+        dists = _Recording(m.dists)
+        knob = SUB_KIND_KNOBS.get(m.label)
+        kinds = range(int(m.extra[knob][1]) + 1) if knob else [None]
+        for seed in range(12):
+            for kind in kinds:
+                rng = np.random.default_rng(seed)
+                d = m.draw(rng, "H1" if seed % 2 else "L1")
+                if knob:
+                    d.extra[knob] = float(kind)
+                d.dist = dists  # a name missing from the table raises KeyError here
+                canvas = Canvas(n, SAMPLE_RATE_HZ)
+                m.waveform(canvas, rng, d)
+                assert np.isfinite(canvas.data).all()
+                assert m.label == "No_Glitch" or np.abs(canvas.data).max() > 0, (m.label, seed, kind)
+        assert dists.read == set(m.dists), (m.label, set(m.dists) - dists.read)
+
+
+def test_component_distributions():
+    rng = np.random.default_rng(0)
+    assert set(Integers(3, 5)(rng, 2000).tolist()) == {3, 4, 5}  # both ends included
+    u = Uniform(2.0, 3.0)(rng, 2000)
+    assert u.min() >= 2.0 and u.max() < 3.0 and abs(u.mean() - 2.5) < 0.03
+    assert abs(np.std(Normal(0.5)(rng, 4000, scale=2.0)) - 1.0) < 0.05
+    assert abs(np.median(LogNormal(0.4)(rng, 4000)) - 1.0) < 0.05
+    assert abs(np.mean([Chance(0.25)(rng) for _ in range(4000)]) - 0.25) < 0.03
+    # the same generator state gives the same draw as the numpy call it stands for
+    a, b = np.random.default_rng(7), np.random.default_rng(7)
+    assert (Uniform(0.3, 0.5)(a), Normal(0.01)(a, scale=3.0), Integers(8, 24)(a)) == (
+        b.uniform(0.3, 0.5), b.normal(0, 0.01 * 3.0), b.integers(8, 25))
 
 
 # ------------------------------------------------------------------------------------------ class features
