@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-from scipy import signal
 
 WELCH_SEGMENT_S = 2.0
 """Length of the Welch segments of an estimated ASD, s (Gravity Spy's whitening duration)."""
@@ -56,6 +55,8 @@ def whiten_estimated(block: np.ndarray, sample_rate_hz: float, top_hz: float) ->
     numpy.ndarray
         Complex whitened spectrum, ``block.size // 2 + 1`` bins; DC and bins from ``top_hz`` up are zero.
     """
+    from scipy import signal  # here: the simulator imports this module and needs no scipy.signal
+
     nperseg = int(WELCH_SEGMENT_S * sample_rate_hz)
     f_psd, psd = signal.welch(block, fs=sample_rate_hz, nperseg=nperseg, noverlap=nperseg // 2, average="median")
     taper = signal.windows.tukey(block.size, alpha=2 * TAPER_S * sample_rate_hz / block.size)
