@@ -95,7 +95,12 @@ def test_every_class_has_a_model_with_a_reason():
         for lo, hi in (m.peak_frequency_hz, m.duration_s, m.bandwidth_hz, m.snr, *m.extra.values()):
             assert lo <= hi
         for dist in m.dists.values():
-            assert dist.lo <= dist.hi if isinstance(dist, (Uniform, Integers)) else True
+            if isinstance(dist, (Uniform, Integers)):
+                assert dist.lo < dist.hi, (m.label, dist)
+            elif isinstance(dist, Chance):
+                assert 0 < dist.p < 1, (m.label, dist)
+            else:
+                assert dist.sigma > 0, (m.label, dist)
 
 
 class _Recording(dict):
