@@ -886,3 +886,15 @@ def make_augmenter(mode: str, render_prob: float = 0.0) -> Callable[[np.ndarray,
     """The augmenter for a mode in ``AUGMENTATION_MODES`` ("class", "generic" or "none"), optionally followed by
     rendering variation (JPEG, GIF palette, rescaling) with probability ``render_prob``."""
     return Augmenter(mode, render_prob)
+
+
+def preview(img_uint8: np.ndarray, label: str, seed: int, n: int = 8, mode: str = "class",
+            enabled: set[str] | None = None) -> list[tuple[np.ndarray, list[Applied]]]:
+    """``n`` augmented versions of one image, reproducible from ``seed``: the class's policy (``mode="class"``, only
+    the ``enabled`` transforms when given) or the generic baseline (``mode="generic"``). The app's preview grid."""
+    if mode not in ("class", "generic"):
+        raise ValueError(f"a preview shows the class or the generic augmentation, not {mode!r}")
+    rng = np.random.default_rng(seed)
+    if mode == "class":
+        return [augment(img_uint8, label, rng, enabled=enabled) for _ in range(n)]
+    return [generic_augment(img_uint8, rng) for _ in range(n)]

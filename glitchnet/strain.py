@@ -163,6 +163,14 @@ def whitened_block(strain_file: str | os.PathLike, gps: float) -> WhitenedBlock:
                          n_half / fs + (gps - (t0 + centre / fs)), channel_ifo)
 
 
+def _scan_arrays(strain_file: str | os.PathLike, gps: float, ifo: str | None) -> tuple[str, dict[float, np.ndarray]]:
+    """The detector naming the views and the four views as RGBA arrays keyed by duration, s."""
+    block = whitened_block(strain_file, gps)
+    views = omega_views(block.fseries, block.duration_s, block.sample_rate_hz, block.centre_s, norm="omega",
+                        edge_s=TAPER_S)
+    return ifo or block.ifo or _ifo_from_name(Path(strain_file)) or "H1", views
+
+
 def scan(strain_file: str | os.PathLike, gps: float, out_dir: str | os.PathLike | None = None,
          ifo: str | None = None) -> dict[float, Image.Image]:
     """Make Gravity Spy's four views (0.5, 1, 2, 4 s) of GPS time ``gps`` in a GWOSC strain file.
@@ -195,17 +203,41 @@ def scan(strain_file: str | os.PathLike, gps: float, out_dir: str | os.PathLike 
     StrainError
         The data around ``gps`` have gaps.
     """
-    block = whitened_block(strain_file, gps)
-    views = omega_views(block.fseries, block.duration_s, block.sample_rate_hz, block.centre_s, norm="omega",
-                        edge_s=TAPER_S)
-    ifo = ifo or block.ifo or _ifo_from_name(Path(strain_file)) or "H1"
+    ifo, views = _scan_arrays(strain_file, gps, ifo)
     if out_dir is not None:
         out = Path(out_dir).expanduser()
         out.mkdir(parents=True, exist_ok=True)
-        label = f"{int(round(float(gps) * 1000))}"
         for d, a in views.items():
-            path = out / f"{ifo}_{label}_spectrogram_{d:.1f}.png"
+            path = out / view_file_name(ifo, gps, d)
             tmp = path.with_name(f".{path.name}.tmp")
             tmp.write_bytes(encode_png(a))
             os.replace(tmp, path)
     return {d: Image.fromarray(a, "RGBA") for d, a in views.items()}
+
+
+def view_file_name(ifo: str, gps: float, duration_s: float) -> str:
+    """The Gravity Spy file name of a scan's view: ``{ifo}_{gps in ms}_spectrogram_{duration}.png``."""
+    return f"{ifo}_{int(round(float(gps) * 1000))}_spectrogram_{duration_s:.1f}.png"
+
+
+def scan_bytes(data: bytes, gps: float, filename: str = "strain.hdf5") -> dict[str, Image.Image]:
+    """:func:`scan` of an uploaded strain file's bytes: the four views keyed by their Gravity Spy file names.
+
+    ``filename`` is the upload's own name (its detector prefix, as in ``H-H1_GWOSC_...``, names the views when the
+    channel does not). The bytes go through a private temporary file, since gwpy reads HDF5 from a path.
+
+    Raises
+    ------
+    NotStrainError, GPSRangeError, SampleRateError, StrainError
+        As :func:`scan`.
+    """
+    import tempfile
+
+    if not data:
+        raise NotStrainError(f"{Path(filename).name} is empty")
+    name = Path(filename).name or "strain.hdf5"
+    with tempfile.TemporaryDirectory(prefix="glitchnet-strain-") as tmp:
+        path = Path(tmp) / name
+        path.write_bytes(data)
+        ifo, views = _scan_arrays(path, gps, None)
+    return {view_file_name(ifo, gps, d): Image.fromarray(a, "RGBA") for d, a in sorted(views.items())}

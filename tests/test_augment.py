@@ -373,3 +373,19 @@ def test_training_augmentation_is_reproducible_per_seed_epoch_and_index() -> Non
         for item in ((0, 0), (2, 0), (2, 3)):
             np.testing.assert_array_equal(first[item][0].numpy(), second[item][0].numpy())
         assert not np.array_equal(first[(2, 0)][0].numpy(), first[(2, 1)][0].numpy())  # a new epoch, a new draw
+
+
+def test_preview_is_the_policy_drawn_from_one_seed():
+    rng = np.random.default_rng(0)
+    img = energy_to_rgb(rng.exponential(1.0, (224, 224)).astype(np.float32))
+    shown = aug.preview(img, "Blip", seed=7, n=3, enabled={"loudness"})
+    again = np.random.default_rng(7)
+    for out, applied in shown:
+        ref, ref_applied = aug.augment(img, "Blip", again, enabled={"loudness"})
+        assert np.array_equal(out, ref) and [str(a) for a in applied] == [str(a) for a in ref_applied]
+        assert all(str(a).startswith("glitch energy") for a in applied)
+    generic = aug.preview(img, "Blip", seed=7, n=2, mode="generic")
+    again = np.random.default_rng(7)
+    assert all(np.array_equal(out, aug.generic_augment(img, again)[0]) for out, _ in generic)
+    with pytest.raises(ValueError, match="not 'none'"):
+        aug.preview(img, "Blip", seed=0, mode="none")
