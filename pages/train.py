@@ -8,31 +8,28 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from glitchnet import jobs
+from glitchnet.config import AUGMENTATION_LABELS, AUGMENTATION_MODES, FIRST_RUN_EPOCHS, VIEWS, TrainConfig
 from glitchnet.evaluate import Evaluation, present_classes
-from glitchnet.train import TrainConfig
 from pages import _ui as ui
 
-AUGMENTATIONS = {"class": "Class-aware (physics-based)", "generic": "Generic (flips, jitter, crops)",
-                 "none": "None"}
 GALLERY_SIZE = 12
 
 
 def form(root: str, last: TrainConfig | None) -> None:
     """The run's settings; after a run they start from that run's (the form is not drawn while it runs, so
     Streamlit forgets the widgets' own values)."""
-    views = ["1.0", "0.5", "2.0", "4.0", "all"]
     with st.form("train"):
         cols = st.columns(3)
-        epochs = cols[0].number_input("Epochs", 1, 100, last.epochs if last else 2)
-        batch_size = cols[1].select_slider("Batch size", [4, 8, 16, 32, 64, 128], value=last.batch_size if last else 32)
-        view = cols[2].selectbox("View (s)", views, index=views.index(last.view) if last and last.view in views else 0,
+        base = last or TrainConfig  # the class's field defaults before any run
+        epochs = cols[0].number_input("Epochs", 1, 100, last.epochs if last else FIRST_RUN_EPOCHS)
+        batch_size = cols[1].select_slider("Batch size", [4, 8, 16, 32, 64, 128], value=base.batch_size)
+        view = cols[2].selectbox("View (s)", VIEWS, index=VIEWS.index(base.view) if base.view in VIEWS else 0,
                                  help="Which duration to train on; 'all' uses the four views as separate images.")
         cols = st.columns(3)
-        lr = cols[0].number_input("Learning rate", 1e-5, 1.0, last.lr if last else 1e-3, format="%.0e", step=1e-4)
-        weight_decay = cols[1].number_input("Weight decay", 0.0, 1.0, last.weight_decay if last else 0.05,
-                                            format="%.3f", step=0.01)
-        augment = cols[2].radio("Augmentation", list(AUGMENTATIONS), format_func=AUGMENTATIONS.get,
-                                index=list(AUGMENTATIONS).index(last.augment) if last else 0)
+        lr = cols[0].number_input("Learning rate", 1e-5, 1.0, base.lr, format="%.0e", step=1e-4)
+        weight_decay = cols[1].number_input("Weight decay", 0.0, 1.0, base.weight_decay, format="%.3f", step=0.01)
+        augment = cols[2].radio("Augmentation", AUGMENTATION_MODES, index=AUGMENTATION_MODES.index(base.augment),
+                                format_func=AUGMENTATION_LABELS.get)
         if not st.form_submit_button("Start training", type="primary"):
             return
     out = ui.runs_dir() / f"glitchnet-{time.strftime('%Y%m%d-%H%M%S')}.pt"

@@ -23,6 +23,9 @@ import numpy as np
 if TYPE_CHECKING:  # scipy (0.6 s) is imported where used: checking for a made dataset does not need it
     from scipy import sparse
 
+SAMPLE_RATE_HZ = 8192.0
+"""Sample rate scans run at, Hz: Nyquist 4096 Hz leaves Gravity Spy's lowest-Q rows (up to ~2.6 kHz) unaliased."""
+
 QRANGE = (4.0, 64.0)
 """Gravity Spy's range of Q searched."""
 
