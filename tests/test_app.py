@@ -17,6 +17,7 @@ import streamlit as st
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
+from glitchnet import jobs
 from glitchnet.data import SIMULATED_MARKER
 
 APP = Path(__file__).resolve().parents[1] / "streamlit_app.py"
@@ -67,6 +68,7 @@ def app_env(monkeypatch: pytest.MonkeyPatch, golden_dataset: Path, random_checkp
     monkeypatch.setenv("GLITCHNET_MODEL", str(random_checkpoint))
     monkeypatch.setenv("GLITCHNET_RUNS_DIR", str(tmp_path / "runs"))
     monkeypatch.delenv("GLITCHNET_HOSTED", raising=False)
+    monkeypatch.setattr(jobs, "_JOBS", {})  # AppTest sessions share an id: no training run carries over between tests
     return tmp_path
 
 
