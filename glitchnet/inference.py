@@ -186,11 +186,12 @@ class Predictor:
             yield Prediction(name=name, error=err) if img is None else self._result(name, next(probs),
                                                                                       warning=warning)
 
-    def predict_frames(self, source: Source, name: str = "upload") -> list[Prediction]:
-        """One prediction per frame: a golden GIF holds the four views of one glitch."""
+    def predict_frames(self, source: Source, name: str = "upload", frames: int | None = None) -> list[Prediction]:
+        """One prediction per frame (the first ``frames`` only, if given): a golden GIF holds the four views of one
+        glitch."""
         if isinstance(source, (str, os.PathLike)) and Path(source).is_file():
             source = Path(source).read_bytes()  # one read from disk, whatever the number of frames
-        count = n_frames(source)
+        count = n_frames(source) if frames is None else frames
         out = []
         for frame in range(count):
             label = f"{name}#frame{frame}" if count > 1 else name

@@ -8,7 +8,8 @@ import runpy
 import threading
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
 from typing import TypeVar
 
@@ -24,13 +25,12 @@ from glitchnet.classes import DURATIONS_S
 from glitchnet.data import DatasetError, DatasetScan, scan_dataset
 from glitchnet.images import INPUT_SIZE, n_frames, viridis_fraction
 from glitchnet.inference import Prediction, Predictor, default_model_path
+from glitchnet.serving import Budget, BudgetError, InferenceQueue, admit, scrub_paths
 
 from ._jobs import TrainingJob, job_for, one_line
 
 LOG = logging.getLogger("glitchnet.app")
 APP_ROOT = Path(__file__).resolve().parents[1]
-HOSTED_MAX_FILES = 50
-"""Most files classified in one batch on a public server, to keep one visitor from filling the CPU."""
 
 DATASET_DEFAULT, DATASET_FOLDER = "Built-in dataset", "A folder on this computer"
 MODEL_SHIPPED, MODEL_RUN, MODEL_FILE = "Shipped model", "My training run", "A checkpoint file"
@@ -54,7 +54,20 @@ def guard(body: Callable[[], None]) -> None:
         body()
     except Exception as exc:
         LOG.exception("page failed")
-        st.error(f"Something went wrong: {one_line(exc)}")
+        st.error(f"Something went wrong: {public(one_line(exc))}")
+
+
+def public(text: str) -> str:
+    """``text`` fit to show a visitor: on a hosted server, the server's folders are cut out of any path in it."""
+    if not hosted():
+        return text
+    roots = [APP_ROOT, Path.home(), default_model_path().parent]
+    if os.environ.get("GLITCHNET_DATA"):
+        roots.append(Path(os.environ["GLITCHNET_DATA"]).expanduser().parent)
+    root = st.session_state.get("dataset_root")
+    if root:
+        roots.append(Path(root).parent)
+    return scrub_paths(text, roots)
 
 
 def runs_dir() -> Path:
@@ -139,7 +152,7 @@ def _embedded_dataset() -> Path | None:
                          text=f"Making the built-in simulated dataset: {build.done} of {build.total} glitches")
         bar.empty()
     if build.error is not None:
-        st.error(f"The built-in dataset could not be made: {build.error}")
+        st.error(f"The built-in dataset could not be made: {public(build.error)}")
     return build.root
 
 
@@ -164,7 +177,7 @@ def current_scan() -> DatasetScan | None:
     try:
         return scan(root)
     except DatasetError as exc:
-        st.error(str(exc))
+        st.error(public(str(exc)))
         return None
 
 
@@ -185,7 +198,7 @@ def _checked(root: Path | None) -> Path | None:
     try:
         found = scan(str(root))
     except DatasetError as exc:
-        st.error(str(exc))
+        st.error(public(str(exc)))
         return None
     glitches = found.manifest["gravityspy_id"].nunique()
     st.caption(f"{len(found.manifest):,} images of {glitches:,} glitches in {found.manifest['label'].nunique()} "
@@ -242,11 +255,11 @@ def current_predictor() -> tuple[Predictor | None, str]:
         if path == default_model_path():
             return None, (f"No shipped model found ({path.name} is missing). Train one on the Train page"
                           + (" and pick “My training run” in the sidebar." if not hosted() else "."))
-        return None, f"No checkpoint at {path}."
+        return None, public(f"No checkpoint at {path}.")
     try:
         predictor = _load_predictor(str(path), path.stat().st_mtime_ns)
     except CheckpointError as exc:
-        return None, str(exc)
+        return None, public(str(exc))
     ckpt = predictor.checkpoint
     quality = ckpt.quality()
     acc = f"; {quality[0][0].lower()} {quality[0][1]}" if quality else ""
@@ -325,11 +338,13 @@ class Result:
     caption: str = ""
 
 
-def classify_bytes(predictor: Predictor, name: str, data: bytes) -> list[Result]:
-    """Classify one file: one result, or one per frame for a multi-frame GIF; failures become ``error``."""
+def classify_bytes(predictor: Predictor, name: str, data: bytes, frames: int | None = None) -> list[Result]:
+    """Classify one file: one result, or one per frame (the first ``frames``) for a multi-frame GIF; failures
+    become ``error``."""
     try:
-        frames = n_frames(data)
-        preds = predictor.predict_frames(data, name) if frames > 1 else predictor.predict([data], names=[name])
+        frames = n_frames(data) if frames is None else frames
+        preds = (predictor.predict_frames(data, name, frames=frames) if frames > 1
+                 else predictor.predict([data], names=[name]))
         results = []
         for frame, pred in enumerate(preds):
             caption = name
@@ -348,10 +363,126 @@ def classify_bytes(predictor: Predictor, name: str, data: bytes) -> list[Result]
         return [Result(Prediction(name=name, error=one_line(exc)), caption=name)]
 
 
-@st.cache_data(show_spinner=False, max_entries=128, ttl=3600)
-def classify_cached(key: str, name: str, data: bytes, _predictor: Predictor) -> list[Result]:
-    """``classify_bytes`` cached per model version and file, so moving a slider does not recompute Grad-CAM."""
-    return classify_bytes(_predictor, name, data)
+# ------------------------------------------------------------------------------------------------------ serving
+
+
+@st.cache_resource(show_spinner=False)
+def server_budget() -> Budget:
+    """The server's limits, read once from the environment (``glitchnet.serving.SETTINGS``)."""
+    return Budget.from_env()
+
+
+def budget() -> Budget:
+    """Limits for this visitor's batches: the server's on a hosted deployment; only the queue's on a local run."""
+    limits = server_budget()
+    return limits if hosted() else replace(limits, batch_mb=2**30, files=2**30, frames=2**30)
+
+
+def _session_alive(session: str) -> bool:
+    from streamlit import runtime
+
+    return session == "local" or not runtime.exists() or bool(runtime.get_instance().is_active_session(session))
+
+
+@st.cache_resource(show_spinner=False)
+def inference_queue() -> InferenceQueue:
+    """The one inference queue of this server process, shared by every visitor."""
+    limits = server_budget()
+    return InferenceQueue(workers=limits.worker_count(), max_batches=limits.queue, per_owner=limits.batches,
+                          alive=_session_alive)
+
+
+def release_uploads(uploads: Sequence[object]) -> None:
+    """Drop uploaded files from the server's memory (they are classified) and give the uploader a fresh key."""
+    from streamlit import runtime
+
+    if runtime.exists():
+        manager = runtime.get_instance().uploaded_file_mgr
+        for upload in uploads:
+            manager.remove_file(session_id(), getattr(upload, "file_id", ""))
+    st.session_state["upload_generation"] = st.session_state.get("upload_generation", 0) + 1
+
+
+def uploader_key() -> str:
+    """Key of the Predict page's uploader; it changes once the uploaded files are classified and released."""
+    return f"uploads-{st.session_state.get('upload_generation', 0)}"
+
+
+@dataclass
+class Batch:
+    """This visitor's latest batch: what it was made from, its place in the queue, and then its results."""
+
+    inputs: tuple
+    """(model key, uploaded file ids, picked samples): a new value means a new batch."""
+    released: tuple
+    """``inputs`` once the uploads are released (no file ids): the same batch."""
+    notes: list[str]
+    refused: list[str]
+    ticket: object | None = None
+    results: list[list[Result]] | None = None
+
+
+def _ordinal(n: int) -> str:
+    return f"{n}{'th' if 10 <= n % 100 <= 20 else {1: 'st', 2: 'nd', 3: 'rd'}.get(n % 10, 'th')}"
+
+
+def classify_batch(predictor: Predictor, files: list[tuple[str, bytes]], inputs: tuple,
+                   uploads: Sequence[object] = (), refused: Sequence[str] = ()) -> list[list[Result]] | None:
+    """Classify a batch through the server's queue, within the visitor's budget, showing their place and progress.
+
+    Returns the results per file, or None (nothing to classify, or a refusal shown as one line). Results stay in the
+    session: moving a slider redraws them without running the model again. Once classified, ``uploads`` are
+    released and the page reruns with an empty uploader. ``refused`` (files the page turned away) are shown as errors
+    with the batch.
+    """
+    batch: Batch | None = st.session_state.get("predict_batch")
+    if batch is not None and inputs in (batch.inputs, batch.released) and (batch.results is not None
+                                                                          or batch.ticket is not None):
+        pass
+    elif not files:
+        return None
+    else:
+        if batch is not None and batch.ticket is not None:
+            batch.ticket.cancel()
+        admission = admit(files, budget())
+        released = (inputs[0], (), *inputs[2:])
+        batch = Batch(inputs, released, admission.notes, list(refused))
+        st.session_state["predict_batch"] = batch
+        steps = [partial(classify_bytes, predictor, u.name, u.data, u.frames) for u in admission.kept]
+        del admission
+        try:
+            batch.ticket = inference_queue().submit(session_id(), steps)
+        except BudgetError as exc:
+            st.session_state.pop("predict_batch", None)
+            st.error(f"Not classified: {exc}.")
+            return None
+    for line in batch.refused:
+        st.error(line)
+    for note in batch.notes:
+        st.warning(note)
+    if batch.results is not None:
+        return batch.results
+    ticket = batch.ticket
+    bar = st.progress(0.0, text="Waiting for the model…")
+    while not ticket.wait(0.25):
+        ahead = ticket.position()
+        if ticket.done == 0 and ahead > 0:
+            bar.progress(0.0, text=f"Your batch is {_ordinal(ahead + 1)} in line: the server classifies one file of "
+                                   "each batch in turn.")
+        else:
+            bar.progress(ticket.done / max(1, ticket.total),
+                         text=f"Classifying your files: {ticket.done} of {ticket.total} done")
+    bar.empty()
+    batch.ticket = None
+    if ticket.state != "done":
+        st.session_state.pop("predict_batch", None)
+        st.error("Classification stopped: " + (ticket.error or "the batch was cancelled") + ".")
+        return None
+    batch.results = ticket.results
+    if uploads:
+        release_uploads(uploads)
+        st.rerun()
+    return batch.results
 
 
 def fuse_views(predictor: Predictor, per_file: list[list[Result]]) -> list[Prediction]:

@@ -7,24 +7,28 @@ import streamlit as st
 
 from glitchnet.classes import CLASSES, INFO_BY_NAME
 from glitchnet.inference import Prediction, format_probability, overlay
+from glitchnet.serving import csv_bytes, plain
 from pages import _ui as ui
 
 MAX_CARDS = 24  # results drawn in full; the rest of a large batch is in the table and the CSV
 UNPICKED = "Choose…"
 
 
-def inputs() -> list[tuple[str, bytes]]:
-    """(name, bytes) of every uploaded file within the limits and every bundled sample picked."""
+def inputs() -> tuple[list[tuple[str, bytes]], tuple, list, list[str]]:
+    """(name, bytes) of every uploaded file within the size limit and every bundled sample picked; what identifies
+    this choice (uploaded file ids, samples); the uploads, to release once classified; one line per file refused."""
     cols = st.columns([3, 2])
     limit = ui.upload_limit_bytes()
     uploads = cols[0].file_uploader(
         "Upload spectrograms", type=["png", "jpg", "jpeg", "gif"], accept_multiple_files=True,
+        key=ui.uploader_key(),
         help="Kaggle/Zenodo images, full Gravity Spy figures or screenshots; a golden GIF's four frames are its "
-             "four views. Files named like H1_<id>_spectrogram_1.0.png are also combined per glitch.")
-    files = []
-    for upload in uploads or []:
+             "four views. Files named like H1_<id>_spectrogram_1.0.png are also combined per glitch. Classified "
+             "files are released from the server's memory: upload more to classify another batch.") or []
+    files, refused = [], []
+    for upload in uploads:
         if upload.size > limit:
-            st.error(f"{upload.name}: larger than the {limit // 2**20} MB upload limit, skipped.")
+            refused.append(f"{plain(upload.name)}: larger than the {limit // 2**20} MB upload limit, skipped.")
         else:
             files.append((upload.name, upload.getvalue()))
     found = ui.current_scan()
@@ -32,10 +36,7 @@ def inputs() -> list[tuple[str, bytes]]:
     picked = cols[1].multiselect("…or pick bundled samples", list(samples), placeholder="One image per class",
                                  help="Images from the current dataset (test split first).")
     files += [(Path(samples[label]).name, Path(samples[label]).read_bytes()) for label in picked]
-    if ui.hosted() and len(files) > ui.HOSTED_MAX_FILES:
-        st.warning(f"Only the first {ui.HOSTED_MAX_FILES} files are classified on this public server.")
-        files = files[:ui.HOSTED_MAX_FILES]
-    return files
+    return files, (tuple(u.file_id for u in uploads), tuple(picked)), uploads, refused
 
 
 def top5_chart(pred: Prediction, key: str) -> None:
@@ -72,9 +73,9 @@ def card(result: ui.Result, classes: list[str], index: int, volunteer: bool, opa
          yours: dict[str, str]) -> None:
     pred = result.prediction
     with st.container(border=True):
-        st.markdown(f"**{result.caption or pred.name}**")
+        st.markdown(f"**{plain(result.caption or pred.name)}**")
         if pred.error is not None:
-            st.error(f"{pred.name}: {pred.error}")
+            st.error(f"{plain(pred.name)}: {pred.error}")
             return
         cols = st.columns([1, 1, 1.4])
         cols[0].image(result.image, caption="plot area, as the model sees it", width="stretch")
@@ -93,7 +94,7 @@ def card(result: ui.Result, classes: list[str], index: int, volunteer: bool, opa
 
 def fused_card(pred: Prediction, classes: list[str], index: int) -> None:
     with st.container(border=True):
-        st.markdown(f"**{pred.name}**: all views combined")
+        st.markdown(f"**{plain(pred.name)}**: all views combined")
         if pred.error is not None:
             st.error(pred.error)
             return
@@ -111,16 +112,18 @@ def main() -> None:
             st.button("Use the checkpoint from my training run", on_click=ui.use_training_run, type="primary")
         return
     st.caption(f"Model: {about}")
-    files = inputs()
+    files, chosen, uploads, refused = inputs()
     cols = st.columns(2)
     volunteer = cols[0].toggle("Volunteer mode: choose your own label first, then see if the model agrees")
     opacity = cols[1].slider("Heatmap opacity", 0.0, 1.0, 0.45, 0.05)
-    if not files:
+    per_file = ui.classify_batch(predictor, files, (ui.model_key(predictor), *chosen), uploads, refused)
+    del files
+    if per_file is None:
+        for line in refused:
+            st.error(line)
         st.info("Upload one or more spectrograms, or pick bundled samples, to classify them.")
         return
-    with st.spinner(f"Classifying {len(files)} file(s)…"):
-        per_file = [ui.classify_cached(ui.model_key(predictor), name, data, predictor) for name, data in files]
-        fused = ui.fuse_views(predictor, per_file)
+    fused = ui.fuse_views(predictor, per_file)
     results = [r for rs in per_file for r in rs]
     yours: dict[str, str] = {}
     for index, result in enumerate(results[:MAX_CARDS]):
@@ -140,7 +143,7 @@ def summary(predictions: list[Prediction], volunteer: bool, yours: dict[str, str
         predictions = [p for p in predictions if p.name in yours or p.error is not None]
     table = ui.results_table(predictions, yours)
     st.dataframe(table, hide_index=True)
-    st.download_button("Download results (CSV)", table.to_csv(index=False).encode(), "glitchnet_predictions.csv",
+    st.download_button("Download results (CSV)", csv_bytes(table), "glitchnet_predictions.csv",
                        "text/csv", icon=":material/download:")
 
 

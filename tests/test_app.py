@@ -126,8 +126,8 @@ def test_predict_classifies_uploads_and_reports_bad_files(app_env: Path) -> None
                                    ("notes.png", b"definitely not a png", "image/png"),
                                    ("huge.png", too_big, "image/png")]).run()
     assert not at.exception
-    assert _texts(at.error) == [f"huge.png: larger than the {len(too_big) >> 20} MB upload limit, skipped.",
-                                "notes.png: not an image file (or a format Pillow cannot read)"]
+    assert _texts(at.error) == [f"`huge.png`: larger than the {len(too_big) >> 20} MB upload limit, skipped.",
+                                "`notes.png`: not an image file (or a format Pillow cannot read)"]
     table = at.dataframe[0].value
     assert list(table["name"]) == ["blip-1.jpg"] + [f"whistle-2.gif#frame{i}" for i in range(4)] + [
         "notes.png", "whistle-2.gif (all frames)"]
