@@ -427,13 +427,13 @@ def _ordinal(n: int) -> str:
 
 
 def classify_batch(predictor: Predictor, files: list[tuple[str, bytes]], inputs: tuple,
-                   uploads: Sequence[object] = (), refused: Sequence[str] = ()) -> list[list[Result]] | None:
+                   release: Callable[[], None] | None = None, refused: Sequence[str] = ()) -> list[list[Result]] | None:
     """Classify a batch through the server's queue, within the visitor's budget, showing their place and progress.
 
     Returns the results per file, or None (nothing to classify, or a refusal shown as one line). Results stay in the
-    session: moving a slider redraws them without running the model again. Once classified, ``uploads`` are
-    released and the page reruns with an empty uploader. ``refused`` (files the page turned away) are shown as errors
-    with the batch.
+    session: moving a slider redraws them without running the model again. Once classified, ``release`` is called
+    (it drops the uploaded bytes and draws an empty uploader). ``refused`` (files the page turned away) are shown as
+    errors with the batch.
     """
     batch: Batch | None = st.session_state.get("predict_batch")
     if batch is not None and inputs in (batch.inputs, batch.released) and (batch.results is not None
@@ -479,9 +479,8 @@ def classify_batch(predictor: Predictor, files: list[tuple[str, bytes]], inputs:
         st.error("Classification stopped: " + (ticket.error or "the batch was cancelled") + ".")
         return None
     batch.results = ticket.results
-    if uploads:
-        release_uploads(uploads)
-        st.rerun()
+    if release is not None:
+        release()
     return batch.results
 
 

@@ -1,9 +1,11 @@
 """Predict: classify uploaded or bundled spectrograms, with top-5 probabilities, Grad-CAM and a volunteer mode."""
 
+from collections.abc import Callable
 from pathlib import Path
 
 import plotly.express as px
 import streamlit as st
+from streamlit.delta_generator import DeltaGenerator
 
 from glitchnet.classes import CLASSES, INFO_BY_NAME
 from glitchnet.inference import Prediction, format_probability, overlay
@@ -14,17 +16,23 @@ MAX_CARDS = 24  # results drawn in full; the rest of a large batch is in the tab
 UNPICKED = "Choose…"
 
 
-def inputs() -> tuple[list[tuple[str, bytes]], tuple, list, list[str]]:
-    """(name, bytes) of every uploaded file within the size limit and every bundled sample picked; what identifies
-    this choice (uploaded file ids, samples); the uploads, to release once classified; one line per file refused."""
-    cols = st.columns([3, 2])
-    limit = ui.upload_limit_bytes()
-    uploads = cols[0].file_uploader(
+def uploader(slot: DeltaGenerator) -> list:
+    """The file uploader, drawn in ``slot``; a fresh, empty one once the last uploads are released."""
+    return slot.file_uploader(
         "Upload spectrograms", type=["png", "jpg", "jpeg", "gif"], accept_multiple_files=True,
         key=ui.uploader_key(),
         help="Kaggle/Zenodo images, full Gravity Spy figures or screenshots; a golden GIF's four frames are its "
              "four views. Files named like H1_<id>_spectrogram_1.0.png are also combined per glitch. Classified "
              "files are released from the server's memory: upload more to classify another batch.") or []
+
+
+def inputs() -> tuple[list[tuple[str, bytes]], tuple, Callable[[], None], list[str]]:
+    """(name, bytes) of every uploaded file within the size limit and every bundled sample picked; what identifies
+    this choice (uploaded file ids, samples); what releases the uploads once classified; one line per file refused."""
+    cols = st.columns([3, 2])
+    limit = ui.upload_limit_bytes()
+    slot = cols[0].empty()
+    uploads = uploader(slot)
     files, refused = [], []
     for upload in uploads:
         if upload.size > limit:
@@ -36,7 +44,12 @@ def inputs() -> tuple[list[tuple[str, bytes]], tuple, list, list[str]]:
     picked = cols[1].multiselect("…or pick bundled samples", list(samples), placeholder="One image per class",
                                  help="Images from the current dataset (test split first).")
     files += [(Path(samples[label]).name, Path(samples[label]).read_bytes()) for label in picked]
-    return files, (tuple(u.file_id for u in uploads), tuple(picked)), uploads, refused
+
+    def release() -> None:
+        ui.release_uploads(uploads)
+        uploader(slot)
+
+    return files, (tuple(u.file_id for u in uploads), tuple(picked)), release, refused
 
 
 def top5_chart(pred: Prediction, key: str) -> None:
@@ -112,11 +125,11 @@ def main() -> None:
             st.button("Use the checkpoint from my training run", on_click=ui.use_training_run, type="primary")
         return
     st.caption(f"Model: {about}")
-    files, chosen, uploads, refused = inputs()
+    files, chosen, release, refused = inputs()
     cols = st.columns(2)
     volunteer = cols[0].toggle("Volunteer mode: choose your own label first, then see if the model agrees")
     opacity = cols[1].slider("Heatmap opacity", 0.0, 1.0, 0.45, 0.05)
-    per_file = ui.classify_batch(predictor, files, (ui.model_key(predictor), *chosen), uploads, refused)
+    per_file = ui.classify_batch(predictor, files, (ui.model_key(predictor), *chosen), release, refused)
     del files
     if per_file is None:
         for line in refused:
