@@ -158,3 +158,46 @@ def results_table(glitches: Sequence[Glitch], your_labels: dict[str, str] | None
     columns = ["glitch", "row", "name", "label", "confidence", "low_confidence", "top5", "views", "gravityspy_id",
                "ifo", "duration_s", "your_label", "error"]
     return pd.DataFrame(rows, columns=columns)
+
+
+# ----------------------------------------------------------------------------------------- samples from a dataset
+
+
+def _by_glitch(manifest: pd.DataFrame, splits: Sequence[str]) -> pd.DataFrame:
+    """The manifest rows of the given splits, ranked by split order then path, with a ``_glitch`` key column."""
+    rank = {s: i for i, s in enumerate(splits)}
+    df = manifest[manifest["split"].isin(rank)]
+    df = df.assign(_rank=df["split"].map(rank),
+                   _glitch=df["ifo"].fillna("").astype(str) + "_" + df["gravityspy_id"].astype(str))
+    return df.sort_values(["_rank", "path"])
+
+
+def examples_by_class(manifest: pd.DataFrame, splits: Sequence[str] = ("train", "validation", "test"),
+                      duration_s: float = 1.0) -> dict[str, str]:
+    """One image path per class: the first (by path) of the given duration in the first split (in order) holding one.
+    Images without a duration in their name count as that duration."""
+    df = manifest[(manifest["duration"] == duration_s) | manifest["duration"].isna()]
+    return dict(_by_glitch(df, splits).groupby("label", sort=True)["path"].first())
+
+
+def example_glitches(manifest: pd.DataFrame, splits: Sequence[str] = ("test", "validation", "train"),
+                     ) -> dict[str, list[str]]:
+    """Every view's path of one glitch per class: the glitch of the first image (by path) of the first split holding
+    the class, views sorted by duration."""
+    df = _by_glitch(manifest, splits)
+    first = df.groupby("label", sort=True)["_glitch"].first()
+    return {label: df[(df["label"] == label) & (df["_glitch"] == key)].sort_values("duration")["path"].tolist()
+            for label, key in first.items()}
+
+
+def random_glitch(manifest: pd.DataFrame, rng: np.random.Generator,
+                  splits: Sequence[str] = ("test", "validation", "train")) -> tuple[str, list[str]]:
+    """(label, every view's path) of a glitch drawn at random, classes equally likely, for a volunteer quiz."""
+    df = _by_glitch(manifest, splits)
+    if df.empty:
+        raise ValueError("the dataset has no images to draw a glitch from")
+    labels = sorted(df["label"].unique())
+    label = labels[int(rng.integers(len(labels)))]
+    keys = sorted(df.loc[df["label"] == label, "_glitch"].unique())
+    key = keys[int(rng.integers(len(keys)))]
+    return label, df[df["_glitch"] == key].sort_values("duration")["path"].tolist()
