@@ -31,9 +31,10 @@ def parse_name(name: str) -> tuple[str | None, str | None, float | None]:
 
 
 def glitch_key(name: str) -> str:
-    """The glitch a file belongs to: ``{ifo}_{gravityspy_id}`` for Gravity Spy names, else the file name itself."""
+    """The glitch a file belongs to: ``{ifo}_{gravityspy_id}`` for Gravity Spy names (wherever the file lies), else
+    the name itself (a file of its own)."""
     ifo, gid, _ = parse_name(name)
-    return f"{ifo}_{gid}" if gid else Path(name).name
+    return f"{ifo}_{gid}" if gid else name
 
 
 def frame_duration(frame: int, frames: int) -> float | None:

@@ -56,6 +56,7 @@ def test_glitch_keys_group_gravity_spy_views_and_keep_other_files_apart():
     assert glitch_key("H1_abcdefghij_spectrogram_0.5.png") == "H1_abcdefghij"
     assert glitch_key("some/dir/L1_Zz09_spectrogram_4.0.jpg") == "L1_Zz09"
     assert glitch_key("blip-2.gif") == "blip-2.gif"
+    assert glitch_key("a/blip.png") != glitch_key("b/blip.png")  # other names: each file a glitch of its own
     names = [VIEWS[2], "blip-2.gif", VIEWS[0], "L1_other00000_spectrogram_1.0.png", VIEWS[1]]
     assert group_files(names) == [("H1_abcdefghij", [0, 2, 4]), ("blip-2.gif", [1]),
                                   ("L1_other00000", [3])]
@@ -206,8 +207,8 @@ def test_strain_bytes_make_the_four_named_views(real):
     direct = scan(path, 1266281982.66)
     for (name, image), d in zip(views.items(), sorted(direct)):
         assert np.array_equal(np.asarray(image), np.asarray(direct[d])), name
-    glitches = Predictor.decode  # the views go through the same decoding as any image
-    assert all(v.error is None for name, image in views.items() for v in glitches(name, image))
+    # the views go through the same decoding as any image
+    assert all(v.error is None for name, image in views.items() for v in Predictor.decode(name, image))
 
 
 def test_strain_bytes_refuse_bad_input_in_one_line():
@@ -226,3 +227,26 @@ def test_strain_bytes_gps_outside_the_file(real):
     path = real / "strain" / "H-H1_GWOSC_O3b_4KHZ_R1-1266281937-128.hdf5"
     with pytest.raises(GPSRangeError, match="outside the file"):
         scan_bytes(path.read_bytes(), 1266281000.0, path.name)
+
+
+def test_cli_predict_by_glitch_fuses_like_the_app(tmp_path, random_checkpoint, predictor, capsys):
+    import json
+
+    from glitchnet.cli import main
+
+    for k, name in enumerate(VIEWS):
+        (tmp_path / name).write_bytes(png(k, 1))
+    (tmp_path / "golden.gif").write_bytes(gif())
+    (tmp_path / "broken.png").write_bytes(b"nope")
+    rc = main(["predict", "--model", str(random_checkpoint), "--json", "--by-glitch", "--batch-size", "4",
+               str(tmp_path)])
+    assert rc == 3  # a file could not be read
+    out = {d["glitch"].rsplit("/", 1)[-1]: d for d in map(json.loads, capsys.readouterr().out.splitlines())}
+    assert sorted(out) == ["H1_abcdefghij", "broken.png", "golden.gif"]
+    four = out["H1_abcdefghij"]
+    assert four["views"] == 4 and [f.rsplit("/", 1)[-1] for f in four["files"]] == VIEWS
+    app = predictor.classify_files([(v, (tmp_path / v).read_bytes()) for v in VIEWS])[0].verdict
+    assert four["label"] == app.label and four["confidence"] == pytest.approx(app.confidence, abs=1e-6)
+    assert out["golden.gif"]["views"] == 4
+    assert out["broken.png"]["error"] == "no readable view to fuse"
+    assert list(out["broken.png"]["errors"].values()) == ["not an image file (or a format Pillow cannot read)"]
