@@ -191,9 +191,10 @@ def example_glitches(manifest: pd.DataFrame, splits: Sequence[str] = ("test", "v
             for label, key in first.items()}
 
 
-def random_glitch(manifest: pd.DataFrame, rng: np.random.Generator,
+def random_glitch(manifest: pd.DataFrame, rng: np.random.Generator | None = None,
                   splits: Sequence[str] = ("test", "validation", "train")) -> tuple[str, list[str]]:
     """(label, every view's path) of a glitch drawn at random, classes equally likely, for a volunteer quiz."""
+    rng = rng if rng is not None else np.random.default_rng()
     df = _by_glitch(manifest, splits)
     if df.empty:
         raise ValueError("the dataset has no images to draw a glitch from")

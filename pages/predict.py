@@ -5,7 +5,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import plotly.express as px
 import streamlit as st
 
@@ -59,7 +58,7 @@ def quiz_inputs(batch: Batch) -> None:
     quiz = quiz_state()
     cols = st.columns([2, 3], vertical_alignment="center")
     if cols[0].button("Quiz me: a glitch from the dataset", icon=":material/quiz:"):
-        quiz["current"] = random_glitch(found.manifest, np.random.default_rng())
+        quiz["current"] = random_glitch(found.manifest)
     batch.score = cols[1].empty()
     if quiz["current"] is not None:
         _read_samples(quiz["current"][1], quiz["current"][0], batch)
