@@ -155,6 +155,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from .inference import Predictor
 
     predictor = Predictor(args.model)
+    if args.by_glitch:
+        return _predict_glitches(predictor, list(_expand(args.files)), args)
     failed = 0
     for pred in predictor.predict_stream(_expand(args.files), batch_size=args.batch_size):
         failed += pred.error is not None
@@ -165,6 +167,38 @@ def cmd_predict(args: argparse.Namespace) -> int:
         else:
             flag = "  (low confidence)" if pred.low_confidence else ""
             print(f"{pred.name}: {pred.label} {pred.confidence:.3f}{flag}", flush=True)
+    return 0 if not failed else 3
+
+
+def _predict_glitches(predictor, paths: list[str], args: argparse.Namespace) -> int:
+    """``predict --by-glitch``: files grouped into glitches and each glitch's views fused, as the app does; glitches
+    go through the model a batch of about ``--batch-size`` files at a time."""
+    from .glitches import group_files
+
+    failed = 0
+    groups = group_files(paths)
+    start = 0
+    while start < len(groups):
+        chunk, n_files = [], 0
+        while start < len(groups) and (not chunk or n_files + len(groups[start][1]) <= args.batch_size):
+            chunk.append(groups[start])
+            n_files += len(groups[start][1])
+            start += 1
+        files = [(paths[i], paths[i]) for _, indices in chunk for i in indices]
+        for glitch in predictor.classify_files(files, explain=False):
+            verdict, errors = glitch.verdict, {v.name: v.error for v in glitch.errors}
+            failed += bool(errors)
+            if args.json:
+                body = {"error": verdict.error} if verdict.error else {
+                    k: v for k, v in verdict.to_json().items() if k != "path"}
+                print(json.dumps({"glitch": glitch.key, "files": glitch.files, "views": len(glitch.readable),
+                                  **body, **({"errors": errors} if errors else {})}), flush=True)
+            elif verdict.error:
+                print(f"{glitch.key}: error: {next(iter(errors.values()), verdict.error)}", flush=True)
+            else:
+                flag = "  (low confidence)" if verdict.low_confidence else ""
+                print(f"{glitch.key} ({len(glitch.readable)} views): {verdict.label} {verdict.confidence:.3f}{flag}",
+                      flush=True)
     return 0 if not failed else 3
 
 
@@ -249,6 +283,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", help="checkpoint (default: the shipped models/glitchnet.pt)")
     p.add_argument("--json", action="store_true", help="one JSON object per input, one per line")
     p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--by-glitch", action="store_true",
+                   help="one answer per glitch: a GIF's frames and same-id Gravity Spy files fused, as in the app")
     p.set_defaults(func=cmd_predict)
 
     p = sub.add_parser("simulate", help="write a simulated Gravity Spy dataset (Kaggle layout)")

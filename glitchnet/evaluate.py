@@ -146,27 +146,28 @@ def fit_temperature(logits: np.ndarray, y_true: np.ndarray) -> float:
 def evaluate_labelled_folder(predictor: Any, root: str | Path) -> dict[str, Any]:
     """Score a ``Predictor`` on a folder of labelled figures, ``<Class>/<file>`` (e.g. Gravity Spy's golden set).
 
-    Each file is one glitch; a multi-frame GIF holds its views (0.5/1/2/4 s). Returns per-image metrics (every
-    frame on its own), per-glitch metrics (the views of a file fused by averaging log-probabilities) and a
-    row per glitch (file, true class, fused prediction, confidence).
+    Files are grouped into glitches as everywhere else (``Predictor.classify``): a multi-frame GIF holds its views
+    (0.5/1/2/4 s), files named ``{ifo}_{id}_spectrogram_{dur}`` share their glitch, any other file is a glitch of its
+    own. Returns per-image metrics (every view on its own), per-glitch metrics (each glitch's views fused by
+    averaging log-probabilities) and a row per glitch (glitch, true class, fused prediction, confidence).
     """
     root = Path(root)
     classes = list(predictor.classes)
     img_true, img_pred, glitch_true, glitch_pred, rows = [], [], [], [], []
     for class_dir in sorted(p for p in root.iterdir() if p.is_dir() and p.name in classes):
         truth = classes.index(class_dir.name)
-        for f in sorted(p for p in class_dir.iterdir() if p.is_file()):
-            views = [v for v in predictor.predict_frames(f, name=f.name) if v.error is None]
-            if not views:
+        files = sorted(p for p in class_dir.iterdir() if p.is_file())
+        for glitch in predictor.classify_files([(f.name, f) for f in files], explain=False):
+            if not glitch.readable:
                 continue
-            for v in views:
+            for v in glitch.readable:
                 img_true.append(truth)
-                img_pred.append(classes.index(v.label))
-            fused = predictor.fuse(views, name=f.name)
+                img_pred.append(classes.index(v.prediction.label))
             glitch_true.append(truth)
-            glitch_pred.append(classes.index(fused.label))
-            rows.append({"file": f"{class_dir.name}/{f.name}", "label": class_dir.name, "predicted": fused.label,
-                         "confidence": fused.confidence, "views": len(views)})
+            glitch_pred.append(classes.index(glitch.verdict.label))
+            rows.append({"file": f"{class_dir.name}/{glitch.key}", "label": class_dir.name,
+                         "predicted": glitch.verdict.label, "confidence": glitch.verdict.confidence,
+                         "views": len(glitch.readable)})
     return {"per_image": compute_metrics(np.array(img_true), np.array(img_pred), classes),
             "per_glitch": compute_metrics(np.array(glitch_true), np.array(glitch_pred), classes),
             "glitches": rows}

@@ -17,8 +17,6 @@ from typing import Any
 
 from PIL import Image
 
-from .inference import parse_name
-
 # ------------------------------------------------------------------------------------------------------ budgets
 
 
@@ -110,6 +108,8 @@ class Upload:
     name: str
     data: bytes
     frames: int = 1
+    index: int = 0
+    """Its place in the batch as uploaded."""
 
 
 @dataclass
@@ -118,11 +118,6 @@ class Admission:
 
     kept: list[Upload]
     notes: list[str] = field(default_factory=list)
-
-
-def _glitch_key(index: int, name: str) -> tuple[str, ...]:
-    ifo, gid, _ = parse_name(name)
-    return ("glitch", ifo, gid) if gid and ifo else ("file", str(index))
 
 
 def _listed(names: Sequence[str], shown: int = 3) -> str:
@@ -135,47 +130,48 @@ def _mb(n_bytes: int) -> str:
 
 
 def admit(files: Sequence[tuple[str, bytes]], budget: Budget) -> Admission:
-    """Keep the first glitches of a batch that fit the budget; never split a glitch's views between kept and left.
+    """Keep the glitches of a batch that fit the budget, never splitting a glitch's views between kept and left out.
 
-    Files named ``{ifo}_{id}_spectrogram_{dur}.png`` with the same detector and id are one glitch; any other file is
-    a glitch of its own. Glitches are taken in upload order until the next one would pass the file count or the total
-    size; each limit that left files out adds one line naming the limit, what was kept and what was left. A file
-    with more frames than ``budget.frames`` keeps its first frames, with one line saying so; the rest are never
-    decoded.
+    Files are grouped into glitches by ``glitches.glitch_key`` (the same id's views; any other file is a glitch of
+    its own) and taken in upload order; a glitch that would pass the file count or the total size is left out whole
+    (a later, smaller one may still fit). Each limit that left files out adds one line naming the limit, what was
+    classified and what was left out. A file with more frames than ``budget.frames`` keeps its first frames, with
+    one line saying so; the rest are never decoded.
     """
-    groups: dict[tuple[str, ...], list[int]] = {}
-    for index, (name, _) in enumerate(files):
-        groups.setdefault(_glitch_key(index, name), []).append(index)
+    from .glitches import cap_files, group_files
+
+    names = [name for name, _ in files]
+    within_count, _ = cap_files(names, budget.files)
+    counted = set(within_count)
     kept: list[int] = []
+    left: dict[str, list[int]] = {"files": [i for i in range(len(files)) if i not in counted], "bytes": []}
     n_bytes = 0
-    stopped_by: str | None = None
-    for indices in groups.values():
+    for _, indices in group_files(names):
+        indices = [i for i in indices if i in counted]
         size = sum(len(files[i][1]) for i in indices)
-        if len(kept) + len(indices) > budget.files:
-            stopped_by = "files"
-        elif n_bytes + size > budget.batch_bytes:
-            stopped_by = "bytes"
-        if stopped_by:
-            break
-        kept += indices
-        n_bytes += size
+        if n_bytes + size > budget.batch_bytes:
+            left["bytes"] += indices
+        else:
+            kept += indices
+            n_bytes += size
+    kept.sort()
     notes = []
-    if stopped_by:
-        left = [files[i][0] for i in range(len(files)) if i not in set(kept)]
-        glitches = len({_glitch_key(i, files[i][0]) for i in kept})
-        what = f"classified the first {len(kept)} file(s) ({glitches} glitch(es), {_mb(n_bytes)})"
-        limit = (f"at most {budget.files} files per batch" if stopped_by == "files"
-                 else f"at most {budget.batch_mb} MB of uploads per batch")
-        notes.append(f"This server classifies {limit}: {what}; left out {len(left)}: {_listed(left)}.")
+    limits = {"files": f"at most {budget.files} files per batch",
+              "bytes": f"at most {budget.batch_mb} MB of uploads per batch"}
+    for limit, indices in left.items():
+        if indices:
+            names = [files[i][0] for i in sorted(indices)]
+            notes.append(f"This server classifies {limits[limit]}: classified {len(kept)} file(s) ({_mb(n_bytes)}); "
+                         f"left out {len(names)}: {_listed(names)}.")
     uploads = []
-    for i in sorted(kept):
+    for i in kept:
         name, data = files[i]
         frames = count_frames(data, budget.frames)
         if frames > budget.frames:
             notes.append(f"{name} has more than {budget.frames} frames, the most this server classifies per file: "
                          f"only its first {budget.frames} are classified.")
             frames = budget.frames
-        uploads.append(Upload(name, data, frames))
+        uploads.append(Upload(name, data, frames, i))
     return Admission(uploads, notes)
 
 

@@ -80,7 +80,7 @@ MAX_HDF5_OBJECTS = 10_000
 
 
 def _describe(source: StrainSource) -> str:
-    return "the uploaded file" if isinstance(source, (bytes, bytearray)) else Path(source).name
+    return "the file" if isinstance(source, (bytes, bytearray)) else Path(source).name
 
 
 def _strain_dataset(fh, channel: str | None, label: str):
@@ -144,7 +144,7 @@ def _open_strain(source: StrainSource, channel: str | None = None) -> Iterator[t
     label = _describe(source)
     if isinstance(source, (bytes, bytearray)):
         if not source:
-            raise NotStrainError("the uploaded strain file is empty")
+            raise NotStrainError("the strain file is empty")
         handle: Any = io.BytesIO(source)
     else:
         path = Path(source).expanduser()
@@ -301,6 +301,17 @@ def whitened_block(strain_file: StrainSource, gps: float, channel: str | None = 
                          n_half / fs + (gps - (t0 + centre / fs)), channel_ifo)
 
 
+def _scan_arrays(strain_file: StrainSource, gps: float, ifo: str | None, channel: str | None = None,
+                 filename: str | None = None) -> tuple[str, dict[float, np.ndarray]]:
+    """The detector naming the views and the four views as RGBA arrays keyed by duration, s."""
+    block = whitened_block(strain_file, gps, channel)
+    views = omega_views(block.fseries, block.duration_s, block.sample_rate_hz, block.centre_s, norm="omega",
+                        edge_s=TAPER_S)
+    if filename is None and not isinstance(strain_file, (bytes, bytearray)):
+        filename = str(strain_file)
+    return ifo or block.ifo or (_ifo_from_name(Path(filename)) if filename else None) or "H1", views
+
+
 def scan(strain_file: StrainSource, gps: float, out_dir: str | os.PathLike | None = None,
          ifo: str | None = None, channel: str | None = None) -> dict[float, Image.Image]:
     """Make Gravity Spy's four views (0.5, 1, 2, 4 s) of GPS time ``gps`` in a GWOSC strain file.
@@ -337,18 +348,35 @@ def scan(strain_file: StrainSource, gps: float, out_dir: str | os.PathLike | Non
         The data around ``gps`` have gaps or are all zero; the file declares more than ``MAX_STRAIN_SAMPLES``
         samples or stores them in chunks over ``MAX_CHUNK_BYTES`` (a compression bomb).
     """
-    block = whitened_block(strain_file, gps, channel)
-    views = omega_views(block.fseries, block.duration_s, block.sample_rate_hz, block.centre_s, norm="omega",
-                        edge_s=TAPER_S)
-    named = None if isinstance(strain_file, (bytes, bytearray)) else _ifo_from_name(Path(strain_file))
-    ifo = ifo or block.ifo or named or "H1"
+    ifo, views = _scan_arrays(strain_file, gps, ifo, channel)
     if out_dir is not None:
         out = Path(out_dir).expanduser()
         out.mkdir(parents=True, exist_ok=True)
-        label = f"{int(round(float(gps) * 1000))}"
         for d, a in views.items():
-            path = out / f"{ifo}_{label}_spectrogram_{d:.1f}.png"
+            path = out / view_file_name(ifo, gps, d)
             tmp = path.with_name(f".{path.name}.tmp")
             tmp.write_bytes(encode_png(a))
             os.replace(tmp, path)
     return {d: Image.fromarray(a, "RGBA") for d, a in views.items()}
+
+
+def view_file_name(ifo: str, gps: float, duration_s: float) -> str:
+    """The Gravity Spy file name of a scan's view: ``{ifo}_{gps in ms}_spectrogram_{duration}.png``."""
+    return f"{ifo}_{int(round(float(gps) * 1000))}_spectrogram_{duration_s:.1f}.png"
+
+
+def scan_bytes(data: bytes, gps: float, filename: str = "strain.hdf5") -> dict[str, Image.Image]:
+    """:func:`scan` of an uploaded strain file's bytes: the four views keyed by their Gravity Spy file names.
+
+    ``filename`` is the upload's own name (its detector prefix, as in ``H-H1_GWOSC_...``, names the views when the
+    channel does not). The bytes are read in memory, with the same checks as a file: only the scanned block is read.
+
+    Raises
+    ------
+    NotStrainError, GPSRangeError, SampleRateError, StrainError
+        As :func:`scan`.
+    """
+    if not data:
+        raise NotStrainError(f"{Path(filename).name} is empty")
+    ifo, views = _scan_arrays(data, gps, None, filename=Path(filename).name)
+    return {view_file_name(ifo, gps, d): Image.fromarray(a, "RGBA") for d, a in sorted(views.items())}

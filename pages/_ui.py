@@ -1,37 +1,33 @@
-"""Shared app helpers: hosted-mode flag, the sidebar's dataset and model choice, cached scans and predictor."""
+"""Shared app helpers: hosted-mode flag, the sidebar's dataset and model choice, cached scans, predictor and results."""
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import runpy
 import threading
-from collections import defaultdict
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, replace
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
 from typing import TypeVar
 
-import numpy as np
-import pandas as pd
 import streamlit as st
 from streamlit.delta_generator import DeltaGenerator
-from streamlit.runtime.pages_manager import PagesManager
 from streamlit.runtime.scriptrunner import get_script_run_ctx
 
+from glitchnet import glitches
 from glitchnet.checkpoint import CheckpointError
-from glitchnet.classes import DURATIONS_S
 from glitchnet.data import DatasetError, DatasetScan, scan_dataset
-from glitchnet.images import INPUT_SIZE, n_frames, viridis_fraction
-from glitchnet.inference import Prediction, Predictor, default_model_path
-from glitchnet.serving import Budget, BudgetError, InferenceQueue, admit, scrub_paths
-
-from ._jobs import TrainingJob, job_for, one_line
+from glitchnet.glitches import Glitch, View
+from glitchnet.inference import Predictor, default_model_path
+from glitchnet.jobs import TrainingJob, job_for, one_line
+from glitchnet.serving import Budget, BudgetError, InferenceQueue, Upload, admit, scrub_paths
 
 LOG = logging.getLogger("glitchnet.app")
 APP_ROOT = Path(__file__).resolve().parents[1]
-
 DATASET_DEFAULT, DATASET_FOLDER = "Built-in dataset", "A folder on this computer"
 MODEL_SHIPPED, MODEL_RUN, MODEL_FILE = "Shipped model", "My training run", "A checkpoint file"
 
@@ -82,15 +78,30 @@ def grid(items: Sequence[T], columns: int = 4) -> Iterator[tuple[DeltaGenerator,
         yield from zip(st.columns(columns), items[start:start + columns], strict=False)
 
 
+_shell = threading.local()
+
+
+@contextmanager
+def app_shell() -> Iterator[None]:
+    """Mark this script run as drawn inside the entry script (navigation and sidebar): ``streamlit_app.py`` runs the
+    chosen page within it."""
+    _shell.active = True
+    try:
+        yield
+    finally:
+        _shell.active = False
+
+
 def run_page(body: Callable[[], None]) -> None:
     """Run a page file's body inside the app shell, with ``guard``.
 
-    Until some session has called ``st.navigation``, Streamlit treats a folder named ``pages/`` beside the entry
-    script as a legacy multipage app and runs a deep-linked page file (``/predict`` as a fresh server's first
-    request; every ``AppTest`` run) on its own. Then run the entry script instead: it draws the navigation and the
-    sidebar and runs this page inside them.
+    Streamlit may run a page file on its own: a folder named ``pages/`` beside the entry script makes a fresh
+    server (until some session has called ``st.navigation``) and every ``AppTest`` run treat the app as a legacy
+    multipage app and run a deep-linked page file (``/predict``) directly. The page then runs the entry script
+    instead, which draws the navigation and the sidebar and runs this page inside them (``app_shell``). Only public
+    API is involved: ``st.navigation``/``st.Page`` over the files in ``pages/``.
     """
-    if PagesManager.uses_pages_directory:
+    if not getattr(_shell, "active", False):
         runpy.run_path(str(APP_ROOT / "streamlit_app.py"))
         return
     guard(body)
@@ -183,12 +194,8 @@ def current_scan() -> DatasetScan | None:
 
 def examples_by_class(scan_: DatasetScan, splits: tuple[str, ...] = ("train", "validation", "test"),
                       duration: float = 1.0) -> dict[str, str]:
-    """One image path per class: the first of the given duration in the first split (in order) holding one."""
-    df = scan_.manifest
-    df = df[(df["duration"] == duration) | df["duration"].isna()]
-    rank = {s: i for i, s in enumerate(splits)}
-    df = df[df["split"].isin(rank)].assign(_rank=df["split"].map(rank)).sort_values(["_rank", "path"])
-    return dict(df.groupby("label", sort=True)["path"].first())
+    """One image path per class (``glitches.examples_by_class``)."""
+    return glitches.examples_by_class(scan_.manifest, splits, duration)
 
 
 def _checked(root: Path | None) -> Path | None:
@@ -218,10 +225,9 @@ def _load_predictor(path: str, mtime_ns: int) -> Predictor:
 
 
 def _warm_up(predictor: Predictor) -> None:
-    """Pay the one-off costs (Grad-CAM's imports, the colour lookup table: ~5 s) before the first upload."""
+    """``Predictor.warm_up`` (the colour lookup tables, Grad-CAM's imports: seconds) before the first upload."""
     try:
-        viridis_fraction(np.zeros((1, 1, 3), np.uint8))
-        predictor.gradcam(np.zeros((INPUT_SIZE, INPUT_SIZE, 3), np.uint8))
+        predictor.warm_up()
     except Exception:  # only a head start: the first upload pays the cost instead
         LOG.exception("warm-up failed")
 
@@ -328,39 +334,17 @@ def sidebar() -> None:
 # ------------------------------------------------------------------------------------------------------ predict
 
 
-@dataclass
-class Result:
-    """One classified image (or GIF frame): the prediction, its canonical plot area and Grad-CAM heatmap."""
-
-    prediction: Prediction
-    image: np.ndarray | None = None
-    heat: np.ndarray | None = None
-    caption: str = ""
+def file_digest(data: bytes) -> str:
+    """Identifies a file's content, for the caches below."""
+    return hashlib.blake2b(data, digest_size=16).hexdigest()
 
 
-def classify_bytes(predictor: Predictor, name: str, data: bytes, frames: int | None = None) -> list[Result]:
-    """Classify one file: one result, or one per frame (the first ``frames``) for a multi-frame GIF; failures
-    become ``error``."""
-    try:
-        frames = n_frames(data) if frames is None else frames
-        preds = (predictor.predict_frames(data, name, frames=frames) if frames > 1
-                 else predictor.predict([data], names=[name]))
-        results = []
-        for frame, pred in enumerate(preds):
-            caption = name
-            if frames > 1:
-                view = f", {DURATIONS_S[frame]} s view" if frames == len(DURATIONS_S) else ""
-                caption = f"{name}, frame {frame + 1}{view}"
-            if pred.error is not None:
-                results.append(Result(pred, caption=caption))
-                continue
-            image = Predictor.load(data, frame)
-            heat = predictor.gradcam(image, predictor.classes.index(pred.label))
-            results.append(Result(pred, image, heat, caption))
-        return results
-    except Exception as exc:  # one bad file must not stop the batch
-        LOG.exception("classifying %s failed", name)
-        return [Result(Prediction(name=name, error=one_line(exc)), caption=name)]
+@st.cache_data(show_spinner=False, max_entries=16, ttl=3600)
+def strain_views(filename: str, digest: str, gps: float, _data: bytes) -> list[View]:
+    """The four views of a strain file at a GPS time (``strain.scan_bytes``), decoded; cached per file and time."""
+    from glitchnet.strain import scan_bytes
+
+    return [v for name, image in scan_bytes(_data, gps, filename).items() for v in Predictor.decode(name, image)]
 
 
 # ------------------------------------------------------------------------------------------------------ serving
@@ -409,47 +393,56 @@ def uploader_key() -> str:
 
 
 @dataclass
-class Batch:
-    """This visitor's latest batch: what it was made from, its place in the queue, and then its results."""
+class Classification:
+    """This visitor's latest batch: what it was made from, its place in the queue, and then its glitches."""
 
     inputs: tuple
-    """(model key, uploaded file ids, picked samples): a new value means a new batch."""
+    """(model key, uploaded file ids, other inputs): a new value means a new batch."""
     released: tuple
     """``inputs`` once the uploads are released (no file ids): the same batch."""
-    notes: list[str]
-    refused: list[str]
+    notes: list[str] = field(default_factory=list)
+    refused: list[str] = field(default_factory=list)
     ticket: object | None = None
-    results: list[list[Result]] | None = None
+    glitches: list[Glitch] | None = None
+    n_files: int = 0
+    """Files classified (a strain scan counts as one)."""
+
+
+def _classify_glitch(predictor: Predictor, uploads: Sequence[Upload]) -> list[Glitch]:
+    """One step of the queue: decode one glitch's files (within their frame budget) and classify its views."""
+    return predictor.classify([v for u in uploads for v in Predictor.decode(u.name, u.data, max_frames=u.frames)])
 
 
 def _ordinal(n: int) -> str:
     return f"{n}{'th' if 10 <= n % 100 <= 20 else {1: 'st', 2: 'nd', 3: 'rd'}.get(n % 10, 'th')}"
 
 
-def classify_batch(predictor: Predictor, files: list[tuple[str, bytes]], inputs: tuple,
-                   release: Callable[[], None] | None = None, refused: Sequence[str] = ()) -> list[list[Result]] | None:
+def classify_batch(predictor: Predictor, files: list[tuple[str, bytes]], views: Sequence[View], inputs: tuple,
+                   release: Callable[[], None] | None = None, refused: Sequence[str] = ()) -> Classification | None:
     """Classify a batch through the server's queue, within the visitor's budget, showing their place and progress.
 
-    Returns the results per file, or None (nothing to classify, or a refusal shown as one line). Results stay in the
-    session: moving a slider redraws them without running the model again. Once classified, ``release`` is called
-    (it drops the uploaded bytes and draws an empty uploader). ``refused`` (files the page turned away) are shown as
-    errors with the batch.
+    ``files`` are (name, bytes) to decode; ``views`` are already decoded (a strain scan's). ``inputs`` identifies
+    the batch: (model key, uploaded file ids, anything else chosen). Returns the batch with its glitches, or None
+    (nothing to classify, or a refusal shown as one line). The glitches stay in the session: a slider or a label
+    redraws them without running the model again. Once classified, ``release`` is called (it drops the uploaded
+    bytes and draws an empty uploader). ``refused`` (files the page turned away) are shown as errors with the batch.
     """
-    batch: Batch | None = st.session_state.get("predict_batch")
-    if batch is not None and inputs in (batch.inputs, batch.released) and (batch.results is not None
-                                                                          or batch.ticket is not None):
-        pass
-    elif not files:
-        return None
-    else:
+    batch: Classification | None = st.session_state.get("predict_batch")
+    if not (batch is not None and inputs in (batch.inputs, batch.released)):
+        if not files and not views:
+            return None
         if batch is not None and batch.ticket is not None:
             batch.ticket.cancel()
         admission = admit(files, budget())
-        released = (inputs[0], (), *inputs[2:])
-        batch = Batch(inputs, released, admission.notes, list(refused))
+        batch = Classification(inputs, (inputs[0], (), *inputs[2:]), admission.notes, list(refused),
+                               n_files=len(admission.kept) + (1 if views else 0))
         st.session_state["predict_batch"] = batch
-        steps = [partial(classify_bytes, predictor, u.name, u.data, u.frames) for u in admission.kept]
-        del admission
+        kept = {u.index: u for u in admission.kept}
+        steps = [partial(_classify_glitch, predictor, [kept[i] for i in indices if i in kept])
+                 for _, indices in glitches.group_files([name for name, _ in files]) if kept.keys() & set(indices)]
+        if views:
+            steps.append(partial(predictor.classify, list(views)))
+        del admission, kept
         try:
             batch.ticket = inference_queue().submit(session_id(), steps)
         except BudgetError as exc:
@@ -460,61 +453,25 @@ def classify_batch(predictor: Predictor, files: list[tuple[str, bytes]], inputs:
         st.error(line)
     for note in batch.notes:
         st.warning(note)
-    if batch.results is not None:
-        return batch.results
+    if batch.glitches is not None:
+        return batch
     ticket = batch.ticket
     bar = st.progress(0.0, text="Waiting for the model…")
     while not ticket.wait(0.25):
         ahead = ticket.position()
         if ticket.done == 0 and ahead > 0:
-            bar.progress(0.0, text=f"Your batch is {_ordinal(ahead + 1)} in line: the server classifies one file of "
-                                   "each batch in turn.")
+            bar.progress(0.0, text=f"Your batch is {_ordinal(ahead + 1)} in line: the server classifies one glitch "
+                                   "of each batch in turn.")
         else:
             bar.progress(ticket.done / max(1, ticket.total),
-                         text=f"Classifying your files: {ticket.done} of {ticket.total} done")
+                         text=f"Classifying your glitches: {ticket.done} of {ticket.total} done")
     bar.empty()
     batch.ticket = None
     if ticket.state != "done":
         st.session_state.pop("predict_batch", None)
-        st.error("Classification stopped: " + (ticket.error or "the batch was cancelled") + ".")
+        st.error("Classification stopped: " + public(ticket.error or "the batch was cancelled") + ".")
         return None
-    batch.results = ticket.results
+    batch.glitches = [g for found in ticket.results for g in found]
     if release is not None:
         release()
-    return batch.results
-
-
-def fuse_views(predictor: Predictor, per_file: list[list[Result]]) -> list[Prediction]:
-    """Fused predictions: the frames of each multi-frame GIF, and same-id Gravity Spy files (two or more views)."""
-    fused = []
-    by_glitch: dict[tuple[str, str], list[Prediction]] = defaultdict(list)
-    for results in per_file:
-        preds = [r.prediction for r in results if r.prediction.error is None]
-        if len(results) > 1 and len(preds) > 1:
-            fused.append(predictor.fuse(preds, name=f"{results[0].prediction.name.split('#')[0]} (all frames)"))
-        elif len(results) == 1 and preds and preds[0].gravityspy_id and preds[0].ifo:
-            by_glitch[(preds[0].ifo, preds[0].gravityspy_id)].append(preds[0])
-    for (ifo, gid), preds in by_glitch.items():
-        if len(preds) > 1:
-            fused.append(predictor.fuse(preds, name=f"{ifo}_{gid} ({len(preds)} views)"))
-    return fused
-
-
-def results_table(predictions: list[Prediction], your_labels: dict[str, str] | None = None) -> pd.DataFrame:
-    """One row per prediction, for the results table and the CSV download."""
-    rows = []
-    for p in predictions:
-        rows.append({
-            "name": p.name,
-            "label": p.label,
-            "confidence": None if p.confidence is None else round(p.confidence, 4),
-            "low_confidence": p.low_confidence if p.error is None else None,
-            "top5": "; ".join(f"{c} {q:.3f}" for c, q in p.top5),
-            "views": p.views if p.error is None else None,
-            "gravityspy_id": p.gravityspy_id,
-            "ifo": p.ifo,
-            "duration_s": p.duration,
-            "your_label": (your_labels or {}).get(p.name),
-            "error": p.error,
-        })
-    return pd.DataFrame(rows)
+    return batch

@@ -7,8 +7,8 @@ import plotly.express as px
 import plotly.graph_objects as go
 import streamlit as st
 
+from glitchnet import jobs
 from glitchnet.train import TrainConfig
-from pages import _jobs as jobs
 from pages import _ui as ui
 
 AUGMENTATIONS = {"class": "Class-aware (physics-based)", "generic": "Generic (flips, jitter, crops)",
@@ -34,7 +34,7 @@ def form(root: str) -> None:
                          weight_decay=float(weight_decay), view=view, augment=augment)
     try:
         jobs.start_job(ui.session_id(), config)
-    except RuntimeError as exc:
+    except jobs.JobBusyError as exc:
         st.warning(str(exc))
         return
     st.rerun()

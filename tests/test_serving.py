@@ -63,15 +63,17 @@ def test_readme_lists_every_setting():
 def test_file_cap_keeps_whole_glitches_and_says_what_was_kept():
     files = [(f"H1_glitch{g:05d}_spectrogram_{d}.png", b"x" * 10) for g in range(3) for d in ("0.5", "1.0", "2.0")]
     files.insert(1, ("single.jpg", b"y" * 10))
+    files.append(("last.jpg", b"z" * 10))
     result = admit(files, Budget(files=5))
-    assert [u.name for u in result.kept] == [files[0][0], "single.jpg", files[2][0], files[3][0]]
-    assert [u.frames for u in result.kept] == [1, 1, 1, 1]  # not images: counted as one frame
+    # the first glitch (3 views) and single.jpg fit; the next glitches (3 views each) do not; last.jpg still does
+    assert [u.name for u in result.kept] == [files[0][0], "single.jpg", files[2][0], files[3][0], "last.jpg"]
+    assert [u.frames for u in result.kept] == [1, 1, 1, 1, 1]  # not images: counted as one frame
     assert len(result.notes) == 1
     note = result.notes[0]
     assert "\n" not in note
-    assert note.startswith("This server classifies at most 5 files per batch: classified the first 4 file(s) "
-                           "(2 glitch(es), 0.0 MB); left out 6: H1_glitch00001_spectrogram_0.5.png")
-    assert note.endswith("and 3 more.")
+    assert note == ("This server classifies at most 5 files per batch: classified 5 file(s) (0.0 MB); left out 6: "
+                    "H1_glitch00001_spectrogram_0.5.png, H1_glitch00001_spectrogram_1.0.png, "
+                    "H1_glitch00001_spectrogram_2.0.png and 3 more.")
 
 
 def test_byte_cap_and_nothing_left_out():
@@ -79,8 +81,8 @@ def test_byte_cap_and_nothing_left_out():
     files = [("a.png", b"a" * mb), ("b.png", b"b" * (2 * mb)), ("c.png", b"c" * mb)]
     result = admit(files, Budget(batch_mb=3))
     assert [u.name for u in result.kept] == ["a.png", "b.png"] and result.kept[1].data == files[1][1]
-    assert result.notes == ["This server classifies at most 3 MB of uploads per batch: classified the first 2 "
-                            "file(s) (2 glitch(es), 3.0 MB); left out 1: c.png."]
+    assert result.notes == ["This server classifies at most 3 MB of uploads per batch: classified 2 file(s) "
+                            "(3.0 MB); left out 1: c.png."]
     assert admit(files, Budget(batch_mb=4)).notes == []
 
 
