@@ -134,14 +134,16 @@ def _scalar(attrs, *keys: str) -> float | None:
 
 
 @contextmanager
-def _open_strain(source: StrainSource, channel: str | None = None) -> Iterator[tuple[Any, float, float, str | None]]:
+def _open_strain(source: StrainSource, channel: str | None = None,
+                 label: str | None = None) -> Iterator[tuple[Any, float, float, str | None]]:
     """Open a strain file and check it before reading any sample: yields (dataset, GPS start s, sample rate Hz, ifo).
 
     Every check reads only metadata: the dataset's declared length, type, chunk size, start time and spacing.
+    ``label`` names the file in messages (default: its name, or "the file" for bytes).
     """
     import h5py
 
-    label = _describe(source)
+    label = label or _describe(source)
     if isinstance(source, (bytes, bytearray)):
         if not source:
             raise NotStrainError("the strain file is empty")
@@ -264,17 +266,18 @@ class WhitenedBlock:
     """Detector named by the file's channel, if any."""
 
 
-def whitened_block(strain_file: StrainSource, gps: float, channel: str | None = None) -> WhitenedBlock:
+def whitened_block(strain_file: StrainSource, gps: float, channel: str | None = None,
+                   label: str | None = None) -> WhitenedBlock:
     """Read up to ``BLOCK_S`` seconds of ``strain_file`` centred on ``gps`` and whiten them, at ``SAMPLE_RATE_HZ``.
 
-    Only that block is read from the file, whatever its length.
+    Only that block is read from the file, whatever its length. ``label`` names the file in messages.
 
     Raises
     ------
     NotStrainError, GPSRangeError, SampleRateError, StrainError
         As :func:`scan`.
     """
-    with _open_strain(strain_file, channel) as (ds, t0, fs, channel_ifo):
+    with _open_strain(strain_file, channel, label) as (ds, t0, fs, channel_ifo):
         if fs < MIN_SAMPLE_RATE_HZ:
             raise SampleRateError(f"the data are sampled at {fs:g} Hz; Gravity Spy's 10-2048 Hz views need at "
                                   f"least {MIN_SAMPLE_RATE_HZ:g} Hz")
@@ -288,7 +291,7 @@ def whitened_block(strain_file: StrainSource, gps: float, channel: str | None = 
                                 f"{t1:.3f}); a scan needs {MIN_HALF_BLOCK_S:g} s of data either side")
         centre = int(round((gps - t0) * fs))
         n_half = int(math.floor(half * fs)) - 1
-        block = _read(ds, centre - n_half, centre + n_half, _describe(strain_file))
+        block = _read(ds, centre - n_half, centre + n_half, label or _describe(strain_file))
     if not np.isfinite(block).all():
         raise StrainError(f"the data within {half:.1f} s of GPS {gps} contain gaps (NaN or infinite samples)")
     if not block.any():
@@ -304,7 +307,7 @@ def whitened_block(strain_file: StrainSource, gps: float, channel: str | None = 
 def _scan_arrays(strain_file: StrainSource, gps: float, ifo: str | None, channel: str | None = None,
                  filename: str | None = None) -> tuple[str, dict[float, np.ndarray]]:
     """The detector naming the views and the four views as RGBA arrays keyed by duration, s."""
-    block = whitened_block(strain_file, gps, channel)
+    block = whitened_block(strain_file, gps, channel, filename)
     views = omega_views(block.fseries, block.duration_s, block.sample_rate_hz, block.centre_s, norm="omega",
                         edge_s=TAPER_S)
     if filename is None and not isinstance(strain_file, (bytes, bytearray)):

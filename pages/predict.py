@@ -102,7 +102,9 @@ def strain_inputs(batch: Batch) -> None:
                 batch.strain = ui.strain_views(upload.name, ui.file_digest(data), float(gps), data)
             batch.strain_key = f"{upload.name}:{ui.file_digest(data)}@{gps}"
         except StrainError as exc:  # one line, fit for a user, by contract
-            st.error(f"{plain(upload.name)}: {exc}")
+            text = str(exc)  # one line, fit for a user, by contract; the file's name shown as plain text
+            st.error(text.replace(upload.name, plain(upload.name)) if upload.name in text
+                     else f"{plain(upload.name)}: {text}")
         except Exception as exc:  # any other reader failure: one line, the traceback to the log
             ui.LOG.exception("scanning %s failed", upload.name)
             st.error(f"{plain(upload.name)}: {ui.public(one_line(exc))}")

@@ -270,7 +270,7 @@ def test_strain_file_and_gps_make_one_glitch_card(app_env: Path) -> None:
     assert [e for e in _texts(at.error) if "outside the file" in e and "\n" not in e]
     at.file_uploader(key="strain_file").set_value(("notes.hdf5", b"not hdf5 at all", "application/x-hdf5")).run()
     assert not at.exception
-    assert _texts(at.error) == ["`notes.hdf5`: the file is not an HDF5 strain file"]
+    assert _texts(at.error) == ["`notes.hdf5` is not an HDF5 strain file"]
 
 
 def test_bundled_samples_come_from_the_dataset(app_env: Path) -> None:

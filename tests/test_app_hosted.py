@@ -63,11 +63,12 @@ def test_hosted_budgets_are_refused_in_one_line_and_uploads_released(hosted: Pat
                                    ("extra.jpg", blip, "image/jpeg")]).run()
     assert not at.exception and not at.error
     assert _texts(at.warning)[:2] == [
-        "This server classifies at most 2 files per batch: classified the first 2 file(s) (2 glitch(es), "
-        f"{(len(bomb) + len(blip)) / 2**20:.1f} MB); left out 1: extra.jpg.",
+        "This server classifies at most 2 files per batch: classified 2 file(s) "
+        f"({(len(bomb) + len(blip)) / 2**20:.1f} MB); left out 1: extra.jpg.",
         "bomb.gif has more than 4 frames, the most this server classifies per file: only its first 4 are classified."]
     table = at.dataframe[0].value
-    assert list(table["name"]) == [f"bomb.gif#frame{i}" for i in range(4)] + ["blip-1.jpg", "bomb.gif (all frames)"]
+    assert list(table["name"]) == [f"bomb.gif#frame{i}" for i in range(4)] + ["bomb.gif (combined, 4 views)",
+                                                                               "blip-1.jpg"]
     # classified, so released: the uploader is a fresh, empty one and the results stay on the page
     assert at.session_state["upload_generation"] == 1 and at.file_uploader[0].value in (None, [])
     at.slider[0].set_value(0.8).run()
@@ -80,6 +81,6 @@ def test_upload_names_are_plain_text(app_env: Path) -> None:  # noqa: F811
     at = _app("predict")
     at.file_uploader[0].set_value([(name, blip, "image/jpeg")]).run()
     assert not at.exception
-    assert f"**`{name}`**" in _texts(at.markdown)
+    assert f"**`{name}`** · 1 view" in _texts(at.markdown)
     assert not [m for m in _texts(at.markdown) if "](http" in m and f"`{name}`" not in m]
     assert list(at.dataframe[0].value["name"]) == [name]  # the table shows the name as it is

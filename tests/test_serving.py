@@ -94,6 +94,20 @@ def test_frames_beyond_the_cap_are_not_classified():
                             "its first 4 are classified."]
 
 
+def test_frames_past_the_budget_are_never_decoded(monkeypatch):
+    from PIL import GifImagePlugin
+
+    from glitchnet.inference import Predictor
+
+    seen: list[int] = []
+    real_seek = GifImagePlugin.GifImageFile.seek
+    monkeypatch.setattr(GifImagePlugin.GifImageFile, "seek", lambda self, f: seen.append(f) or real_seek(self, f))
+    views = Predictor.decode("bomb.gif", gif(1000, size=40), max_frames=4)
+    assert [v.name for v in views] == [f"bomb.gif#frame{k}" for k in range(4)]
+    assert max(seen) == 3
+    assert len(Predictor.decode("small.gif", gif(3), max_frames=4)) == 3
+
+
 def test_frame_count_stops_past_the_limit():
     bomb = gif(1000, size=8)
     assert count_frames(bomb, 4) == 5 and count_frames(bomb, 0) == 1
