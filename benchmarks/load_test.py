@@ -7,9 +7,9 @@ Starts the app as a public server (``GLITCHNET_HOSTED=1``) and drives it with he
 2. crowd: ``--visitors`` visitors upload one GIF each at the same moment, while a reader reloads the Home page;
 3. soak: ``--soak`` uploads in all (a few visitors in turn), the server's RSS sampled after each round.
 
-Prints p50/p95 upload -> verdict (the combined verdict of the GIF's four frames drawn with every Grad-CAM), Home-page
-latency while the queue is busy, the server's peak RSS and the soak's RSS after warm-up, and every error. Everything is
-bounded: at most ``MAX_VISITORS`` visitors, each wait ``--wait`` seconds, the whole run ``--time-limit`` seconds.
+Prints p50/p95 upload -> verdict (the GIF's card: the combined verdict of its four frames and their Grad-CAMs),
+Home-page latency while the queue is busy, the server's peak RSS and the soak's RSS after warm-up, and every error.
+Everything is bounded: at most ``MAX_VISITORS`` visitors, each wait ``--wait`` s, the whole run ``--time-limit`` s.
 
     python benchmarks/load_test.py                               # 16 visitors, 200-upload soak (the targets)
     python benchmarks/load_test.py --visitors 4 --soak 40        # a quick run on a busy machine
@@ -125,15 +125,17 @@ async def open_page(context, url: str, wait_s: float):
 
 
 async def upload(page, gif: Path, wait_s: float) -> float:
-    """Upload one GIF on an open Predict page; seconds until its combined verdict and four Grad-CAMs are drawn."""
+    """Upload one GIF on an open Predict page; seconds until its card (the combined verdict) and its four Grad-CAM
+    views are drawn."""
     start = time.monotonic()
     await page.locator('input[type="file"]').set_input_files(str(gif))
-    await page.get_by_text(f"{gif.name} (all frames)").first.wait_for(timeout=wait_s * 1000)
     await page.wait_for_function("""name => {
-        const caps = [...document.querySelectorAll('[data-testid="stImageCaption"]')]
-            .filter(c => c.innerText.includes('Grad-CAM'));
+        const card = [...document.querySelectorAll('[data-testid="stMarkdownContainer"] code')]
+            .some(c => c.innerText === name);
+        const heat = [...document.querySelectorAll('[data-testid="stExpander"] summary')]
+            .some(s => s.innerText.includes('with Grad-CAM'));
         const imgs = [...document.querySelectorAll('[data-testid="stImage"] img')];
-        return caps.length >= 4 && imgs.every(i => i.complete && i.naturalWidth > 0);
+        return card && heat && imgs.length >= 4 && imgs.every(i => i.complete && i.naturalWidth > 0);
     }""", arg=gif.name, timeout=wait_s * 1000)
     elapsed = time.monotonic() - start
     await page.wait_for_function("""() =>  // the rerun that empties the uploader has ended: ready for the next one
