@@ -128,7 +128,7 @@ async def upload(page, gif: Path, wait_s: float) -> float:
     """Upload one GIF on an open Predict page; seconds until its card (the combined verdict) and its four Grad-CAM
     views are drawn."""
     start = time.monotonic()
-    await page.locator('input[type="file"]').set_input_files(str(gif))
+    await page.locator('input[type="file"][accept*=".gif"]').set_input_files(str(gif))
     await page.wait_for_function("""name => {
         const card = [...document.querySelectorAll('[data-testid="stMarkdownContainer"] code')]
             .some(c => c.innerText === name);
@@ -139,7 +139,7 @@ async def upload(page, gif: Path, wait_s: float) -> float:
     }""", arg=gif.name, timeout=wait_s * 1000)
     elapsed = time.monotonic() - start
     await page.wait_for_function("""() =>  // the rerun that empties the uploader has ended: ready for the next one
-        document.querySelectorAll('input[type="file"]').length === 1
+        document.querySelectorAll('input[type="file"][accept*=".gif"]').length === 1
         && document.querySelector('[data-testid="stFileUploaderDropzoneInstructions"]')""", timeout=wait_s * 1000)
     text = await page.locator('[data-testid="stMain"]').inner_text()
     if "Something went wrong" in text or "Traceback" in text:
