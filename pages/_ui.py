@@ -457,14 +457,18 @@ def classify_batch(predictor: Predictor, files: list[tuple[str, bytes]], views: 
         return batch
     ticket = batch.ticket
     bar = st.progress(0.0, text="Waiting for the model…")
-    while not ticket.wait(0.25):
+    shown = None
+    while not ticket.wait(0.3):
         ahead = ticket.position()
         if ticket.done == 0 and ahead > 0:
-            bar.progress(0.0, text=f"Your batch is {_ordinal(ahead + 1)} in line: the server classifies one glitch "
-                                   "of each batch in turn.")
+            now = (0.0, f"Your batch is {_ordinal(ahead + 1)} in line: the server classifies one glitch of each batch "
+                        "in turn.")
         else:
-            bar.progress(ticket.done / max(1, ticket.total),
-                         text=f"Classifying your glitches: {ticket.done} of {ticket.total} done")
+            now = (ticket.done / max(1, ticket.total), f"Classifying your glitches: {ticket.done} of {ticket.total} "
+                                                       "done")
+        if now != shown:  # a message to the browser only when the line or the progress moved
+            bar.progress(*now)
+            shown = now
     bar.empty()
     batch.ticket = None
     if ticket.state != "done":
