@@ -457,8 +457,9 @@ def classify_batch(predictor: Predictor, files: list[tuple[str, bytes]], views: 
         return batch
     ticket = batch.ticket
     bar = st.progress(0.0, text="Waiting for the model…")
-    shown = None
+    shown, polls = None, 0
     while not ticket.wait(0.3):
+        polls += 1
         ahead = ticket.position()
         if ticket.done == 0 and ahead > 0:
             now = (0.0, f"Your batch is {_ordinal(ahead + 1)} in line: the server classifies one glitch of each batch "
@@ -466,8 +467,8 @@ def classify_batch(predictor: Predictor, files: list[tuple[str, bytes]], views: 
         else:
             now = (ticket.done / max(1, ticket.total), f"Classifying your glitches: {ticket.done} of {ticket.total} "
                                                        "done")
-        if now != shown:  # a message to the browser only when the line or the progress moved
-            bar.progress(*now)
+        if now != shown or polls % 6 == 0:  # a message when the line moved, and now and then: a rerun or a
+            bar.progress(*now)                # closed tab interrupts the script only at a Streamlit call
             shown = now
     bar.empty()
     batch.ticket = None
