@@ -14,14 +14,7 @@ from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precisio
 
 from .checkpoint import load_checkpoint
 from .data import load_split, scan_dataset
-from .images import normalize
-
-
-def forward_uint8(model: torch.nn.Module, images_uint8: np.ndarray, device: torch.device) -> torch.Tensor:
-    """The model's output for canonical uint8 images (N, H, W, 3): normalized, channels_last, bfloat16 on CUDA."""
-    x = normalize(np.ascontiguousarray(images_uint8)).to(device, memory_format=torch.channels_last)
-    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
-        return model(x)
+from .model import forward_uint8
 
 
 @torch.no_grad()
@@ -67,6 +60,19 @@ def top_confusions(metrics: dict[str, Any], k: int = 5) -> list[tuple[str, str, 
     np.fill_diagonal(cm, 0)
     pairs = [(metrics["classes"][i], metrics["classes"][j], int(cm[i, j])) for i, j in zip(*np.nonzero(cm))]
     return sorted(pairs, key=lambda t: -t[2])[:k]
+
+
+def present_classes(metrics: dict[str, Any]) -> tuple[list[str], list[list[int]], pd.DataFrame]:
+    """The classes that occur in a metrics dict (as truth or as prediction), its confusion matrix restricted to them
+    (rows true, columns predicted) and their per-class scores (a ``class`` column, then precision, recall, f1,
+    support): what a report shows without 22 empty rows."""
+    confusion = metrics["confusion"]
+    present = [i for i, c in enumerate(metrics["classes"])
+               if metrics["per_class"][c]["support"] or sum(row[i] for row in confusion)]
+    names = [metrics["classes"][i] for i in present]
+    matrix = [[confusion[i][j] for j in present] for i in present]
+    table = pd.DataFrame(metrics["per_class"]).T.loc[names].reset_index(names="class")
+    return names, matrix, table
 
 
 def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:

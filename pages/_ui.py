@@ -220,7 +220,9 @@ def _checked(root: Path | None) -> Path | None:
 def _load_predictor(path: str, mtime_ns: int) -> Predictor:
     """One Predictor per checkpoint file version, shared by every session (it is thread-safe)."""
     predictor = Predictor(path)
-    threading.Thread(target=_warm_up, args=(predictor,), name="glitchnet-warm-up", daemon=True).start()
+    # Not a daemon: a process that exits while torch is still importing inside the thread aborts ("terminate called
+    # without an active exception"); waiting the few seconds the warm-up takes is harmless.
+    threading.Thread(target=_warm_up, args=(predictor,), name="glitchnet-warm-up", daemon=False).start()
     return predictor
 
 

@@ -117,13 +117,7 @@ def main() -> None:
     if image is not None:
         original_col, grid_col = st.columns([1, PER_ROW])
         original_col.image(image, caption=f"original: {image_caption}")
-        rng = np.random.default_rng(seed)
-        outputs = []
-        for _ in range(N_VARIANTS):
-            if mode == "class":
-                outputs.append(aug.augment(image, label, rng, enabled=set(enabled)))
-            else:
-                outputs.append(aug.generic_augment(image, rng))
+        outputs = aug.preview(image, label, seed, N_VARIANTS, mode, enabled=set(enabled))
         with grid_col:
             for start in range(0, N_VARIANTS, PER_ROW):
                 for col, (out, applied) in zip(st.columns(PER_ROW), outputs[start:start + PER_ROW], strict=False):

@@ -16,19 +16,18 @@ from PIL import Image
 from streamlit.testing.v1 import AppTest
 
 APP = Path(__file__).resolve().parents[1] / "streamlit_app.py"
-REAL = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "real"
 DURATIONS = ("0.5", "1.0", "2.0", "4.0")
 
 
-def make_golden_kaggle(root: Path, classes: tuple[str, ...] | None = None) -> Path:
-    """A tiny Kaggle-layout dataset of real golden subjects, plus a metadata CSV and one corrupt file.
+def make_golden_kaggle(root: Path, real: Path, classes: tuple[str, ...] | None = None) -> Path:
+    """A tiny Kaggle-layout dataset of the real golden subjects in ``real``, plus a metadata CSV and one corrupt file.
 
     Per class: ``*-1.jpg`` -> train (1 s view), ``*-2.gif`` -> train (its four frames = four views),
     ``*-3.gif`` -> test (1 s frame only). Metadata rows borrow the trigger parameters of a real row of the class.
     """
-    real_meta = pd.read_csv(REAL / "gravityspy_metadata_sample.csv")
+    real_meta = pd.read_csv(real / "gravityspy_metadata_sample.csv")
     rows = []
-    for class_dir in sorted((REAL / "golden").iterdir()):
+    for class_dir in sorted((real / "golden").iterdir()):
         if classes is not None and class_dir.name not in classes:
             continue
         for src in sorted(class_dir.glob("*-[123].*")):
@@ -54,10 +53,8 @@ def make_golden_kaggle(root: Path, classes: tuple[str, ...] | None = None) -> Pa
 
 
 @pytest.fixture(scope="module")
-def golden_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    if not REAL.is_dir():
-        pytest.skip(f"real Gravity Spy data not found at {REAL} (the ../shared folder is absent)")
-    return make_golden_kaggle(tmp_path_factory.mktemp("golden-kaggle"))
+def golden_dataset(tmp_path_factory: pytest.TempPathFactory, real: Path) -> Path:
+    return make_golden_kaggle(tmp_path_factory.mktemp("golden-kaggle"), real)
 
 
 @pytest.fixture
@@ -83,8 +80,6 @@ def _texts(elements: Iterable) -> list[str]:
 
 @pytest.mark.parametrize("page", ["home", "explore", "augment", "train", "predict"])
 def test_every_page_runs_inside_the_app_shell(app_env: Path, page: str) -> None:
-    if not (APP.parent / "pages" / f"{page}.py").is_file():
-        pytest.skip(f"pages/{page}.py is not in this checkout")
     at = _app(page)
     assert len(at.main.title) == 1 and not at.error
     assert [h.value for h in at.sidebar.subheader] == ["Dataset", "Model"]
@@ -135,11 +130,11 @@ def _key(paths: list[Path]) -> str:
     return paths[0].name.rsplit("_spectrogram_", 1)[0]
 
 
-def test_predict_classifies_uploads_and_reports_bad_files(app_env: Path) -> None:
+def test_predict_classifies_uploads_and_reports_bad_files(app_env: Path, real: Path) -> None:
     at = _app("predict")
     assert "Upload one or more" in at.info[0].value
-    blip = (REAL / "golden" / "Blip" / "blip-1.jpg").read_bytes()
-    gif = (REAL / "golden" / "Whistle" / "whistle-2.gif").read_bytes()
+    blip = (real / "golden" / "Blip" / "blip-1.jpg").read_bytes()
+    gif = (real / "golden" / "Whistle" / "whistle-2.gif").read_bytes()
     too_big = b"\0" * (int(st.get_option("server.maxUploadSize")) * 2**20 + 1)
     at.file_uploader[0].set_value([("blip-1.jpg", blip, "image/jpeg"), ("whistle-2.gif", gif, "image/gif"),
                                    ("notes.png", b"definitely not a png", "image/png"),
@@ -164,9 +159,9 @@ def test_predict_classifies_uploads_and_reports_bad_files(app_env: Path) -> None
     assert len(at.get("download_button")) == 1
 
 
-def test_one_card_per_glitch_verdict_first_then_its_views(app_env: Path) -> None:
-    at = _upload(_app("predict"), reversed(_example_glitch(REAL)))  # any order: the card sorts the views
-    key = _key(_example_glitch(REAL))
+def test_one_card_per_glitch_verdict_first_then_its_views(app_env: Path, real: Path) -> None:
+    at = _upload(_app("predict"), reversed(_example_glitch(real)))  # any order: the card sorts the views
+    key = _key(_example_glitch(real))
     cards = [m for m in _texts(at.markdown) if m.startswith(f"**`{key}`**")]
     assert cards == [f"**`{key}`** · 4 views"]
     verdicts = [m for m in _texts(at.markdown) if m.startswith("### ")]
@@ -181,8 +176,8 @@ def test_one_card_per_glitch_verdict_first_then_its_views(app_env: Path) -> None
     assert combined["name"] == f"{key} (combined, 4 views)" and combined["views"] == 4
 
 
-def test_long_batches_page_by_glitch(app_env: Path) -> None:
-    jpgs = sorted((REAL / "golden").glob("*/*-1.jpg"))[:7]
+def test_long_batches_page_by_glitch(app_env: Path, real: Path) -> None:
+    jpgs = sorted((real / "golden").glob("*/*-1.jpg"))[:7]
     at = _upload(_app("predict"), jpgs)
     assert "7 glitch(es) from 7 file(s); glitches 1–6 on this page" in _texts(at.caption)
     assert len([e for e in at.expander if "Grad-CAM" in e.label]) == 6
@@ -192,9 +187,9 @@ def test_long_batches_page_by_glitch(app_env: Path) -> None:
     assert len(at.dataframe[0].value) == 7  # the table holds every glitch, whatever the page
 
 
-def test_volunteer_mode_hides_the_answer_until_labelled(app_env: Path) -> None:
+def test_volunteer_mode_hides_the_answer_until_labelled(app_env: Path, real: Path) -> None:
     at = _app("predict")
-    at.file_uploader[0].set_value(("blip-1.jpg", (REAL / "golden" / "Blip" / "blip-1.jpg").read_bytes(),
+    at.file_uploader[0].set_value(("blip-1.jpg", (real / "golden" / "Blip" / "blip-1.jpg").read_bytes(),
                                    "image/jpeg"))
     at.toggle[0].set_value(True).run()
     assert "Pick your label to see what the model thinks." in _texts(at.caption)
@@ -207,10 +202,10 @@ def test_volunteer_mode_hides_the_answer_until_labelled(app_env: Path) -> None:
     assert at.dataframe[0].value["your_label"].tolist() == ["Blip"]
 
 
-def test_volunteer_labels_a_glitch_once_and_the_csv_has_the_combined_row(app_env: Path) -> None:
-    at = _upload(_app("predict"), _example_glitch(REAL))
+def test_volunteer_labels_a_glitch_once_and_the_csv_has_the_combined_row(app_env: Path, real: Path) -> None:
+    at = _upload(_app("predict"), _example_glitch(real))
     at.toggle[0].set_value(True).run()
-    key = _key(_example_glitch(REAL))
+    key = _key(_example_glitch(real))
     assert [s.key for s in at.selectbox] == [f"volunteer-{key}"]  # one question per glitch, not per view
     at.selectbox(key=f"volunteer-{key}").set_value("Whistle").run()
     assert not at.exception
@@ -242,12 +237,12 @@ def test_quiz_on_bundled_samples_keeps_score(app_env: Path) -> None:
     assert score.startswith("**Quiz score:** you 0 of 1, the model ")
 
 
-def test_hosted_batch_cap_keeps_glitches_whole(app_env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_hosted_batch_cap_keeps_glitches_whole(app_env: Path, real: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("GLITCHNET_HOSTED", "1")
     monkeypatch.setenv("GLITCHNET_MAX_FILES", "5")
     st.cache_resource.clear()  # the server's limits are read once per process
-    first, second = _example_glitch(REAL, index=0), _example_glitch(REAL, index=1)
-    jpg = REAL / "golden" / "Blip" / "blip-1.jpg"
+    first, second = _example_glitch(real, index=0), _example_glitch(real, index=1)
+    jpg = real / "golden" / "Blip" / "blip-1.jpg"
     at = _upload(_app("predict"), [*first, *second, jpg])
     [warning] = [w for w in _texts(at.warning) if "at most 5 files" in w]
     assert warning.endswith("left out 4: " + ", ".join(p.name for p in second[:3]) + " and 1 more.")
@@ -256,8 +251,9 @@ def test_hosted_batch_cap_keeps_glitches_whole(app_env: Path, monkeypatch: pytes
 
 
 @pytest.mark.slow
-def test_strain_file_and_gps_make_one_glitch_card(app_env: Path) -> None:
-    strain = REAL / "strain" / "H-H1_GWOSC_O3b_4KHZ_R1-1266281937-128.hdf5"
+def test_strain_file_and_gps_make_one_glitch_card(app_env: Path, real: Path) -> None:
+    pytest.importorskip("gwpy", reason="the strain extra (gwpy, h5py) is not installed")
+    strain = real / "strain" / "H-H1_GWOSC_O3b_4KHZ_R1-1266281937-128.hdf5"
     at = _app("predict")
     at.file_uploader(key="strain_file").set_value((strain.name, strain.read_bytes(), "application/x-hdf5")).run()
     assert "Enter the GPS time of the glitch to scan it." in _texts(at.info)
@@ -273,6 +269,17 @@ def test_strain_file_and_gps_make_one_glitch_card(app_env: Path) -> None:
     assert _texts(at.error) == ["`notes.hdf5` is not an HDF5 strain file"]
 
 
+def test_strain_upload_without_the_strain_extra_says_so_in_one_line(app_env: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "h5py", None)  # as if gwpy and h5py were not installed
+    monkeypatch.setitem(sys.modules, "gwpy.timeseries", None)
+    at = _app("predict")
+    at.file_uploader(key="strain_file").set_value(("x.hdf5", b"whatever", "application/x-hdf5"))
+    at.number_input(key="strain_gps").set_value(1e9).run()
+    assert not at.exception
+    assert _texts(at.error) == ["`x.hdf5`: reading strain files needs gwpy and h5py: pip install 'glitchnet[strain]'"]
+
+
 def test_bundled_samples_come_from_the_dataset(app_env: Path) -> None:
     at = _app("predict")
     at.multiselect[0].set_value(["Koi_Fish"]).run()
@@ -281,8 +288,8 @@ def test_bundled_samples_come_from_the_dataset(app_env: Path) -> None:
 
 
 def test_train_runs_in_background_and_evaluates(app_env: Path, tmp_path_factory: pytest.TempPathFactory,
-                                                monkeypatch: pytest.MonkeyPatch) -> None:
-    small = make_golden_kaggle(tmp_path_factory.mktemp("small"), classes=("Blip", "Koi_Fish", "Whistle"))
+                                                monkeypatch: pytest.MonkeyPatch, real: Path) -> None:
+    small = make_golden_kaggle(tmp_path_factory.mktemp("small"), real, classes=("Blip", "Koi_Fish", "Whistle"))
     monkeypatch.setenv("GLITCHNET_DATA", str(small))
     at = _app("train")
     at.number_input[0].set_value(1)
@@ -301,6 +308,19 @@ def test_train_runs_in_background_and_evaluates(app_env: Path, tmp_path_factory:
     use = [b for b in at.button if b.label == "Use this model on the Predict page"]
     use[0].click().run()
     assert at.session_state["model_source"] == "My training run"
+
+
+def test_train_form_starts_at_the_library_defaults(app_env: Path) -> None:
+    from glitchnet.config import AUGMENTATION_LABELS, FIRST_RUN_EPOCHS, VIEWS, TrainConfig
+
+    at = _app("train")
+    assert at.number_input[0].value == FIRST_RUN_EPOCHS and at.select_slider[0].value == TrainConfig.batch_size
+    assert [n.value for n in at.number_input[1:]] == [TrainConfig.lr, TrainConfig.weight_decay]
+    view = next(s for s in at.main.selectbox if s.label == "View (s)")
+    assert list(view.options) == list(VIEWS) and view.value == TrainConfig.view
+    augment = next(r for r in at.main.radio if r.label == "Augmentation")
+    assert list(augment.options) == list(AUGMENTATION_LABELS.values())
+    assert augment.value == TrainConfig.augment
 
 
 def test_hosted_mode_has_no_paths_and_no_training(app_env: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import streamlit as st
 from PIL import Image
-from test_app import REAL, _app, _texts, app_env, golden_dataset  # noqa: F401  (fixtures)
+from test_app import _app, _texts, app_env, golden_dataset  # noqa: F401  (fixtures)
 
 
 @pytest.fixture
@@ -53,11 +53,11 @@ def test_hosted_error_lines_carry_no_server_path(hosted: Path, golden_dataset: P
     assert _texts(at.error) == [f"Something went wrong: OSError: cannot open {golden_dataset.name}/train/Blip/x.png"]
 
 
-def test_hosted_budgets_are_refused_in_one_line_and_uploads_released(hosted: Path,
+def test_hosted_budgets_are_refused_in_one_line_and_uploads_released(hosted: Path, real: Path,
                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("GLITCHNET_MAX_FILES", "2")
-    blip = (REAL / "golden" / "Blip" / "blip-1.jpg").read_bytes()
-    bomb = _gif_frames(REAL / "golden" / "Whistle" / "whistle-2.gif", repeat=3)  # 12 frames
+    blip = (real / "golden" / "Blip" / "blip-1.jpg").read_bytes()
+    bomb = _gif_frames(real / "golden" / "Whistle" / "whistle-2.gif", repeat=3)  # 12 frames
     at = _app("predict")
     at.file_uploader[0].set_value([("bomb.gif", bomb, "image/gif"), ("blip-1.jpg", blip, "image/jpeg"),
                                    ("extra.jpg", blip, "image/jpeg")]).run()
@@ -75,8 +75,8 @@ def test_hosted_budgets_are_refused_in_one_line_and_uploads_released(hosted: Pat
     assert list(at.dataframe[0].value["name"]) == list(table["name"]) and len(at.warning) >= 2
 
 
-def test_upload_names_are_plain_text(app_env: Path) -> None:  # noqa: F811
-    blip = (REAL / "golden" / "Blip" / "blip-1.jpg").read_bytes()
+def test_upload_names_are_plain_text(app_env: Path, real: Path) -> None:  # noqa: F811
+    blip = (real / "golden" / "Blip" / "blip-1.jpg").read_bytes()
     name = "[click me](http://evil.example)=HYPERLINK.jpg"
     at = _app("predict")
     at.file_uploader[0].set_value([(name, blip, "image/jpeg")]).run()

@@ -199,6 +199,7 @@ def test_samples_are_whole_glitches_from_the_dataset(tmp_path):
 
 @pytest.mark.slow
 def test_strain_bytes_make_the_four_named_views(real):
+    pytest.importorskip("gwpy", reason="the strain extra (gwpy, h5py) is not installed")
     from glitchnet.strain import scan, scan_bytes
 
     path = real / "strain" / "H-H1_GWOSC_O3b_4KHZ_R1-1266281937-128.hdf5"
@@ -212,6 +213,7 @@ def test_strain_bytes_make_the_four_named_views(real):
 
 
 def test_strain_bytes_refuse_bad_input_in_one_line():
+    pytest.importorskip("h5py", reason="the strain extra (gwpy, h5py) is not installed")
     from glitchnet.strain import NotStrainError, scan_bytes
 
     with pytest.raises(NotStrainError, match="^notes.hdf5 is not an HDF5 strain file$"):
@@ -222,6 +224,7 @@ def test_strain_bytes_refuse_bad_input_in_one_line():
 
 @pytest.mark.slow
 def test_strain_bytes_gps_outside_the_file(real):
+    pytest.importorskip("gwpy", reason="the strain extra (gwpy, h5py) is not installed")
     from glitchnet.strain import GPSRangeError, scan_bytes
 
     path = real / "strain" / "H-H1_GWOSC_O3b_4KHZ_R1-1266281937-128.hdf5"

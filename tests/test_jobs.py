@@ -77,3 +77,15 @@ def test_one_line_keeps_the_first_line_and_names_foreign_errors():
     from glitchnet.images import ImageError
 
     assert one_line(ImageError("not an image file")) == "not an image file"
+
+
+def test_the_report_shows_only_the_classes_present():
+    from glitchnet.evaluate import compute_metrics, present_classes
+
+    classes = ["A", "B", "C", "D"]
+    metrics = compute_metrics([0, 0, 2, 2], [0, 3, 2, 2], classes)  # B never occurs; D only as a prediction
+    names, matrix, table = present_classes(metrics)
+    assert names == ["A", "C", "D"]
+    assert matrix == [[1, 0, 1], [0, 2, 0], [0, 0, 0]]
+    assert list(table["class"]) == names and list(table["support"]) == [2, 2, 0]
+    assert table.loc[table["class"] == "A", "recall"].item() == 0.5

@@ -1,5 +1,6 @@
 """Training: a short run learns, writes a self-describing checkpoint, and resumes to the same weights."""
 
+import dataclasses
 import threading
 
 import pytest
@@ -22,6 +23,7 @@ def _config(data, out, **kw):
     return TrainConfig(**base)
 
 
+@pytest.mark.slow
 def test_two_epochs_then_resume_gives_identical_weights(tiny, tmp_path):
     events = []
     full = train(_config(tiny, tmp_path / "full.pt", epochs=3), progress=events.append)
@@ -49,6 +51,7 @@ def test_two_epochs_then_resume_gives_identical_weights(tiny, tmp_path):
     assert full.metrics["validation"]["accuracy"] == pytest.approx(resumed.metrics["validation"]["accuracy"])
 
 
+@pytest.mark.slow
 def test_checkpoint_describes_itself(tiny, tmp_path):
     ckpt = train(_config(tiny, tmp_path / "m.pt", epochs=1, augment="none", view="1.0"))
     loaded = load_checkpoint(tmp_path / "m.pt")
@@ -60,6 +63,7 @@ def test_checkpoint_describes_itself(tiny, tmp_path):
     assert load_checkpoint(last_checkpoint_path(tmp_path / "m.pt")).training_state["history"]
 
 
+@pytest.mark.slow
 def test_training_is_reproducible(tiny, tmp_path):
     a = train(_config(tiny, tmp_path / "a.pt", epochs=1))
     b = train(_config(tiny, tmp_path / "b.pt", epochs=1))
@@ -67,6 +71,7 @@ def test_training_is_reproducible(tiny, tmp_path):
         assert torch.equal(a.state_dict[k], b.state_dict[k])
 
 
+@pytest.mark.slow
 def test_init_starts_from_a_checkpoint(tiny, tmp_path):
     first = train(_config(tiny, tmp_path / "first.pt", epochs=1))
     events = []
@@ -79,6 +84,7 @@ def test_init_starts_from_a_checkpoint(tiny, tmp_path):
     assert not torch.equal(tuned.state_dict[key], scratch_again.state_dict[key])  # another start
 
 
+@pytest.mark.slow
 def test_frequency_arch_starts_from_a_seed_checkpoint_and_names_itself(tiny, tmp_path):
     from glitchnet.checkpoint import CheckpointError
     from glitchnet.model import FrequencyGlitchNet
@@ -119,6 +125,7 @@ def test_precise_batchnorm_sets_the_statistics_of_the_images_and_leaves_the_weig
     assert int(bn.num_batches_tracked) == 2
 
 
+@pytest.mark.slow
 def test_training_validates_with_recomputed_statistics(tiny, tmp_path, monkeypatch):
     import glitchnet.train as train_module
 
@@ -130,3 +137,104 @@ def test_training_validates_with_recomputed_statistics(tiny, tmp_path, monkeypat
     calls.clear()
     train(_config(tiny, tmp_path / "q.pt", epochs=1, precise_bn=0))
     assert calls == []
+
+
+def test_load_data_decodes_both_splits_and_reports_progress(tiny):
+    from glitchnet.classes import CLASS_TO_INDEX
+    from glitchnet.train import load_data
+
+    events = []
+    data = load_data(_config(tiny, "unused.pt"), events.append)
+    assert data.x_train.shape == (18, 224, 224, 3) and str(data.x_train.dtype) == "uint8"
+    assert data.x_val.shape == (6, 224, 224, 3)
+    assert sorted(set(data.y_train.tolist())) == sorted(CLASS_TO_INDEX[c] for c in ("Blip", "Koi_Fish", "Power_Line"))
+    assert events[0].kind == "scan" and events[0].message == f"scanning {tiny}"
+    assert {e.message for e in events if e.kind == "cache"} == {"decoding train images", "decoding validation images"}
+
+
+def test_load_data_refuses_a_dataset_without_training_images(tmp_path):
+    from glitchnet.data import DatasetError
+    from glitchnet.train import load_data
+
+    data = make_kaggle(tmp_path / "d", per_split={"validation": 1}, durations=(1.0,))
+    with pytest.raises(DatasetError, match="no readable training images"):
+        load_data(_config(data, tmp_path / "m.pt"), lambda e: None)
+
+
+def test_evaluate_gives_the_cross_entropy_and_metrics_of_the_logits(tiny):
+    import numpy as np
+    from scipy.special import log_softmax
+
+    from glitchnet.evaluate import predict_logits
+    from glitchnet.model import GlitchNet
+    from glitchnet.train import evaluate, load_data
+
+    data = load_data(_config(tiny, "unused.pt"), lambda e: None)
+    torch.manual_seed(0)
+    model = GlitchNet(width=8).to(memory_format=torch.channels_last).eval()
+    loss, metrics = evaluate(model, data.x_val, data.y_val, torch.device("cpu"))
+    logits = predict_logits(model, data.x_val)
+    log_p = log_softmax(logits.astype(np.float64), axis=1)
+    assert loss == pytest.approx(-log_p[np.arange(len(data.y_val)), data.y_val].mean(), rel=1e-5)
+    assert metrics["n"] == 6 and metrics["accuracy"] == pytest.approx((logits.argmax(1) == data.y_val).mean())
+
+
+@pytest.mark.slow
+def test_start_or_resume_restores_the_run_state(tiny, tmp_path):
+    from glitchnet.checkpoint import CheckpointError, save_checkpoint
+    from glitchnet.train import build_training, start_or_resume
+
+    config = _config(tiny, tmp_path / "r.pt", epochs=2)
+    device = torch.device("cpu")
+    model, optimizer, scheduler, _ = build_training(config, device)
+    assert start_or_resume(config, model, optimizer, scheduler, lambda e: None).start_epoch == 1  # nothing to resume
+    train(_config(tiny, tmp_path / "r.pt", epochs=1))
+    last = load_checkpoint(last_checkpoint_path(tmp_path / "r.pt"))
+    events = []
+    resumed = dataclasses.replace(config, resume=True)
+    model, optimizer, scheduler, _ = build_training(resumed, device)
+    run = start_or_resume(resumed, model, optimizer, scheduler, events.append)
+    assert run.start_epoch == 2 and [h["epoch"] for h in run.history] == [1]
+    assert run.best_val == last.training_state["best_val_accuracy"]
+    assert torch.equal(model.state_dict()["conv1.weight"], last.state_dict["conv1.weight"])
+    assert scheduler.last_epoch == 1 and events[-1].message == "resuming after epoch 1"
+    save_checkpoint(dataclasses.replace(last, training_state=None), last_checkpoint_path(tmp_path / "r.pt"))
+    with pytest.raises(CheckpointError, match="no training state"):
+        start_or_resume(resumed, model, optimizer, scheduler, lambda e: None)
+
+
+def test_make_train_loader_batches_uint8_images_and_reshuffles_each_epoch():
+    import numpy as np
+
+    from glitchnet.train import TrainingData, make_train_loader
+
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (10, 224, 224, 3), dtype=np.uint8)
+    labels = np.arange(10) % 3
+    data = TrainingData(images, labels, images[:0], labels[:0])
+    loader, sampler = make_train_loader(_config("d", "m.pt", batch_size=4, augment="none"), data, torch.device("cpu"))
+    assert len(loader) == 2  # the last, partial batch is dropped
+    sampler.set_epoch(1)
+    first = [y.tolist() for _, y in loader]
+    x, _ = next(iter(loader))
+    assert x.dtype == torch.uint8 and tuple(x.shape) == (4, 224, 224, 3)
+    sampler.set_epoch(2)
+    assert [y.tolist() for _, y in loader] != first
+    sampler.set_epoch(1)
+    assert [y.tolist() for _, y in loader] == first  # the order depends only on (seed, epoch): resumable
+
+
+def test_save_epoch_keeps_the_best_checkpoint_and_always_the_resumable_state(tmp_path):
+    from glitchnet.train import RunState, build_training, save_epoch
+
+    config = _config("d", tmp_path / "m.pt", epochs=2, width=8)
+    model, optimizer, scheduler, _ = build_training(config, torch.device("cpu"))
+    run = RunState()
+    for epoch, val_acc in ((1, 0.5), (2, 0.25)):
+        run.history.append({"epoch": epoch, "val_accuracy": val_acc})
+        save_epoch(config, model, optimizer, scheduler, run, epoch, {"accuracy": val_acc})
+    best, last = load_checkpoint(tmp_path / "m.pt"), load_checkpoint(last_checkpoint_path(tmp_path / "m.pt"))
+    assert best.epoch == 1 and best.metrics["validation"]["accuracy"] == 0.5 and best.training_state is None
+    assert last.epoch == 2 and last.training_state["best_val_accuracy"] == 0.5 and run.best_val == 0.5
+    assert run.best.epoch == 1 and set(last.training_state) == {"optimizer", "scheduler", "history",
+                                                                "best_val_accuracy"}
