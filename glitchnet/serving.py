@@ -107,7 +107,8 @@ class Upload:
 
     name: str
     data: bytes
-    frames: int = 1
+    frames: int | None = None
+    """Frames to classify; None: no per-visitor cap (the image reader's own applies)."""
     index: int = 0
     """Its place in the batch as uploaded."""
 
@@ -136,7 +137,7 @@ def admit(files: Sequence[tuple[str, bytes]], budget: Budget) -> Admission:
     its own) and taken in upload order; a glitch that would pass the file count or the total size is left out whole
     (a later, smaller one may still fit). Each limit that left files out adds one line naming the limit, what was
     classified and what was left out. A file with more frames than ``budget.frames`` keeps its first frames, with
-    one line saying so; the rest are never decoded.
+    one line saying so; the rest are never decoded. ``budget.frames`` 0 sets no per-visitor frame cap.
     """
     from .glitches import cap_files, group_files
 
@@ -166,6 +167,9 @@ def admit(files: Sequence[tuple[str, bytes]], budget: Budget) -> Admission:
     uploads = []
     for i in kept:
         name, data = files[i]
+        if not budget.frames:  # no per-visitor frame cap
+            uploads.append(Upload(name, data, None, i))
+            continue
         frames = count_frames(data, budget.frames)
         if frames > budget.frames:
             notes.append(f"{name} has more than {budget.frames} frames, the most this server classifies per file: "

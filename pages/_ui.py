@@ -361,7 +361,7 @@ def server_budget() -> Budget:
 def budget() -> Budget:
     """Limits for this visitor's batches: the server's on a hosted deployment; only the queue's on a local run."""
     limits = server_budget()
-    return limits if hosted() else replace(limits, batch_mb=2**30, files=2**30, frames=2**30)
+    return limits if hosted() else replace(limits, batch_mb=2**30, files=2**30, frames=0)
 
 
 def _session_alive(session: str) -> bool:

@@ -90,6 +90,8 @@ def test_frames_beyond_the_cap_are_not_classified():
     result = admit([("golden.gif", gif(4)), ("apng-bomb.gif", gif(12)), ("still.png", b"not an image")],
                    Budget(frames=4))
     assert [(u.name, u.frames) for u in result.kept] == [("golden.gif", 4), ("apng-bomb.gif", 4), ("still.png", 1)]
+    local = admit([("bomb.gif", gif(12))], Budget(frames=0))  # no per-visitor cap: nothing counted, nothing said
+    assert [(u.name, u.frames) for u in local.kept] == [("bomb.gif", None)] and local.notes == []
     assert result.notes == ["apng-bomb.gif has more than 4 frames, the most this server classifies per file: only "
                             "its first 4 are classified."]
 
