@@ -58,6 +58,12 @@ def _status_kb(pid: int, field: str) -> int:
     return total
 
 
+def cpu_s(pid: int) -> float:
+    """CPU time (user + system) the process has used so far, s."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def _children(pid: int) -> list[int]:
     try:
         return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
@@ -191,12 +197,14 @@ async def run(args: argparse.Namespace) -> int:
             page = await open_page(context, f"{url}/predict", args.wait)
             await upload(page, gifs[-1], args.wait)  # warm-up upload (Grad-CAM's first use), not counted
             serial = []
+            cpu0 = cpu_s(proc.pid)
             for k in range(n):
                 serial.append(await upload(page, gifs[k % len(gifs)], args.wait))
+            serial_cpu = cpu_s(proc.pid) - cpu0
             await context.close()
             serial_total = sum(serial)
             print(f"baseline, {n} uploads one after another: median {statistics.median(serial):.2f} s per upload, "
-                  f"total {serial_total:.1f} s")
+                  f"total {serial_total:.1f} s; server CPU {serial_cpu:.1f} s")
 
             # 2. the crowd: n visitors upload at once; a reader loads Home while they wait
             contexts = [await browser.new_context(viewport={"width": 1280, "height": 900}) for _ in range(n)]
@@ -222,9 +230,9 @@ async def run(args: argparse.Namespace) -> int:
                         errors.append(f"home: {str(exc).splitlines()[0][:160]}")
                 return times
 
-            crowd_start = time.monotonic()
+            crowd_start, cpu0 = time.monotonic(), cpu_s(proc.pid)
             results = await asyncio.gather(*(visitor(k) for k in range(n)), reader())
-            crowd_s = time.monotonic() - crowd_start
+            crowd_s, crowd_cpu = time.monotonic() - crowd_start, cpu_s(proc.pid) - cpu0
             latencies = [r for r in results[:n] if r is not None]
             home = results[n]
             for c in contexts:
@@ -234,7 +242,8 @@ async def run(args: argparse.Namespace) -> int:
                 p95 = percentile(latencies, 0.95)
                 print(f"crowd, {n} visitors uploading at once: upload -> verdict p50 "
                       f"{percentile(latencies, 0.5):.1f} s, p95 {p95:.1f} s, max {max(latencies):.1f} s "
-                      f"(all done in {crowd_s:.1f} s); p95 / one-after-another total = {p95 / serial_total:.2f}")
+                      f"(all done in {crowd_s:.1f} s; server CPU {crowd_cpu:.1f} s, with the Home loads); "
+                      f"p95 / one-after-another total = {p95 / serial_total:.2f}")
             if home:
                 print(f"Home page while the queue is busy: {', '.join(f'{h:.1f}' for h in home)} s "
                       f"(max {max(home):.1f} s; idle {idle_home:.1f} s)")
