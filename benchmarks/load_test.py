@@ -1,7 +1,8 @@
 """Many visitors at once against `streamlit run` on loopback: upload -> verdict, Home while busy, server RSS, errors.
 
 Starts the app as a public server (``GLITCHNET_HOSTED=1``) and drives it with headless Chromium (Playwright, Debian's
-``/usr/bin/chromium``), one browser context (one Streamlit session) per visitor:
+``/usr/bin/chromium``, run at nice 19 so that the browser standing in for the visitors' own machines takes only
+the CPU the server leaves), one browser context (one Streamlit session) per visitor:
 
 1. baseline: one visitor uploads the same golden GIFs (four views each) one after another;
 2. crowd: ``--visitors`` visitors upload one GIF each at the same moment, while a reader reloads the Home page;
@@ -116,6 +117,17 @@ def start_server(model: Path, data: Path, log: Path) -> tuple[subprocess.Popen, 
     raise TimeoutError("streamlit did not answer within 120 s")
 
 
+def chromium_at_nice(nice: int, folder: Path) -> Path:
+    """Chromium started at a lower CPU priority (``nice``): visitors' browsers run on their own machines, here they
+    share the server's cores, and the figures should be the server's. 0 runs it as it is."""
+    if nice <= 0:
+        return CHROMIUM
+    wrapper = folder / "chromium"
+    wrapper.write_text(f'#!/bin/sh\nexec nice -n {int(nice)} {CHROMIUM} "$@"\n')
+    wrapper.chmod(0o755)
+    return wrapper
+
+
 async def wait_drawn(page, wait_s: float) -> None:
     """Until the script has finished and every image on the page has loaded."""
     await page.wait_for_selector('[data-testid="stStatusWidget"]', state="detached", timeout=wait_s * 1000)
@@ -187,7 +199,8 @@ async def run(args: argparse.Namespace) -> int:
     deadline = time.monotonic() + args.time_limit
     try:
         async with async_playwright() as p:
-            browser = await p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+            browser = await p.chromium.launch(executable_path=str(chromium_at_nice(args.browser_nice, log.parent)),
+                                              headless=True, args=CHROMIUM_ARGS)
             # warm-up: the first visit loads the model and scans the dataset
             idle_home = await home_latency(browser, url, args.wait)
             idle_home = await home_latency(browser, url, args.wait)
@@ -303,6 +316,8 @@ def main() -> int:
     parser.add_argument("--home-reads", type=int, default=3, help="Home page loads while the queue is busy")
     parser.add_argument("--wait", type=float, default=300.0, help="longest wait for one page or verdict, s")
     parser.add_argument("--time-limit", type=float, default=1800.0, help="the whole run stops after this, s")
+    parser.add_argument("--browser-nice", type=int, default=19,
+                        help="CPU priority of the browser standing in for the visitors (0: the same as the server)")
     parser.add_argument("--model", type=Path, default=ROOT / "models" / "glitchnet.pt")
     parser.add_argument("--data", type=Path, default=REAL / "golden", help="dataset the server shows")
     args = parser.parse_args()
@@ -310,7 +325,7 @@ def main() -> int:
         print(f"{CHROMIUM} not found: apt-get install chromium", file=sys.stderr)
         return 2
     print(f"{os.cpu_count()} CPU cores, load average {os.getloadavg()[0]:.1f} at start; {args.visitors} visitors, "
-          f"{args.soak}-upload soak")
+          f"{args.soak}-upload soak; browser at nice {args.browser_nice}")
     return asyncio.run(run(args))
 
 
