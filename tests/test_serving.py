@@ -54,10 +54,10 @@ def test_budget_defaults_environment_and_bad_values():
         Budget.from_env({"GLITCHNET_MAX_FRAMES": "0"})
 
 
-def test_readme_lists_every_setting():
+def test_readme_lists_every_setting_with_its_default():
     text = README.read_text()
     for setting in SETTINGS.values():
-        assert f"`{setting.env}`" in text, setting.env
+        assert f"| `{setting.env}` | {setting.default} |" in text, setting.env
 
 
 def test_file_cap_keeps_whole_glitches_and_says_what_was_kept():
