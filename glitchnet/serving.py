@@ -17,6 +17,8 @@ from typing import Any
 
 from PIL import Image
 
+from .glitches import cap_files, group_files
+
 # ------------------------------------------------------------------------------------------------------ budgets
 
 
@@ -139,8 +141,6 @@ def admit(files: Sequence[tuple[str, bytes]], budget: Budget) -> Admission:
     classified and what was left out. A file with more frames than ``budget.frames`` keeps its first frames, with
     one line saying so; the rest are never decoded. ``budget.frames`` 0 sets no per-visitor frame cap.
     """
-    from .glitches import cap_files, group_files
-
     names = [name for name, _ in files]
     within_count, _ = cap_files(names, budget.files)
     counted = set(within_count)
