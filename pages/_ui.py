@@ -24,7 +24,7 @@ from glitchnet.data import DatasetError, DatasetScan, scan_dataset
 from glitchnet.glitches import Glitch, View
 from glitchnet.inference import Predictor, default_model_path
 from glitchnet.jobs import TrainingJob, job_for, one_line
-from glitchnet.serving import Budget, BudgetError, InferenceQueue, Upload, admit, scrub_paths
+from glitchnet.serving import Budget, BudgetError, InferenceQueue, Ticket, Upload, admit, scrub_paths
 
 LOG = logging.getLogger("glitchnet.app")
 APP_ROOT = Path(__file__).resolve().parents[1]
@@ -341,12 +341,22 @@ def file_digest(data: bytes) -> str:
     return hashlib.blake2b(data, digest_size=16).hexdigest()
 
 
-@st.cache_data(show_spinner=False, max_entries=16, ttl=3600)
-def strain_views(filename: str, digest: str, gps: float, _data: bytes) -> list[View]:
-    """The four views of a strain file at a GPS time (``strain.scan_bytes``), decoded; cached per file and time."""
+def _scan_views(filename: str, gps: float, data: bytes) -> list[View]:
     from glitchnet.strain import scan_bytes
 
-    return [v for name, image in scan_bytes(_data, gps, filename).items() for v in Predictor.decode(name, image)]
+    return [v for name, image in scan_bytes(data, gps, filename).items() for v in Predictor.decode(name, image)]
+
+
+def strain_views(filename: str, digest: str, gps: float, data: bytes) -> list[View]:
+    """The four views of a strain file at a GPS time (``strain.scan_bytes``), decoded: scanned on the server's queue
+    (the scan is the heaviest step a visitor can ask for) and kept in the session for the last file and time."""
+    kept = st.session_state.setdefault("strain_scan", {})
+    key = (filename, digest, float(gps))
+    if key not in kept:
+        views = run_queued(partial(_scan_views, filename, float(gps), data), "Scanning the strain")
+        kept.clear()
+        kept[key] = views
+    return kept[key]
 
 
 # ------------------------------------------------------------------------------------------------------ serving
@@ -415,6 +425,44 @@ def _classify_glitch(predictor: Predictor, uploads: Sequence[Upload]) -> list[Gl
     return predictor.classify([v for u in uploads for v in Predictor.decode(u.name, u.data, max_frames=u.frames)])
 
 
+def _wait(ticket: Ticket, doing: str) -> None:
+    """Wait for a ticket, showing the visitor their place in line, then their progress."""
+    bar = st.progress(0.0, text="Waiting for the model…")
+    shown, polls = None, 0
+    while not ticket.wait(0.3):
+        polls += 1
+        ahead = ticket.position()
+        if ticket.done == 0 and ahead > 0:
+            now = (0.0, f"Your request is {_ordinal(ahead + 1)} in line: the server works on one glitch of each "
+                        "visitor in turn.")
+        else:
+            now = (ticket.done / max(1, ticket.total), f"{doing}: {ticket.done} of {ticket.total} done")
+        if now != shown or polls % 6 == 0:  # a message when the line moved, and now and then: a rerun or a
+            bar.progress(*now)                # closed tab interrupts the script only at a Streamlit call
+            shown = now
+    bar.empty()
+
+
+def run_queued(work: Callable[[], T], doing: str) -> T:
+    """Run ``work`` as one step on the server's queue and return its result here; its exception is raised here, so
+    the page reports it as it would have in its own thread."""
+
+    def captured() -> tuple[T | None, Exception | None]:
+        try:
+            return work(), None
+        except Exception as exc:
+            return None, exc
+
+    ticket = inference_queue().submit(session_id(), [captured])
+    _wait(ticket, doing)
+    if ticket.state != "done":
+        raise BudgetError(f"{doing.lower()} stopped: {ticket.error or 'the request was cancelled'}")
+    result, error = ticket.results[0]
+    if error is not None:
+        raise error
+    return result
+
+
 def _ordinal(n: int) -> str:
     return f"{n}{'th' if 10 <= n % 100 <= 20 else {1: 'st', 2: 'nd', 3: 'rd'}.get(n % 10, 'th')}"
 
@@ -458,21 +506,7 @@ def classify_batch(predictor: Predictor, files: list[tuple[str, bytes]], views: 
     if batch.glitches is not None:
         return batch
     ticket = batch.ticket
-    bar = st.progress(0.0, text="Waiting for the model…")
-    shown, polls = None, 0
-    while not ticket.wait(0.3):
-        polls += 1
-        ahead = ticket.position()
-        if ticket.done == 0 and ahead > 0:
-            now = (0.0, f"Your batch is {_ordinal(ahead + 1)} in line: the server classifies one glitch of each batch "
-                        "in turn.")
-        else:
-            now = (ticket.done / max(1, ticket.total), f"Classifying your glitches: {ticket.done} of {ticket.total} "
-                                                       "done")
-        if now != shown or polls % 6 == 0:  # a message when the line moved, and now and then: a rerun or a
-            bar.progress(*now)                # closed tab interrupts the script only at a Streamlit call
-            shown = now
-    bar.empty()
+    _wait(ticket, "Classifying your glitches")
     batch.ticket = None
     if ticket.state != "done":
         st.session_state.pop("predict_batch", None)

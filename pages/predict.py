@@ -14,7 +14,7 @@ from glitchnet.classes import CLASSES, INFO_BY_NAME
 from glitchnet.glitches import Glitch, View, example_glitches, glitch_key, random_glitch, results_table
 from glitchnet.inference import Prediction, format_probability, overlay
 from glitchnet.jobs import one_line
-from glitchnet.serving import csv_bytes, plain
+from glitchnet.serving import BudgetError, csv_bytes, plain
 from glitchnet.strain import StrainError
 from pages import _ui as ui
 
@@ -101,7 +101,7 @@ def strain_inputs(batch: Batch) -> None:
             with st.spinner("Scanning the strain (whitening and Q transform)…"):
                 batch.strain = ui.strain_views(upload.name, ui.file_digest(data), float(gps), data)
             batch.strain_key = f"{upload.name}:{ui.file_digest(data)}@{gps}"
-        except StrainError as exc:  # one line, fit for a user, by contract
+        except (StrainError, BudgetError) as exc:  # one line, fit for a user, by contract
             text = str(exc)  # one line, fit for a user, by contract; the file's name shown as plain text
             st.error(text.replace(upload.name, plain(upload.name)) if upload.name in text
                      else f"{plain(upload.name)}: {text}")
