@@ -9,6 +9,7 @@ import io
 import os
 import re
 import threading
+import time
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, fields
@@ -197,6 +198,10 @@ class Ticket:
     state: str = "queued"
     """"queued", "running" (some steps done or one in progress), "done", "cancelled" or "failed"."""
     error: str | None = None
+    submitted_at: float = field(default_factory=time.monotonic)
+    started_at: float | None = None
+    """When its first step began (``time.monotonic``)."""
+    finished_at: float | None = None
     _queue: InferenceQueue | None = field(default=None, repr=False)
     _finished: threading.Event = field(default_factory=threading.Event, repr=False)
     _busy: bool = field(default=False, repr=False)
@@ -208,6 +213,16 @@ class Ticket:
     @property
     def finished(self) -> bool:
         return self._finished.is_set()
+
+    @property
+    def waited_s(self) -> float | None:
+        """Seconds in line before its first step began."""
+        return None if self.started_at is None else self.started_at - self.submitted_at
+
+    @property
+    def took_s(self) -> float | None:
+        """Seconds from submission to the end (in line and served)."""
+        return None if self.finished_at is None else self.finished_at - self.submitted_at
 
     def position(self) -> int:
         """Batches ahead of this one in line (0: being served, or next); 0 once finished."""
@@ -309,6 +324,7 @@ class InferenceQueue:
     def _finish(self, ticket: Ticket, state: str, error: str | None = None) -> None:
         ticket.state, ticket.error = state, error
         ticket.steps = [None] * len(ticket.steps)  # release the inputs (uploaded bytes) at once
+        ticket.finished_at = time.monotonic()
         ticket._finished.set()
 
     def _next(self) -> tuple[Ticket, int, Callable[[], Any]] | None:
@@ -324,6 +340,8 @@ class InferenceQueue:
             step = ticket.steps[index]
             ticket.steps[index] = None
             ticket._busy, ticket.state = True, "running"
+            if ticket.started_at is None:
+                ticket.started_at = time.monotonic()
             return ticket, index, step
         return None
 

@@ -418,6 +418,9 @@ class Classification:
     glitches: list[Glitch] | None = None
     n_files: int = 0
     """Files classified (a strain scan counts as one)."""
+    took_s: float = 0.0
+    """Seconds from submission to the last glitch classified, of which ``waited_s`` in line."""
+    waited_s: float = 0.0
 
 
 def _classify_glitch(predictor: Predictor, uploads: Sequence[Upload]) -> list[Glitch]:
@@ -513,6 +516,7 @@ def classify_batch(predictor: Predictor, files: list[tuple[str, bytes]], views: 
         st.error("Classification stopped: " + public(ticket.error or "the batch was cancelled") + ".")
         return None
     batch.glitches = [g for found in ticket.results for g in found]
+    batch.took_s, batch.waited_s = ticket.took_s or 0.0, ticket.waited_s or 0.0
     if release is not None:
         release()
     return batch

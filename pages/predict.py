@@ -284,6 +284,7 @@ def main() -> None:
     shown = glitches[first:first + GLITCHES_PER_PAGE]
     st.caption(f"{len(glitches)} glitch(es) from {done.n_files} file(s)"
                + (f"; glitches {first + 1}–{first + len(shown)} on this page" if pages > 1 else ""))
+    st.caption(f"Classified in {done.took_s:.1f} s, {done.waited_s:.1f} s of it in line.")
     labels = st.session_state.setdefault(LABELS_KEY, {})
     for glitch in shown:
         card(glitch, predictor.classes, volunteer, opacity, labels, batch.truth)

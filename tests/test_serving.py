@@ -136,6 +136,7 @@ def test_round_robin_places_in_line_and_results():
     assert log == ["a0", "b0", "c0", "a1", "c1", "a2"]  # bob's one file waits for one step, not for alice's batch
     assert big.results == ["a0", "a1", "a2"] and small.results == ["b0"] and late.state == "done"
     assert big.finished and big.wait(0) and big.position() == 0 and q.waiting() == 0
+    assert 0 <= late.waited_s <= late.took_s and big.started_at <= small.started_at <= late.started_at
 
 
 def test_per_visitor_and_server_limits():
