@@ -155,17 +155,20 @@ def open_image(source: Source, frame: int = 0) -> Image.Image:
     return _checked_rgb(_open(source, frame))
 
 
-def open_frames(source: Source) -> list[Image.Image]:
+def open_frames(source: Source, max_frames: int | None = None) -> list[Image.Image]:
     """Every frame of an image as RGB, in one pass over the file: one frame for most images, the 0.5/1/2/4 s views of
     a golden GIF. Equal to ``open_image(source, k)`` for each ``k``, without reopening (and re-decoding the frames
-    before ``k``, which a GIF needs) for every frame."""
+    before ``k``, which a GIF needs) for every frame. With ``max_frames``, later frames are never decoded."""
     img = _open(source)
     frames = [_checked_rgb(img)]
-    for k in range(1, getattr(img, "n_frames", 1)):
+    count = getattr(img, "n_frames", 1) if max_frames is None else max_frames
+    for k in range(1, count):
         try:
             img.seek(k)
             img.load()
-        except (OSError, SyntaxError, ValueError, EOFError) as exc:
+        except EOFError:  # fewer frames than ``max_frames``
+            break
+        except (OSError, SyntaxError, ValueError) as exc:
             raise ImageError(f"frame {k} of the image is damaged ({str(exc).splitlines()[0][:80]})") from None
         frames.append(_checked_rgb(img))
     return frames

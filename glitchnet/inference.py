@@ -190,14 +190,15 @@ class Predictor:
     # ------------------------------------------------------------------------------------ glitches, explained
 
     @staticmethod
-    def decode(name: str, source: Source) -> list[View]:
-        """Every view in one file, decoded once: one ``View`` per frame (a golden GIF holds a glitch's four views),
-        or one ``View`` with ``error`` set when the file cannot be read."""
+    def decode(name: str, source: Source, max_frames: int | None = None) -> list[View]:
+        """Every view in one file (its first ``max_frames`` frames, if given), decoded once: one ``View`` per frame
+        (a golden GIF holds a glitch's four views), or one ``View`` with ``error`` set when the file cannot be
+        read."""
         if isinstance(source, (str, os.PathLike)) and Path(source).is_file():
             source = Path(source).read_bytes()  # one read from disk, whatever the number of frames
         _, _, duration = parse_name(name)
         try:
-            frames = open_frames(source)
+            frames = open_frames(source, max_frames)
         except ImageError as exc:
             return [View(name=name, file=name, duration_s=duration, error=str(exc))]
         views = []
