@@ -48,7 +48,7 @@ def test_hosted_error_lines_carry_no_server_path(hosted: Path, golden_dataset: P
     def boom(*args: object, **kwargs: object) -> None:
         raise OSError(f"cannot open {golden_dataset}/train/Blip/x.png")
 
-    monkeypatch.setattr(sys.modules["pages._ui"], "examples_by_class", boom)
+    monkeypatch.setattr(sys.modules["pages._ui"], "current_scan", boom)
     at = _app()
     assert _texts(at.error) == [f"Something went wrong: OSError: cannot open {golden_dataset.name}/train/Blip/x.png"]
 
