@@ -18,6 +18,8 @@ import numpy as np
 import torch
 from PIL import Image, ImageFile, UnidentifiedImageError
 
+from .errors import GlitchNetError, first_line
+
 INPUT_SIZE = 224
 """Side of the square model input, pixels."""
 
@@ -49,7 +51,7 @@ Image.MAX_IMAGE_PIXELS = MAX_PIXELS
 ImageFile.LOAD_TRUNCATED_IMAGES = False
 
 
-class ImageError(ValueError):
+class ImageError(GlitchNetError):
     """An input that cannot be turned into a spectrogram; the message is one line, fit for a user."""
 
 
@@ -183,7 +185,7 @@ def open_image(source: Source, frame: int = 0) -> Image.Image:
         except UnidentifiedImageError:
             raise ImageError("not an image file (or a format Pillow cannot read)") from None
         except (OSError, SyntaxError, ValueError, EOFError) as exc:
-            raise ImageError(f"the image is damaged or truncated ({str(exc).splitlines()[0][:80]})") from None
+            raise ImageError(f"the image is damaged or truncated ({first_line(str(exc), 80)})") from None
     if min(img.size) < MIN_SIDE:
         raise ImageError(f"the image is {img.size[0]}x{img.size[1]} pixels, too small to be a spectrogram")
     return _to_rgb(img)

@@ -24,6 +24,8 @@ import numpy as np
 from PIL import Image
 from scipy import signal
 
+from .errors import GlitchNetError, first_line
+from .files import write_bytes_atomic
 from .simulate.noise import SAMPLE_RATE_HZ
 from .simulate.render import encode_png, omega_views
 
@@ -43,7 +45,7 @@ MIN_SAMPLE_RATE_HZ = 4096.0
 """Lowest sample rate whose Nyquist frequency reaches the top of Gravity Spy's 10-2048 Hz axis, Hz."""
 
 
-class StrainError(ValueError):
+class StrainError(GlitchNetError):
     """A strain file or GPS time that cannot be scanned; the message is one line, fit for a user."""
 
 
@@ -100,7 +102,7 @@ def read_strain(strain_file: str | os.PathLike) -> tuple[np.ndarray, float, floa
     try:
         ts = TimeSeries.read(path, channel, format=fmt) if channel else TimeSeries.read(path, format=fmt)
     except Exception as exc:  # gwpy raises many types for malformed files
-        raise NotStrainError(f"cannot read strain from {path.name}: {str(exc).splitlines()[0][:100]}") from None
+        raise NotStrainError(f"cannot read strain from {path.name}: {first_line(str(exc), 100)}") from None
     name = str(ts.name or channel or "")
     ifo = name.split(":")[0] if ":" in name else None
     return np.asarray(ts.value, dtype=np.float64), float(ts.t0.value), float(ts.sample_rate.value), ifo
@@ -217,7 +219,5 @@ def scan(strain_file: str | os.PathLike, gps: float, out_dir: str | os.PathLike 
         label = f"{int(round(float(gps) * 1000))}"
         for d, a in views.items():
             path = out / f"{ifo}_{label}_spectrogram_{d:.1f}.png"
-            tmp = path.with_name(f".{path.name}.tmp")
-            tmp.write_bytes(encode_png(a))
-            os.replace(tmp, path)
+            write_bytes_atomic(path, encode_png(a))
     return {d: Image.fromarray(a, "RGBA") for d, a in views.items()}

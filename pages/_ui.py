@@ -22,10 +22,11 @@ from streamlit.runtime.scriptrunner import get_script_run_ctx
 from glitchnet.checkpoint import CheckpointError
 from glitchnet.classes import DURATIONS_S
 from glitchnet.data import DatasetError, DatasetScan, scan_dataset
+from glitchnet.errors import GlitchNetError, one_line
 from glitchnet.images import INPUT_SIZE, n_frames, viridis_fraction
 from glitchnet.inference import Prediction, Predictor, default_model_path
 
-from ._jobs import TrainingJob, job_for, one_line
+from ._jobs import TrainingJob, job_for
 
 LOG = logging.getLogger("glitchnet.app")
 APP_ROOT = Path(__file__).resolve().parents[1]
@@ -49,9 +50,12 @@ def session_id() -> str:
 
 
 def guard(body: Callable[[], None]) -> None:
-    """Run a page body; an unexpected exception becomes a one-line error, the traceback goes to the server log."""
+    """Run a page body; any exception becomes a one-line error (GlitchNet's own errors by their message alone), and
+    an unexpected one's traceback goes to the server log."""
     try:
         body()
+    except GlitchNetError as exc:  # bad input GlitchNet recognised: its message is the whole story
+        st.error(one_line(exc))
     except Exception as exc:
         LOG.exception("page failed")
         st.error(f"Something went wrong: {one_line(exc)}")

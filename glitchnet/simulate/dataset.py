@@ -17,6 +17,7 @@ import numpy as np
 from PIL import Image
 
 from ..classes import CLASSES, DURATIONS_S, class_index
+from ..files import atomic_open, write_bytes_atomic
 from .glitches import MODEL_BY_LABEL, Canvas
 from .noise import SAMPLE_RATE_HZ, SEGMENT_S, colour, whiten
 from .render import encode_png, omega_views
@@ -251,20 +252,16 @@ def _run_job(root: str, job: _Job) -> dict:
         views, row = _glitch_rgba(job.label, job.seed, None)
         for d, path in paths.items():
             path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-            tmp.write_bytes(encode_png(views[d]))
-            os.replace(tmp, path)
+            write_bytes_atomic(path, encode_png(views[d]))
     return {"gravityspy_id": job.gravityspy_id, "sample_type": job.split, **row}
 
 
 def _write_metadata(root: Path, rows: Iterable[dict]) -> None:
-    tmp = root / ".metadata.csv.tmp"
-    with tmp.open("w", newline="") as fh:
+    with atomic_open(root / "metadata.csv", "w", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=list(METADATA_COLUMNS), lineterminator="\n")
         writer.writeheader()
         for row in rows:
             writer.writerow({k: row[k] for k in METADATA_COLUMNS})
-    os.replace(tmp, root / "metadata.csv")
 
 
 def simulate_dataset(out_dir: str | os.PathLike, n_glitches: int | None = None, per_class: int | None = None,
