@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import os
 import warnings
+from collections.abc import Iterator
 from functools import lru_cache
 from pathlib import Path
 from typing import Union
@@ -44,6 +45,11 @@ MAX_PIXELS = 40_000_000
 
 MIN_SIDE = 32
 """Refuse images smaller than this on either side: no spectrogram survives that."""
+
+MAX_FRAMES = 16
+"""Most frames read from one file; later frames are never decoded. A golden Gravity Spy GIF has 4 (one per view), so
+this is generous for real files and bounds a frame bomb (a small GIF of a thousand frames) to 16 decodes. A hosted
+server may pass a lower ``max_frames``."""
 
 Source = Union[str, os.PathLike, bytes, "io.BufferedIOBase", Image.Image]
 
@@ -144,51 +150,106 @@ def row_of_frequency(frequency_hz: np.ndarray | float, height: int) -> np.ndarra
 # ------------------------------------------------------------------------------------------------------ reading
 
 
-def open_image(source: Source, frame: int = 0) -> Image.Image:
-    """Open a file path, bytes, file object or PIL image as an RGB image, with one-line errors for bad input.
-
-    ``frame`` picks the frame of a multi-frame GIF (Gravity Spy's golden GIFs hold the 0.5/1/2/4 s views in order).
-    """
-    if isinstance(source, Image.Image):
-        img = source
+def _open(source: Source) -> Image.Image:
+    """Open (not decode) a file path, bytes or file object, refusing empty files and decompression bombs."""
+    if isinstance(source, (bytes, bytearray)):
+        if len(source) == 0:
+            raise ImageError("the file is empty")
+        fh = io.BytesIO(source)
+    elif isinstance(source, (str, os.PathLike)):
+        path = Path(source)
+        if not path.is_file():
+            raise ImageError(f"no such file: {path}")
+        if path.stat().st_size == 0:
+            raise ImageError("the file is empty")
+        fh = path.open("rb")
     else:
-        if isinstance(source, (bytes, bytearray)):
-            if len(source) == 0:
-                raise ImageError("the file is empty")
-            fh = io.BytesIO(source)
-        elif isinstance(source, (str, os.PathLike)):
-            path = Path(source)
-            if not path.is_file():
-                raise ImageError(f"no such file: {path}")
-            if path.stat().st_size == 0:
-                raise ImageError("the file is empty")
-            fh = path.open("rb")
-        else:
-            fh = source
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("error", Image.DecompressionBombWarning)
-                img = Image.open(fh)
-                w, h = img.size
-                if w * h > MAX_PIXELS:
-                    raise ImageError(f"the image declares {w}x{h} pixels, more than the {MAX_PIXELS:,} allowed")
-                if frame:
-                    n = getattr(img, "n_frames", 1)
-                    if frame >= n:
-                        raise ImageError(f"frame {frame} requested but the image has {n} frame(s)")
-                    img.seek(frame)
-                img.load()
-        except ImageError:
-            raise
-        except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-            raise ImageError(f"the image declares more than {MAX_PIXELS:,} pixels (a decompression bomb?)") from None
-        except UnidentifiedImageError:
-            raise ImageError("not an image file (or a format Pillow cannot read)") from None
-        except (OSError, SyntaxError, ValueError, EOFError) as exc:
-            raise ImageError(f"the image is damaged or truncated ({first_line(str(exc), 80)})") from None
+        fh = source
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            img = Image.open(fh)
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise ImageError(f"the image declares more than {MAX_PIXELS:,} pixels (a decompression bomb?)") from None
+    except UnidentifiedImageError:
+        raise ImageError("not an image file (or a format Pillow cannot read)") from None
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:
+        raise ImageError(f"the image is damaged or truncated ({first_line(str(exc), 80)})") from None
+    w, h = img.size
+    if w * h > MAX_PIXELS:
+        raise ImageError(f"the image declares {w}x{h} pixels, more than the {MAX_PIXELS:,} allowed")
+    return img
+
+
+def _decoded(img: Image.Image) -> Image.Image:
+    """Decode the current frame of an open image, with one-line errors for damaged data."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            img.load()
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise ImageError(f"the image declares more than {MAX_PIXELS:,} pixels (a decompression bomb?)") from None
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:
+        raise ImageError(f"the image is damaged or truncated ({first_line(str(exc), 80)})") from None
     if min(img.size) < MIN_SIDE:
         raise ImageError(f"the image is {img.size[0]}x{img.size[1]} pixels, too small to be a spectrogram")
     return _to_rgb(img)
+
+
+def open_image(source: Source, frame: int = 0) -> Image.Image:
+    """Open a file path, bytes, file object or PIL image as an RGB image, with one-line errors for bad input.
+
+    ``frame`` picks the frame of a multi-frame GIF (Gravity Spy's golden GIFs hold the 0.5/1/2/4 s views in order);
+    frames from ``MAX_FRAMES`` on are never read. To read every frame, ``iter_frames`` decodes each once.
+    """
+    if isinstance(source, Image.Image):
+        if min(source.size) < MIN_SIDE:
+            raise ImageError(f"the image is {source.size[0]}x{source.size[1]} pixels, too small to be a spectrogram")
+        return _to_rgb(source)
+    if not 0 <= frame < MAX_FRAMES:
+        raise ImageError(f"frame {frame} requested, but at most {MAX_FRAMES} frames of a file are read")
+    img = _open(source)
+    if frame:
+        try:
+            img.seek(frame)
+        except EOFError:
+            raise ImageError(f"frame {frame} requested but the image has fewer frames") from None
+        except (OSError, SyntaxError, ValueError) as exc:
+            raise ImageError(f"the image is damaged or truncated ({first_line(str(exc), 80)})") from None
+    return _decoded(img)
+
+
+def iter_frames(source: Source, max_frames: int = MAX_FRAMES) -> Iterator[Image.Image | ImageError]:
+    """Each frame of an image as RGB, decoded once and in order (seeking to frame k from the start would decode the k
+    before it again: a thousand-frame GIF took minutes that way), up to ``max_frames``; a frame that cannot be decoded
+    is yielded as its ``ImageError`` and the frames after it are not read. Raises ``ImageError`` if the file cannot be
+    opened at all; ``frame_count`` says whether a file holds more than ``max_frames``."""
+    if isinstance(source, Image.Image) and not getattr(source, "is_animated", False):
+        yield open_image(source)
+        return
+    img = source if isinstance(source, Image.Image) else _open(source)
+    for index in range(max(1, max_frames)):
+        try:
+            if index:
+                img.seek(index)
+            yield _decoded(img)
+        except EOFError:
+            return
+        except ImageError as exc:
+            yield exc
+            return
+        except (OSError, SyntaxError, ValueError) as exc:
+            yield ImageError(f"the image is damaged or truncated ({first_line(str(exc), 80)})")
+            return
+
+
+def frame_count(source: Source) -> int:
+    """How many frames an image holds, read from its headers without decoding any (1 for a still image)."""
+    try:
+        img = source if isinstance(source, Image.Image) else _open(source)
+        return max(1, int(getattr(img, "n_frames", 1)))
+    except Exception:  # an unreadable file is reported by whoever decodes it
+        return 1
 
 
 def _to_rgb(img: Image.Image) -> Image.Image:
@@ -203,16 +264,9 @@ def _to_rgb(img: Image.Image) -> Image.Image:
     return img.convert("RGB")
 
 
-def n_frames(source: Source) -> int:
-    """Number of frames in an image (4 for a golden GIF with all the views, else 1)."""
-    if isinstance(source, Image.Image):
-        return getattr(source, "n_frames", 1)
-    data = source if isinstance(source, (bytes, bytearray)) else None
-    try:
-        with Image.open(io.BytesIO(data) if data is not None else source) as img:
-            return getattr(img, "n_frames", 1)
-    except Exception:
-        return 1
+def n_frames(source: Source, max_frames: int = MAX_FRAMES) -> int:
+    """Number of frames read from an image (4 for a golden GIF with all the views, else 1): at most ``max_frames``."""
+    return min(frame_count(source), max(1, max_frames))
 
 
 def _is_background(arr: np.ndarray) -> np.ndarray:

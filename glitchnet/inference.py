@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import os
 import threading
 from collections.abc import Iterable, Iterator
@@ -17,7 +18,7 @@ import torch
 from .checkpoint import Checkpoint, CheckpointError, load_checkpoint
 from .data import NAME_RE
 from .evaluate import fuse_log_probabilities
-from .images import ImageError, Source, canonical_checked, n_frames, normalize
+from .images import MAX_FRAMES, ImageError, Source, canonical_checked, frame_count, iter_frames, normalize
 
 MODELS_DIR = Path(__file__).resolve().parents[1] / "models"
 DEFAULT_MODEL = MODELS_DIR / "glitchnet.pt"
@@ -64,10 +65,15 @@ class Prediction:
     """Why this answer deserves less trust than its confidence suggests (a blank or uniformly dark view)."""
 
     def to_json(self) -> dict[str, Any]:
+        """A JSON-safe dict (never NaN): ``{"path", "error"}`` or the answer, with ``views`` when several were fused."""
+        if self.error is None and not (self.confidence is not None and np.isfinite(self.confidence)
+                                       and all(np.isfinite(p) for _, p in self.top5)):
+            return {"path": self.name, "error": "the model gave no finite answer for this image"}
         if self.error is not None:
             return {"path": self.name, "error": self.error}
         return {"path": self.name, "label": self.label, "confidence": round(float(self.confidence), 6),
                 "top5": [[c, round(float(p), 6)] for c, p in self.top5], "low_confidence": self.low_confidence,
+                **({"views": self.views} if self.views > 1 else {}),
                 **({"warning": self.warning} if self.warning else {})}
 
 
@@ -133,17 +139,19 @@ class Predictor:
                           low_confidence=conf < LOW_CONFIDENCE or warning is not None, views=views, warning=warning)
 
     def predict(self, sources: Iterable[Source], names: Iterable[str] | None = None,
-                batch_size: int = 32) -> list[Prediction]:
-        """Classify every source; unreadable ones get a ``Prediction`` with ``error`` set, the rest go on."""
-        return list(self.predict_stream(sources, names, batch_size))
+                batch_size: int = 32, max_frames: int = MAX_FRAMES) -> list[Prediction]:
+        """Classify every source, one answer per file (``verdict``: a multi-frame GIF's frames fused); unreadable
+        ones get a ``Prediction`` with ``error`` set, the rest go on."""
+        return list(self.predict_stream(sources, names, batch_size, max_frames=max_frames))
 
     def predict_stream(self, sources: Iterable[Source], names: Iterable[str] | None = None,
-                       batch_size: int = 32, decode_threads: int = 2) -> Iterator[Prediction]:
+                       batch_size: int = 32, decode_threads: int = 2,
+                       max_frames: int = MAX_FRAMES) -> Iterator[Prediction]:
         """Like ``predict`` but lazy, for a folder of any size in constant memory.
 
         Images are decoded by a small thread pool one batch ahead of the model (PNG inflate, resizing and the
         colour lookups release the GIL), so decoding batch k+1 overlaps the forward pass of batch k; at most
-        two batches are held at once.
+        two batches of files are held at once.
         """
         names_iter = iter(names) if names is not None else None
 
@@ -152,12 +160,10 @@ class Predictor:
                 return next(names_iter), source
             return (str(source) if isinstance(source, (str, os.PathLike)) else "upload"), source
 
-        def decode(item: tuple[str, Source]) -> tuple[str, np.ndarray | None, str | None, str | None]:
+        def decode(item: tuple[str, Source]) -> tuple[str, list[tuple[np.ndarray | None, str | None, str | None]],
+                                                      int]:
             name, source = item
-            try:
-                return name, *self.load_checked(source), None
-            except ImageError as exc:
-                return name, None, None, str(exc)
+            return name, *self.load_frames(source, max_frames)
 
         def chunks() -> Iterator[list[tuple[str, Source]]]:
             chunk: list[tuple[str, Source]] = []
@@ -179,27 +185,75 @@ class Predictor:
             if pending is not None:
                 yield from self._flush([f.result() for f in pending])
 
-    def _flush(self, pending: list[tuple[str, np.ndarray | None, str | None, str | None]]) -> Iterator[Prediction]:
-        good = [img for _, img, _, _ in pending if img is not None]
+    def _flush(self, pending: list[tuple[str, list[tuple[np.ndarray | None, str | None, str | None]], int]]
+               ) -> Iterator[Prediction]:
+        good = [img for _, frames, _ in pending for img, _, _ in frames if img is not None]
         probs = iter(self.probabilities(np.stack(good))) if good else iter(())
-        for name, img, warning, err in pending:
-            yield Prediction(name=name, error=err) if img is None else self._result(name, next(probs),
-                                                                                      warning=warning)
+        for name, frames, total in pending:
+            yield self.verdict(self._frame_results(name, frames, probs), name, total)
 
-    def predict_frames(self, source: Source, name: str = "upload") -> list[Prediction]:
-        """One prediction per frame: a golden GIF holds the four views of one glitch."""
+    @staticmethod
+    def load_frames(source: Source, max_frames: int = MAX_FRAMES
+                    ) -> tuple[list[tuple[np.ndarray | None, str | None, str | None]], int]:
+        """Every frame's ``load_checked`` as (image, warning, error), each frame decoded once and in order, at most
+        ``max_frames`` (later frames are never decoded), and how many frames the file holds in all."""
         if isinstance(source, (str, os.PathLike)) and Path(source).is_file():
             source = Path(source).read_bytes()  # one read from disk, whatever the number of frames
-        count = n_frames(source)
+        out: list[tuple[np.ndarray | None, str | None, str | None]] = []
+        try:
+            total = frame_count(source)
+            for frame in iter_frames(source, max_frames):
+                if isinstance(frame, ImageError):
+                    out.append((None, None, str(frame)))
+                    continue
+                try:
+                    out.append((*Predictor.load_checked(frame), None))
+                except ImageError as exc:
+                    out.append((None, None, str(exc)))
+        except ImageError as exc:
+            return [(None, None, str(exc))], 1
+        return out, max(total, len(out))
+
+    def _frame_results(self, name: str, frames: list[tuple[np.ndarray | None, str | None, str | None]],
+                       probs: Iterator[np.ndarray]) -> list[Prediction]:
         out = []
-        for frame in range(count):
-            label = f"{name}#frame{frame}" if count > 1 else name
-            try:
-                img, warning = self.load_checked(source, frame)
-                out.append(self._result(label, self.probabilities(img[None])[0], warning=warning))
-            except ImageError as exc:
-                out.append(Prediction(name=label, error=str(exc)))
+        for frame, (img, warning, err) in enumerate(frames):
+            label = f"{name}#frame{frame}" if len(frames) > 1 else name
+            out.append(Prediction(name=label, error=err) if img is None
+                       else self._result(label, next(probs), warning=warning))
         return out
+
+    def predict_frames(self, source: Source, name: str = "upload", max_frames: int = MAX_FRAMES) -> list[Prediction]:
+        """One prediction per frame: a golden GIF holds the four views of one glitch (at most ``max_frames``)."""
+        frames, _ = self.load_frames(source, max_frames)
+        good = [img for img, _, _ in frames if img is not None]
+        probs = iter(self.probabilities(np.stack(good))) if good else iter(())
+        return self._frame_results(name, frames, probs)
+
+    def predict_file(self, source: Source, name: str = "upload",
+                     max_frames: int = MAX_FRAMES) -> tuple[list[Prediction], Prediction]:
+        """A file's per-frame predictions and its ``verdict``: what the app shows and the CLI prints."""
+        frames, total = self.load_frames(source, max_frames)
+        good = [img for img, _, _ in frames if img is not None]
+        probs = iter(self.probabilities(np.stack(good))) if good else iter(())
+        per_frame = self._frame_results(name, frames, probs)
+        return per_frame, self.verdict(per_frame, name, total)
+
+    def verdict(self, frames: list[Prediction], name: str, total_frames: int | None = None) -> Prediction:
+        """The one answer for a file, in the CLI and the app alike: a still image's own; a multi-frame file's frames
+        are the views of one glitch (Gravity Spy's golden GIFs), so they are fused (``fuse``). When the file holds
+        more frames than were read, the answer says so."""
+        if len(frames) == 1:
+            answer = dataclasses.replace(frames[0], name=name)
+        else:
+            answer = self.fuse(frames, name=name)
+            if answer.error is not None:
+                answer.error = next((p.error for p in frames if p.error), answer.error)
+        if total_frames is not None and total_frames > len(frames) and answer.error is None:
+            answer.warning = (f"only the first {len(frames)} of its {total_frames} frames were read "
+                              f"(a Gravity Spy GIF has 4)")
+            answer.low_confidence = True
+        return answer
 
     def fuse(self, predictions: list[Prediction], name: str | None = None) -> Prediction:
         """Combine several views of one glitch by averaging their log-probabilities (a product of experts)."""

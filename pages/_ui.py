@@ -364,8 +364,9 @@ def fuse_views(predictor: Predictor, per_file: list[list[Result]]) -> list[Predi
     by_glitch: dict[tuple[str, str], list[Prediction]] = defaultdict(list)
     for results in per_file:
         preds = [r.prediction for r in results if r.prediction.error is None]
-        if len(results) > 1 and len(preds) > 1:
-            fused.append(predictor.fuse(preds, name=f"{results[0].prediction.name.split('#')[0]} (all frames)"))
+        if len(results) > 1 and len(preds) > 1:  # the library's rule for a multi-frame file, as in the CLI
+            name = f"{results[0].prediction.name.split('#')[0]} (all frames)"
+            fused.append(predictor.verdict([r.prediction for r in results], name=name))
         elif len(results) == 1 and preds and preds[0].gravityspy_id and preds[0].ifo:
             by_glitch[(preds[0].ifo, preds[0].gravityspy_id)].append(preds[0])
     for (ifo, gid), preds in by_glitch.items():
