@@ -4,14 +4,37 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from .architectures import ARCHITECTURE_NAMES, DEFAULT_ARCH
 from .classes import DURATIONS_S
+from .errors import GlitchNetError, first_line, one_line
 
 EPILOG = "Errors are one line on stderr; exit status 2 for bad input, 1 for a failed run."
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with the one-line error promise: the usage text stays in ``--help``."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _dumps(obj) -> str:
+    """JSON that is always valid: NaN and infinities (JSON has none) become null."""
+    def clean(x):
+        if isinstance(x, float) and not math.isfinite(x):
+            return None
+        if isinstance(x, dict):
+            return {k: clean(v) for k, v in x.items()}
+        if isinstance(x, (list, tuple)):
+            return [clean(v) for v in x]
+        return x
+
+    return json.dumps(clean(obj), allow_nan=False)
 
 
 def _tqdm():
@@ -30,14 +53,18 @@ def _feeds(bar) -> Callable[[int, int], None]:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from .train import TrainConfig, train
+    from .simulate import DEFAULT_VERSION, data_home
+    from .train import TrainConfig, prepare_run, train
 
-    data = args.data or str(_default_data())
+    data = args.data or str(data_home() / DEFAULT_VERSION)
     config = TrainConfig(data=data, out=args.out, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                          weight_decay=args.weight_decay, label_smoothing=args.label_smoothing, view=args.view,
                          augment=args.augment, seed=args.seed, arch=args.arch, width=args.width, device=args.device,
                          workers=args.workers, cache_dir=args.cache_dir, resume=args.resume, init=args.init,
-                         compile=args.compile, precise_bn=args.precise_bn)
+                         compile=args.compile, precise_bn=args.precise_bn, overwrite=args.overwrite)
+    prepare_run(config)  # settings and outputs fail now, before the default dataset is made or any scan
+    if not args.data:
+        _default_data()
     tqdm = _tqdm()
     bars: dict[str, object] = {}
 
@@ -81,7 +108,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
                                      cache_dir=args.cache_dir, fallback_split=None, progress=_feeds(bar))
     metrics = dict(result.metrics, split=args.split, data=str(args.data), model=str(args.model))
     if args.json:
-        print(json.dumps(metrics))
+        print(_dumps(metrics))
         return 0
     print(f"{args.split}: {metrics['n']} images  accuracy {metrics['accuracy']:.4f}  "
           f"macro-F1 {metrics['macro_f1']:.4f}")
@@ -100,7 +127,7 @@ def _evaluate_figures(args: argparse.Namespace) -> int:
 
     result = evaluate_labelled_folder(Predictor(args.model), args.figures)
     if args.json:
-        print(json.dumps(result))
+        print(_dumps(result))
         return 0
     img, glitch = result["per_image"], result["per_glitch"]
     print(f"per image : {img['n']} images   accuracy {img['accuracy']:.4f}  macro-F1 {img['macro_f1']:.4f}")
@@ -120,9 +147,12 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
 
     from .checkpoint import load_checkpoint, save_checkpoint
     from .data import load_split, scan_dataset
+    from .errors import TrainingError
     from .evaluate import expected_calibration_error, fit_temperature, predict_logits, softmax
+    from .files import check_output_file
 
     ckpt = load_checkpoint(args.model)
+    check_output_file(args.model, "checkpoint")  # it is rewritten in place: fail now if it cannot be
     scan = scan_dataset(args.data, view=ckpt.scan_view)
     images, labels, _ = load_split(scan, "validation", args.cache_dir, workers=2)
     if len(labels) < 10:
@@ -130,6 +160,8 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     logits = predict_logits(ckpt.build_model(), images)
     before = expected_calibration_error(softmax(logits), labels)
     temperature = fit_temperature(logits, labels)
+    if not np.isfinite(temperature) or temperature <= 0:
+        raise TrainingError(f"no usable temperature could be fitted ({temperature}); {args.model} is unchanged")
     after = expected_calibration_error(softmax(logits, temperature), labels)
     ckpt.temperature = temperature
     ckpt.metrics["calibration"] = {"split": "validation", "n": int(len(labels)), "temperature": temperature,
@@ -137,7 +169,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     save_checkpoint(ckpt, args.model)
     print(f"temperature {temperature:.3f}: expected calibration error {before:.4f} -> {after:.4f} "
           f"on {len(labels)} validation images; written into {args.model}")
-    return 0 if np.isfinite(temperature) else 1
+    return 0
 
 
 def _expand(paths: Sequence[str]):
@@ -159,12 +191,13 @@ def cmd_predict(args: argparse.Namespace) -> int:
     for pred in predictor.predict_stream(_expand(args.files), batch_size=args.batch_size):
         failed += pred.error is not None
         if args.json:
-            print(json.dumps(pred.to_json()), flush=True)
+            print(_dumps(pred.to_json()), flush=True)
         elif pred.error:
             print(f"{pred.name}: error: {pred.error}", flush=True)
         else:
             flag = "  (low confidence)" if pred.low_confidence else ""
-            print(f"{pred.name}: {pred.label} {pred.confidence:.3f}{flag}", flush=True)
+            views = f"  ({pred.views} views fused)" if pred.views > 1 else ""
+            print(f"{pred.name}: {pred.label} {pred.confidence:.3f}{views}{flag}", flush=True)
     return 0 if not failed else 3
 
 
@@ -180,9 +213,10 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
 
 def cmd_scan(args: argparse.Namespace) -> int:
+    from .files import check_writable_folder
     from .strain import scan
 
-    out = Path(args.out)
+    out = check_writable_folder(args.out, "output folder")
     views = scan(args.strain, args.gps, out_dir=out)
     for dur in sorted(views):
         print(f"{dur:g} s view written to {out}")
@@ -198,13 +232,13 @@ def _default_data() -> Path:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="glitchnet", description="Classify Gravity Spy glitch spectrograms.",
-                                     epilog=EPILOG)
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser = _Parser(prog="glitchnet", description="Classify Gravity Spy glitch spectrograms.", epilog=EPILOG)
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     p = sub.add_parser("train", help="train GlitchNet on a dataset folder")
     p.add_argument("--data", help="dataset root (Kaggle or class-folder layout); default: the simulated default")
-    p.add_argument("--out", default="runs/glitchnet.pt", help="checkpoint path (best on validation)")
+    p.add_argument("--out", default="runs/glitchnet.pt",
+                   help="checkpoint path (best on validation); an existing one needs --overwrite or --resume")
     p.add_argument("--epochs", type=int, default=10)
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--lr", type=float, default=1e-3)
@@ -221,7 +255,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto", help="auto, cpu, cuda")
     p.add_argument("--workers", type=int, default=-1, help="data loader workers (-1: automatic)")
     p.add_argument("--cache-dir", help="decoded-image cache folder (default ~/.cache/glitchnet/tensors)")
-    p.add_argument("--resume", action="store_true", help="continue from <out>.last.pt")
+    p.add_argument("--resume", action="store_true",
+                   help="continue from <out>.last.pt (refused if the settings changed)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing checkpoint at --out")
     p.add_argument("--init", help="start from this checkpoint's weights (fine-tune) with a fresh optimizer")
     p.add_argument("--compile", action="store_true", help="torch.compile the model")
     p.add_argument("--precise-bn", type=int, default=2048, metavar="N",
@@ -277,9 +313,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("glitchnet: interrupted; finished work is kept (rerun to resume)", file=sys.stderr)
         return 130
-    except (ValueError, FileNotFoundError, PermissionError) as exc:
-        print(f"glitchnet: error: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}", file=sys.stderr)
+    except (GlitchNetError, ValueError, FileNotFoundError, PermissionError) as exc:  # bad input
+        plain = isinstance(exc, ValueError) and not isinstance(exc, GlitchNetError)  # a bad value says it all
+        print(f"glitchnet: error: {first_line(str(exc)) if plain and str(exc) else one_line(exc)}", file=sys.stderr)
         return 2
+    except Exception as exc:  # a failed run (a full disk, a broken install): one line, never a traceback
+        print(f"glitchnet: error: {one_line(exc)}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -42,6 +42,11 @@ def atomic_path(path: str | os.PathLike, mode: int = FILE_MODE) -> Iterator[Path
             os.fsync(fh.fileno())
         os.chmod(tmp, mode)
         os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        if exc.filename is None and exc.errno:  # say which file could not be written (a full disk names none)
+            raise OSError(exc.errno, exc.strerror or os.strerror(exc.errno), str(path)) from exc
+        raise
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise

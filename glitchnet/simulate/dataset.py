@@ -17,7 +17,7 @@ import numpy as np
 from PIL import Image
 
 from ..classes import CLASSES, DURATIONS_S, class_index
-from ..files import atomic_open, write_bytes_atomic
+from ..files import atomic_open, check_writable_folder, write_bytes_atomic
 from .glitches import MODEL_BY_LABEL, Canvas
 from .noise import SAMPLE_RATE_HZ, SEGMENT_S, colour, whiten
 from .render import encode_png, omega_views
@@ -297,11 +297,11 @@ def simulate_dataset(out_dir: str | os.PathLike, n_glitches: int | None = None, 
     pathlib.Path
         The dataset root.
     """
-    root = Path(out_dir).expanduser()
-    root.mkdir(parents=True, exist_ok=True)
+    counts = class_counts(n_glitches, per_class, balanced)  # bad counts are refused before anything is written
+    root = check_writable_folder(out_dir, "dataset folder")
     for stale in root.glob("*/*/.*.tmp"):  # half-written PNGs of an interrupted run
         stale.unlink(missing_ok=True)
-    jobs = _plan(class_counts(n_glitches, per_class, balanced), seed)
+    jobs = _plan(counts, seed)
     total = len(jobs)
     workers = (os.cpu_count() or 1) if workers is None else max(1, int(workers))
     if progress is not None:
