@@ -153,7 +153,7 @@ def _check_header(payload: dict[str, Any], name: str) -> dict[str, Any]:
         raise _refuse(name, f"its class list has {what}")
     width = payload.get("width", 64)
     if not isinstance(width, int) or isinstance(width, bool) or not 1 <= width <= MAX_WIDTH:
-        raise _refuse(name, f"width {str(width)[:20]!r} is not a whole number from 1 to {MAX_WIDTH}")
+        raise _refuse(name, f"width {repr(width)[:20]} is not a whole number from 1 to {MAX_WIDTH}")
     views = payload.get("views", ["1.0"])
     known = {str(d) for d in DURATIONS_S}
     try:
@@ -177,7 +177,7 @@ def _check_header(payload: dict[str, Any], name: str) -> dict[str, Any]:
                               f"(input {str(input_size)[:12]}px, mean {str(mean)[:40]}, std {str(std)[:40]})")
     epoch = payload.get("epoch", 0)
     if not isinstance(epoch, int) or isinstance(epoch, bool) or epoch < 0:
-        raise _refuse(name, f"its epoch {str(epoch)[:20]!r} is not a whole number")
+        raise _refuse(name, f"its epoch {repr(epoch)[:20]} is not a whole number")
     for key in ("config", "metrics", "training_state"):
         if payload.get(key) is not None and not isinstance(payload[key], dict):
             raise _refuse(name, f"its {key} is not a table")

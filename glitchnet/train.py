@@ -270,6 +270,8 @@ def check_training_data(scan: DatasetScan, sample: int = VIRIDIS_SAMPLE) -> tupl
 
     notes: list[str] = []
     train_rows = scan.split("train")
+    if train_rows.empty:
+        return scan, notes  # no training images at all: ``load_data`` says so
     classes = sorted(set(train_rows["label"]))
     if len(classes) < 2:
         found = f"only {classes[0]}" if classes else "none"
