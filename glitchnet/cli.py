@@ -23,6 +23,17 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
+def _positive(text: str) -> int:
+    """argparse type: a whole number of at least 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number, not {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
 def _dumps(obj) -> str:
     """JSON that is always valid: NaN and infinities (JSON has none) become null."""
     def clean(x):
@@ -62,9 +73,6 @@ def cmd_train(args: argparse.Namespace) -> int:
                          augment=args.augment, seed=args.seed, arch=args.arch, width=args.width, device=args.device,
                          workers=args.workers, cache_dir=args.cache_dir, resume=args.resume, init=args.init,
                          compile=args.compile, precise_bn=args.precise_bn, overwrite=args.overwrite)
-    prepare_run(config)  # settings and outputs fail now, before the default dataset is made or any scan
-    if not args.data:
-        _default_data()
     tqdm = _tqdm()
     bars: dict[str, object] = {}
 
@@ -89,9 +97,14 @@ def cmd_train(args: argparse.Namespace) -> int:
         elif event.kind in ("scan", "done", "stopped") and event.message:
             tqdm.write(event.message)
 
-    train(config, progress=show)
-    for bar in bars.values():
-        bar.close()
+    prepared = prepare_run(config, show)  # settings and outputs fail now, before the default dataset or any scan
+    if not args.data:
+        _default_data()
+    try:
+        train(config, progress=show, prepared=prepared)
+    finally:  # cleared before any error line is printed
+        for bar in bars.values():
+            bar.close()
     return 0
 
 
@@ -202,8 +215,11 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
-    from .simulate import simulate_dataset
+    from .files import check_writable_folder
+    from .simulate import class_counts, simulate_dataset
 
+    class_counts(args.glitches, args.per_class, args.balanced)  # bad counts and outputs fail before the bar
+    check_writable_folder(args.out, "dataset folder")
     tqdm = _tqdm()
     with tqdm(desc="simulating glitches", unit="glitch") as bar:
         out = simulate_dataset(args.out, n_glitches=args.glitches, per_class=args.per_class, seed=args.seed,
@@ -284,7 +300,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("files", nargs="+", help="images (PNG/JPG/GIF, crops or full figures) or folders")
     p.add_argument("--model", help="checkpoint (default: the shipped models/glitchnet.pt)")
     p.add_argument("--json", action="store_true", help="one JSON object per input, one per line")
-    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--batch-size", type=_positive, default=32)
     p.set_defaults(func=cmd_predict)
 
     p = sub.add_parser("simulate", help="write a simulated Gravity Spy dataset (Kaggle layout)")
@@ -294,7 +310,7 @@ def build_parser() -> argparse.ArgumentParser:
     group.add_argument("--per-class", type=int, help="glitches per class")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--balanced", action="store_true", help="even class proportions")
-    p.add_argument("--workers", type=int, help="processes (default: all cores)")
+    p.add_argument("--workers", type=_positive, help="processes (default: all cores)")
     p.set_defaults(func=cmd_simulate)
 
     p = sub.add_parser("scan", help="make the four Gravity Spy views of a GPS time from a GWOSC strain file")
@@ -307,7 +323,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help, or a usage error already printed in one line
+        return exc.code if isinstance(exc.code, int) else 2
     try:
         return args.func(args)
     except KeyboardInterrupt:

@@ -21,7 +21,7 @@ class TrainingError(GlitchNetError):
     """A training run that cannot mean anything, or one that diverged (non-finite loss)."""
 
 
-MAX_LINE = 200
+MAX_LINE = 300
 """Longest message shown for one error, characters."""
 
 

@@ -108,7 +108,8 @@ def check_writable_folder(folder: str | os.PathLike, what: str = "output folder"
     for parent in (folder, *folder.parents):
         if parent.exists():
             if not parent.is_dir():
-                raise OutputError(f"cannot write the {what} {folder}: {parent} is a file, not a folder")
+                where = "" if parent == folder else f" {folder}"
+                raise OutputError(f"cannot write the {what}{where}: {parent} is a file, not a folder")
             break
     try:
         folder.mkdir(parents=True, exist_ok=True)

@@ -420,16 +420,18 @@ def save_epoch(config: TrainConfig, model: nn.Module, optimizer: torch.optim.Opt
 
 
 def train(config: TrainConfig, progress: Callable[[Event], None] | None = None,
-          stop: threading.Event | None = None) -> Checkpoint:
+          stop: threading.Event | None = None, prepared: Prepared | None = None) -> Checkpoint:
     """Train GlitchNet on ``config.data``; save the best-on-validation checkpoint at ``config.out``.
 
     Each epoch also writes ``<out>.last.pt`` with the optimizer, scheduler and history, so ``resume=True``
     continues exactly where an interrupted run stopped: shuffling and augmentation depend only on
     (seed, epoch, index), so a resumed run reaches the same weights as an uninterrupted one on CPU.
     Setting ``stop`` ends the run after the current batch, keeping the checkpoints written so far.
+    ``prepared`` is ``prepare_run``'s answer when the caller has already checked the run (it is checked here if not).
     """
     emit = progress or (lambda e: None)
-    prepared = prepare_run(config, emit)  # settings, outputs, --init and --resume: all before the dataset scan
+    if prepared is None:
+        prepared = prepare_run(config, emit)  # settings, outputs, --init and --resume: all before the dataset scan
     device = pick_device(config.device)
     seed_everything(config.seed)
     data = load_data(config, emit)

@@ -7,7 +7,8 @@ import plotly.express as px
 import plotly.graph_objects as go
 import streamlit as st
 
-from glitchnet.train import TrainConfig
+from glitchnet.errors import GlitchNetError, one_line
+from glitchnet.train import TrainConfig, check_training_data, prepare_run
 from pages import _jobs as jobs
 from pages import _ui as ui
 
@@ -32,6 +33,12 @@ def form(root: str) -> None:
     out = ui.runs_dir() / f"glitchnet-{time.strftime('%Y%m%d-%H%M%S')}.pt"
     config = TrainConfig(data=root, out=str(out), epochs=int(epochs), batch_size=int(batch_size), lr=float(lr),
                          weight_decay=float(weight_decay), view=view, augment=augment)
+    try:  # refuse up front what the run would refuse after its start (settings, outputs, a meaningless dataset)
+        prepare_run(config)
+        check_training_data(ui.scan(root, view))
+    except GlitchNetError as exc:
+        st.error(one_line(exc))
+        return
     try:
         jobs.start_job(ui.session_id(), config)
     except RuntimeError as exc:
