@@ -92,8 +92,14 @@ def read_strain(strain_file: str | os.PathLike) -> tuple[np.ndarray, float, floa
     ------
     NotStrainError
         If the file is missing, not HDF5, or holds no strain series.
+    StrainError
+        If gwpy or h5py, the optional ``strain`` dependencies, are not installed.
     """
-    from gwpy.timeseries import TimeSeries
+    try:
+        import h5py  # noqa: F401  (read by _find_channel)
+        from gwpy.timeseries import TimeSeries
+    except ImportError:
+        raise StrainError("reading strain files needs gwpy and h5py: pip install 'glitchnet[strain]'") from None
 
     path = Path(strain_file).expanduser()
     if not path.is_file():

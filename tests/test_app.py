@@ -16,19 +16,18 @@ from PIL import Image
 from streamlit.testing.v1 import AppTest
 
 APP = Path(__file__).resolve().parents[1] / "streamlit_app.py"
-REAL = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "real"
 DURATIONS = ("0.5", "1.0", "2.0", "4.0")
 
 
-def make_golden_kaggle(root: Path, classes: tuple[str, ...] | None = None) -> Path:
-    """A tiny Kaggle-layout dataset of real golden subjects, plus a metadata CSV and one corrupt file.
+def make_golden_kaggle(root: Path, real: Path, classes: tuple[str, ...] | None = None) -> Path:
+    """A tiny Kaggle-layout dataset of the real golden subjects in ``real``, plus a metadata CSV and one corrupt file.
 
     Per class: ``*-1.jpg`` -> train (1 s view), ``*-2.gif`` -> train (its four frames = four views),
     ``*-3.gif`` -> test (1 s frame only). Metadata rows borrow the trigger parameters of a real row of the class.
     """
-    real_meta = pd.read_csv(REAL / "gravityspy_metadata_sample.csv")
+    real_meta = pd.read_csv(real / "gravityspy_metadata_sample.csv")
     rows = []
-    for class_dir in sorted((REAL / "golden").iterdir()):
+    for class_dir in sorted((real / "golden").iterdir()):
         if classes is not None and class_dir.name not in classes:
             continue
         for src in sorted(class_dir.glob("*-[123].*")):
@@ -54,10 +53,8 @@ def make_golden_kaggle(root: Path, classes: tuple[str, ...] | None = None) -> Pa
 
 
 @pytest.fixture(scope="module")
-def golden_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    if not REAL.is_dir():
-        pytest.skip(f"real Gravity Spy data not found at {REAL} (the ../shared folder is absent)")
-    return make_golden_kaggle(tmp_path_factory.mktemp("golden-kaggle"))
+def golden_dataset(tmp_path_factory: pytest.TempPathFactory, real: Path) -> Path:
+    return make_golden_kaggle(tmp_path_factory.mktemp("golden-kaggle"), real)
 
 
 @pytest.fixture
@@ -83,8 +80,6 @@ def _texts(elements: Iterable) -> list[str]:
 
 @pytest.mark.parametrize("page", ["home", "explore", "augment", "train", "predict"])
 def test_every_page_runs_inside_the_app_shell(app_env: Path, page: str) -> None:
-    if not (APP.parent / "pages" / f"{page}.py").is_file():
-        pytest.skip(f"pages/{page}.py is not in this checkout")
     at = _app(page)
     assert len(at.main.title) == 1 and not at.error
     assert [h.value for h in at.sidebar.subheader] == ["Dataset", "Model"]
@@ -116,11 +111,11 @@ def test_explore_lists_skipped_file_and_plots(app_env: Path) -> None:
     assert at.selectbox(key="explore_class").value == "Whistle"
 
 
-def test_predict_classifies_uploads_and_reports_bad_files(app_env: Path) -> None:
+def test_predict_classifies_uploads_and_reports_bad_files(app_env: Path, real: Path) -> None:
     at = _app("predict")
     assert "Upload one or more" in at.info[0].value
-    blip = (REAL / "golden" / "Blip" / "blip-1.jpg").read_bytes()
-    gif = (REAL / "golden" / "Whistle" / "whistle-2.gif").read_bytes()
+    blip = (real / "golden" / "Blip" / "blip-1.jpg").read_bytes()
+    gif = (real / "golden" / "Whistle" / "whistle-2.gif").read_bytes()
     too_big = b"\0" * (int(st.get_option("server.maxUploadSize")) * 2**20 + 1)
     at.file_uploader[0].set_value([("blip-1.jpg", blip, "image/jpeg"), ("whistle-2.gif", gif, "image/gif"),
                                    ("notes.png", b"definitely not a png", "image/png"),
@@ -140,9 +135,9 @@ def test_predict_classifies_uploads_and_reports_bad_files(app_env: Path) -> None
     assert len(at.get("download_button")) == 1
 
 
-def test_volunteer_mode_hides_the_answer_until_labelled(app_env: Path) -> None:
+def test_volunteer_mode_hides_the_answer_until_labelled(app_env: Path, real: Path) -> None:
     at = _app("predict")
-    at.file_uploader[0].set_value(("blip-1.jpg", (REAL / "golden" / "Blip" / "blip-1.jpg").read_bytes(),
+    at.file_uploader[0].set_value(("blip-1.jpg", (real / "golden" / "Blip" / "blip-1.jpg").read_bytes(),
                                    "image/jpeg"))
     at.toggle[0].set_value(True).run()
     assert "Pick your label to see what the model thinks." in _texts(at.caption)
@@ -162,8 +157,8 @@ def test_bundled_samples_come_from_the_dataset(app_env: Path) -> None:
 
 
 def test_train_runs_in_background_and_evaluates(app_env: Path, tmp_path_factory: pytest.TempPathFactory,
-                                                monkeypatch: pytest.MonkeyPatch) -> None:
-    small = make_golden_kaggle(tmp_path_factory.mktemp("small"), classes=("Blip", "Koi_Fish", "Whistle"))
+                                                monkeypatch: pytest.MonkeyPatch, real: Path) -> None:
+    small = make_golden_kaggle(tmp_path_factory.mktemp("small"), real, classes=("Blip", "Koi_Fish", "Whistle"))
     monkeypatch.setenv("GLITCHNET_DATA", str(small))
     at = _app("train")
     at.number_input[0].set_value(1)

@@ -101,6 +101,7 @@ def test_other_commands_error_paths_are_one_line(tmp_path, random_checkpoint, ka
     assert code == 2 and "notes.txt is not an HDF5 strain file" in err
 
 
+@pytest.mark.slow
 def test_simulate_onto_a_full_disk_is_one_line_and_keeps_earlier_files(tmp_path, capsys, monkeypatch):
     import glitchnet.simulate.dataset as dataset
 
@@ -120,6 +121,7 @@ def test_simulate_onto_a_full_disk_is_one_line_and_keeps_earlier_files(tmp_path,
     assert not list((tmp_path / "sim").rglob("*.tmp")) and not (tmp_path / "sim" / "metadata.csv").exists()
 
 
+@pytest.mark.slow
 def test_training_onto_a_full_disk_keeps_the_last_good_checkpoint(tiny, tmp_path, capsys, monkeypatch):
     import glitchnet.checkpoint as checkpoint
 
@@ -144,6 +146,7 @@ def test_training_onto_a_full_disk_keeps_the_last_good_checkpoint(tiny, tmp_path
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
 
 
+@pytest.mark.slow
 def test_overwrite_resume_and_stale_temps(tiny, tmp_path, capsys):
     from glitchnet.checkpoint import load_checkpoint
 
@@ -165,6 +168,7 @@ def test_overwrite_resume_and_stale_temps(tiny, tmp_path, capsys):
     assert not stale.exists() and load_checkpoint(out).epoch == 1 and out.read_bytes() != first
 
 
+@pytest.mark.slow
 def test_a_diverging_run_stops_and_saves_nothing(tiny, tmp_path, capsys):
     out = tmp_path / "m.pt"
     code, err = _run(["train", "--data", tiny, "--out", out, "--epochs", 2, "--width", 8, "--batch-size", 4,
@@ -174,6 +178,7 @@ def test_a_diverging_run_stops_and_saves_nothing(tiny, tmp_path, capsys):
     assert not out.exists() and not last_checkpoint_path(out).exists()
 
 
+@pytest.mark.slow
 def test_training_guards(tmp_path, capsys, monkeypatch):
     from PIL import Image
 

@@ -4,6 +4,7 @@ import io
 import json
 
 import numpy as np
+import pytest
 from conftest import synthetic_crop
 from PIL import GifImagePlugin, Image
 
@@ -30,6 +31,7 @@ def _bomb(count: int = 1000) -> bytes:
     return _gif(frames)
 
 
+@pytest.mark.slow
 def test_a_frame_bomb_decodes_only_the_capped_frames_once_each(random_checkpoint, monkeypatch):
     bomb = _bomb()
     assert len(bomb) < 400_000 and frame_count(bomb) == 1000

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import importlib.util
 import io
 from pathlib import Path
 
 import numpy as np
-import pytest
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
@@ -79,18 +77,14 @@ def test_bad_upload_shows_a_one_line_error() -> None:
     assert not at.image
 
 
-def test_simulated_example_or_a_clear_note() -> None:
+def test_a_simulated_example_is_shown_by_default() -> None:
     at = fresh().run()
     assert not at.exception
-    if importlib.util.find_spec("glitchnet.simulate") is None:
-        assert any("simulator" in i.value for i in at.info)
-    else:
-        assert captions(at)[0].startswith("original: simulated")
-        assert len(captions(at)) == 9
+    assert captions(at)[0].startswith("original: simulated")
+    assert len(captions(at)) == 9
 
 
 def test_dataset_images_are_offered(tmp_path: Path) -> None:
-    pytest.importorskip("glitchnet.data")
     for i, gid in enumerate(("aaaaaaaaa1", "aaaaaaaaa2")):
         folder = tmp_path / "Blip"
         folder.mkdir(exist_ok=True)

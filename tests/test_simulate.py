@@ -132,6 +132,7 @@ def test_class_features(seed):
     assert energy(views["No_Glitch"][1.0]).max() < 20.0, "No_Glitch: no bright pixels"
 
 
+@pytest.mark.slow
 def test_violin_modes_come_with_low_frequency_excess_about_half_the_time():
     """Violin modes are rung up by large disturbances, so about half the simulated scans also carry loud ground
     motion below ~60 Hz; the rest are clean there. Either way the ~500 Hz modes are present."""
@@ -161,7 +162,9 @@ def test_reworked_class_features(seed):
 # -------------------------------------------------------------------------------------- the transform vs gwpy
 
 
+@pytest.mark.slow
 def test_q_transform_agrees_with_gwpy():
+    pytest.importorskip("gwpy", reason="the strain extra is not installed: pip install -e '.[strain]'")
     from gwpy.segments import Segment
     from gwpy.timeseries import TimeSeries
 
@@ -225,6 +228,7 @@ def _tree(root: Path) -> dict[str, bytes]:
     return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
 
 
+@pytest.mark.slow
 def test_dataset_layout_determinism_and_resume(tmp_path):
     calls = []
     a = simulate_dataset(tmp_path / "a", per_class=1, seed=4, workers=2, progress=lambda d, t: calls.append((d, t)))
@@ -255,6 +259,7 @@ def test_dataset_layout_determinism_and_resume(tmp_path):
     assert _tree(a) == before
 
 
+@pytest.mark.slow
 def test_default_dataset_is_built_once_and_renamed_into_place(tmp_path, monkeypatch):
     monkeypatch.setenv("GLITCHNET_DATA_HOME", str(tmp_path))
     monkeypatch.setattr(sim_dataset, "DEFAULT_PER_CLASS", 1)
