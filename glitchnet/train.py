@@ -96,7 +96,7 @@ class TrainConfig:
         whole("width", self.width, 1, MAX_WIDTH)
         whole("workers", self.workers, -1, 256)
         whole("precise-bn", self.precise_bn, 0)
-        whole("seed", self.seed, 0)
+        whole("seed", self.seed, -(2**62), 2**62)
         parse_view(self.view)
         if self.augment not in AUGMENTATION_MODES:
             raise TrainingError(f"augment must be one of {', '.join(AUGMENTATION_MODES)}, not {self.augment!r}")
@@ -248,6 +248,11 @@ def _same(key: str, a: Any, b: Any) -> bool:
 def _check_resumable(config: TrainConfig, last: Checkpoint, last_path: Path) -> None:
     if last.training_state is None:
         raise CheckpointError(f"{last_path.name} holds no training state to resume from")
+    state = last.training_state
+    if not (isinstance(state.get("optimizer"), dict) and isinstance(state.get("scheduler"), dict)
+            and isinstance(state.get("history"), list) and isinstance(state.get("best_val_accuracy"), (int, float))):
+        raise CheckpointError(f"{last_path.name} holds an incomplete training state (optimizer, scheduler, history "
+                              "and best accuracy are needed to resume)")
     before, now = last.config, asdict(config)
     changed = [k for k in RESUME_KEYS if k in before and not _same(k, before[k], now[k])]
     if changed:

@@ -206,3 +206,17 @@ def test_training_guards(tmp_path, capsys, monkeypatch):
                      "validate on"]
     val = ckpt.metrics["validation"]
     assert val["n"] == 2 and ckpt.metrics["history"][0]["val_loss"] == ckpt.metrics["history"][0]["val_loss"]
+
+
+def test_resume_from_an_incomplete_training_state_is_refused_before_the_scan(tmp_path, no_scan, capsys):
+    import torch
+
+    from glitchnet.checkpoint import Checkpoint, save_checkpoint
+    from glitchnet.model import GlitchNet
+
+    torch.manual_seed(0)
+    out = tmp_path / "m.pt"
+    save_checkpoint(Checkpoint(state_dict=GlitchNet(width=8).state_dict(), width=8, training_state={"optimizer": {}}),
+                    last_checkpoint_path(out))
+    code, err = _run(["train", "--out", out, "--width", 8, "--resume"], capsys)
+    assert code == 2 and "m.last.pt holds an incomplete training state" in err
