@@ -115,6 +115,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         return _evaluate_figures(args)
     if not args.data:
         raise ValueError("give --data DIR (a dataset) or --figures DIR (labelled figures, e.g. the golden set)")
+    _check_cache_dir(args.cache_dir)
     tqdm = _tqdm()
     with tqdm(desc=f"evaluating {args.split}", unit="img", disable=args.json, delay=1.0) as bar:
         result = evaluate_checkpoint(args.model, args.data, view=args.view, split=args.split,
@@ -166,6 +167,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
 
     ckpt = load_checkpoint(args.model)
     check_output_file(args.model, "checkpoint")  # it is rewritten in place: fail now if it cannot be
+    _check_cache_dir(args.cache_dir)
     scan = scan_dataset(args.data, view=ckpt.scan_view)
     images, labels, _ = load_split(scan, "validation", args.cache_dir, workers=2)
     if len(labels) < 10:
@@ -183,6 +185,14 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     print(f"temperature {temperature:.3f}: expected calibration error {before:.4f} -> {after:.4f} "
           f"on {len(labels)} validation images; written into {args.model}")
     return 0
+
+
+def _check_cache_dir(cache_dir: str | None) -> None:
+    """The decoded-image cache must be writable: say so before the dataset scan, not after it."""
+    from .data import default_cache_dir
+    from .files import check_writable_folder
+
+    check_writable_folder(cache_dir or default_cache_dir(), "cache folder")
 
 
 def _expand(paths: Sequence[str]):
