@@ -11,6 +11,7 @@ from pathlib import Path
 
 from .architectures import ARCHITECTURE_NAMES, DEFAULT_ARCH
 from .classes import DURATIONS_S
+from .config import ALL_VIEWS, AUGMENTATION_MODES, DURATION_VIEWS, TrainConfig
 from .errors import GlitchNetError, first_line, one_line
 
 EPILOG = "Errors are one line on stderr; exit status 2 for bad input, 1 for a failed run."
@@ -210,6 +211,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from .inference import Predictor
 
     predictor = Predictor(args.model)
+    if args.by_glitch:
+        return _predict_glitches(predictor, list(_expand(args.files)), args)
     failed = 0
     for pred in predictor.predict_stream(_expand(args.files), batch_size=args.batch_size):
         failed += pred.error is not None
@@ -221,6 +224,38 @@ def cmd_predict(args: argparse.Namespace) -> int:
             flag = "  (low confidence)" if pred.low_confidence else ""
             views = f"  ({pred.views} views fused)" if pred.views > 1 else ""
             print(f"{pred.name}: {pred.label} {pred.confidence:.3f}{views}{flag}", flush=True)
+    return 0 if not failed else 3
+
+
+def _predict_glitches(predictor, paths: list[str], args: argparse.Namespace) -> int:
+    """``predict --by-glitch``: files grouped into glitches and each glitch's views fused, as the app does; glitches
+    go through the model a batch of about ``--batch-size`` files at a time."""
+    from .glitches import group_files
+
+    failed = 0
+    groups = group_files(paths)
+    start = 0
+    while start < len(groups):
+        chunk, n_files = [], 0
+        while start < len(groups) and (not chunk or n_files + len(groups[start][1]) <= args.batch_size):
+            chunk.append(groups[start])
+            n_files += len(groups[start][1])
+            start += 1
+        files = [(paths[i], paths[i]) for _, indices in chunk for i in indices]
+        for glitch in predictor.classify_files(files, explain=False):
+            verdict, errors = glitch.verdict, {v.name: v.error for v in glitch.errors}
+            failed += bool(errors)
+            if args.json:
+                body = {"error": verdict.error} if verdict.error else {
+                    k: v for k, v in verdict.to_json().items() if k != "path"}
+                print(_dumps({"glitch": glitch.key, "files": glitch.files, "views": len(glitch.readable),
+                                  **body, **({"errors": errors} if errors else {})}), flush=True)
+            elif verdict.error:
+                print(f"{glitch.key}: error: {next(iter(errors.values()), verdict.error)}", flush=True)
+            else:
+                flag = "  (low confidence)" if verdict.low_confidence else ""
+                print(f"{glitch.key} ({len(glitch.readable)} views): {verdict.label} {verdict.confidence:.3f}{flag}",
+                      flush=True)
     return 0 if not failed else 3
 
 
@@ -263,30 +298,31 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("train", help="train GlitchNet on a dataset folder")
     p.add_argument("--data", help="dataset root (Kaggle or class-folder layout); default: the simulated default")
-    p.add_argument("--out", default="runs/glitchnet.pt",
+    p.add_argument("--out", default=TrainConfig.out,
                    help="checkpoint path (best on validation); an existing one needs --overwrite or --resume")
-    p.add_argument("--epochs", type=int, default=10)
-    p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--weight-decay", type=float, default=0.05)
-    p.add_argument("--label-smoothing", type=float, default=0.0)
-    p.add_argument("--view", default="1.0", help="0.5, 1.0, 2.0, 4.0 or all (each view a sample)")
-    p.add_argument("--augment", choices=("class", "generic", "none"), default="class",
+    p.add_argument("--epochs", type=int, default=TrainConfig.epochs)
+    p.add_argument("--batch-size", type=int, default=TrainConfig.batch_size)
+    p.add_argument("--lr", type=float, default=TrainConfig.lr)
+    p.add_argument("--weight-decay", type=float, default=TrainConfig.weight_decay)
+    p.add_argument("--label-smoothing", type=float, default=TrainConfig.label_smoothing)
+    p.add_argument("--view", default=TrainConfig.view,
+                   help=f"{', '.join(DURATION_VIEWS)} or {ALL_VIEWS} (each view a sample)")
+    p.add_argument("--augment", choices=AUGMENTATION_MODES, default=TrainConfig.augment,
                    help="class-specific physics-aware policies (default), a generic baseline, or none")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=TrainConfig.seed)
     p.add_argument("--arch", choices=ARCHITECTURE_NAMES, default=DEFAULT_ARCH,
                    help="glitchnet: the seed's exact network (default); glitchnet-freq: adds a log-frequency "
                         "coordinate channel (starts from a glitchnet --init exactly)")
-    p.add_argument("--width", type=int, default=64, help="channels of the stem and residual blocks")
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda")
-    p.add_argument("--workers", type=int, default=-1, help="data loader workers (-1: automatic)")
+    p.add_argument("--width", type=int, default=TrainConfig.width, help="channels of the stem and residual blocks")
+    p.add_argument("--device", default=TrainConfig.device, help="auto, cpu, cuda")
+    p.add_argument("--workers", type=int, default=TrainConfig.workers, help="data loader workers (-1: automatic)")
     p.add_argument("--cache-dir", help="decoded-image cache folder (default ~/.cache/glitchnet/tensors)")
     p.add_argument("--resume", action="store_true",
                    help="continue from <out>.last.pt (refused if the settings changed)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing checkpoint at --out")
     p.add_argument("--init", help="start from this checkpoint's weights (fine-tune) with a fresh optimizer")
     p.add_argument("--compile", action="store_true", help="torch.compile the model")
-    p.add_argument("--precise-bn", type=int, default=2048, metavar="N",
+    p.add_argument("--precise-bn", type=int, default=TrainConfig.precise_bn, metavar="N",
                    help="recompute BatchNorm statistics over N training images before each validation (0: off)")
     p.set_defaults(func=cmd_train)
 
@@ -311,6 +347,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", help="checkpoint (default: the shipped models/glitchnet.pt)")
     p.add_argument("--json", action="store_true", help="one JSON object per input, one per line")
     p.add_argument("--batch-size", type=_positive, default=32)
+    p.add_argument("--by-glitch", action="store_true",
+                   help="one answer per glitch: a GIF's frames and same-id Gravity Spy files fused, as in the app")
     p.set_defaults(func=cmd_predict)
 
     p = sub.add_parser("simulate", help="write a simulated Gravity Spy dataset (Kaggle layout)")

@@ -1,8 +1,11 @@
 """Read any Gravity Spy image (Kaggle crop, full figure, screenshot, GIF frame) into the one canonical model input.
 
-The pipeline is ``open_image`` -> ``plot_area`` -> ``canonical_uint8`` (224x224x3 uint8, what the cache stores and the
-augmentation edits) -> ``normalize`` (float tensor the model eats). ``preprocess`` chains them and is the only
-"resize and normalize" in the project: training, evaluation, prediction and the app all call it.
+The path is ``open_image`` -> ``plot_area`` -> ``canonical_uint8`` (224x224x3 uint8: what the tensor cache stores,
+the augmentation edits and ``Predictor.load`` returns) -> ``to_model_input`` (a batch moved to the device, then
+``normalize``d to float (N, 3, H, W) in channels_last memory). ``model.forward_uint8`` runs a model on that input with
+the per-device precision; training, validation, evaluation, prediction and Grad-CAM all go through
+``to_model_input``, so there is one "resize and normalize" in the project. ``preprocess`` chains the whole path for
+one image.
 """
 
 from __future__ import annotations
@@ -10,7 +13,6 @@ from __future__ import annotations
 import io
 import os
 import warnings
-from collections.abc import Iterator
 from functools import lru_cache
 from pathlib import Path
 from typing import Union
@@ -150,106 +152,82 @@ def row_of_frequency(frequency_hz: np.ndarray | float, height: int) -> np.ndarra
 # ------------------------------------------------------------------------------------------------------ reading
 
 
-def _open(source: Source) -> Image.Image:
-    """Open (not decode) a file path, bytes or file object, refusing empty files and decompression bombs."""
-    if isinstance(source, (bytes, bytearray)):
-        if len(source) == 0:
-            raise ImageError("the file is empty")
-        fh = io.BytesIO(source)
-    elif isinstance(source, (str, os.PathLike)):
-        path = Path(source)
-        if not path.is_file():
-            raise ImageError(f"no such file: {path}")
-        if path.stat().st_size == 0:
-            raise ImageError("the file is empty")
-        fh = path.open("rb")
-    else:
-        fh = source
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            img = Image.open(fh)
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise ImageError(f"the image declares more than {MAX_PIXELS:,} pixels (a decompression bomb?)") from None
-    except UnidentifiedImageError:
-        raise ImageError("not an image file (or a format Pillow cannot read)") from None
-    except (OSError, SyntaxError, ValueError, EOFError) as exc:
-        raise ImageError(f"the image is damaged or truncated ({first_line(str(exc), 80)})") from None
-    w, h = img.size
-    if w * h > MAX_PIXELS:
-        raise ImageError(f"the image declares {w}x{h} pixels, more than the {MAX_PIXELS:,} allowed")
-    return img
-
-
-def _decoded(img: Image.Image) -> Image.Image:
-    """Decode the current frame of an open image, with one-line errors for damaged data."""
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            img.load()
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise ImageError(f"the image declares more than {MAX_PIXELS:,} pixels (a decompression bomb?)") from None
-    except (OSError, SyntaxError, ValueError, EOFError) as exc:
-        raise ImageError(f"the image is damaged or truncated ({first_line(str(exc), 80)})") from None
-    if min(img.size) < MIN_SIDE:
-        raise ImageError(f"the image is {img.size[0]}x{img.size[1]} pixels, too small to be a spectrogram")
-    return _to_rgb(img)
-
-
 def open_image(source: Source, frame: int = 0) -> Image.Image:
     """Open a file path, bytes, file object or PIL image as an RGB image, with one-line errors for bad input.
 
-    ``frame`` picks the frame of a multi-frame GIF (Gravity Spy's golden GIFs hold the 0.5/1/2/4 s views in order);
-    frames from ``MAX_FRAMES`` on are never read. To read every frame, ``iter_frames`` decodes each once.
+    ``frame`` picks the frame of a multi-frame GIF (Gravity Spy's golden GIFs hold the 0.5/1/2/4 s views in order).
     """
-    if isinstance(source, Image.Image):
-        if min(source.size) < MIN_SIDE:
-            raise ImageError(f"the image is {source.size[0]}x{source.size[1]} pixels, too small to be a spectrogram")
-        return _to_rgb(source)
-    if not 0 <= frame < MAX_FRAMES:
-        raise ImageError(f"frame {frame} requested, but at most {MAX_FRAMES} frames of a file are read")
+    return _checked_rgb(_open(source, frame))
+
+
+def open_frames(source: Source, max_frames: int = MAX_FRAMES) -> list[Image.Image]:
+    """Every frame of an image as RGB, in one pass over the file: one frame for most images, the 0.5/1/2/4 s views of
+    a golden GIF. Equal to ``open_image(source, k)`` for each ``k``, without reopening (and re-decoding the frames
+    before ``k``, which a GIF needs) for every frame: a thousand-frame GIF took minutes that way.
+
+    At most ``max_frames`` frames, and no more than ``MAX_PIXELS`` pixels in all, are decoded; later frames never are
+    (``frame_count`` says how many the file holds)."""
     img = _open(source)
-    if frame:
+    frames = [_checked_rgb(img)]
+    budget = max(1, MAX_PIXELS // max(1, img.size[0] * img.size[1]))
+    for k in range(1, min(getattr(img, "n_frames", 1), max(1, max_frames), budget)):
         try:
-            img.seek(frame)
-        except EOFError:
-            raise ImageError(f"frame {frame} requested but the image has fewer frames") from None
-        except (OSError, SyntaxError, ValueError) as exc:
+            img.seek(k)
+            img.load()
+        except (OSError, SyntaxError, ValueError, EOFError) as exc:
+            raise ImageError(f"frame {k} of the image is damaged ({first_line(str(exc), 80)})") from None
+        frames.append(_checked_rgb(img))
+    return frames
+
+
+def _open(source: Source, frame: int = 0) -> Image.Image:
+    """The image (its frame ``frame``) opened and loaded as stored, after the size and format checks."""
+    if isinstance(source, Image.Image):
+        img = source
+    else:
+        if isinstance(source, (bytes, bytearray)):
+            if len(source) == 0:
+                raise ImageError("the file is empty")
+            fh = io.BytesIO(source)
+        elif isinstance(source, (str, os.PathLike)):
+            path = Path(source)
+            if not path.is_file():
+                raise ImageError(f"no such file: {path}")
+            if path.stat().st_size == 0:
+                raise ImageError("the file is empty")
+            fh = path.open("rb")
+        else:
+            fh = source
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("error", Image.DecompressionBombWarning)
+                img = Image.open(fh)
+                w, h = img.size
+                if w * h > MAX_PIXELS:
+                    raise ImageError(f"the image declares {w}x{h} pixels, more than the {MAX_PIXELS:,} allowed")
+                if frame:
+                    if frame >= MAX_FRAMES:
+                        raise ImageError(f"frame {frame} requested, but at most {MAX_FRAMES} frames of a file are read")
+                    n = getattr(img, "n_frames", 1)
+                    if frame >= n:
+                        raise ImageError(f"frame {frame} requested but the image has {n} frame(s)")
+                    img.seek(frame)
+                img.load()
+        except ImageError:
+            raise
+        except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+            raise ImageError(f"the image declares more than {MAX_PIXELS:,} pixels (a decompression bomb?)") from None
+        except UnidentifiedImageError:
+            raise ImageError("not an image file (or a format Pillow cannot read)") from None
+        except (OSError, SyntaxError, ValueError, EOFError) as exc:
             raise ImageError(f"the image is damaged or truncated ({first_line(str(exc), 80)})") from None
-    return _decoded(img)
+    return img
 
 
-def iter_frames(source: Source, max_frames: int = MAX_FRAMES) -> Iterator[Image.Image | ImageError]:
-    """Each frame of an image as RGB, decoded once and in order (seeking to frame k from the start would decode the k
-    before it again: a thousand-frame GIF took minutes that way), up to ``max_frames``; a frame that cannot be decoded
-    is yielded as its ``ImageError`` and the frames after it are not read. Raises ``ImageError`` if the file cannot be
-    opened at all; ``frame_count`` says whether a file holds more than ``max_frames``."""
-    if isinstance(source, Image.Image) and not getattr(source, "is_animated", False):
-        yield open_image(source)
-        return
-    img = source if isinstance(source, Image.Image) else _open(source)
-    for index in range(max(1, max_frames)):
-        try:
-            if index:
-                img.seek(index)
-            yield _decoded(img)
-        except EOFError:
-            return
-        except ImageError as exc:
-            yield exc
-            return
-        except (OSError, SyntaxError, ValueError) as exc:
-            yield ImageError(f"the image is damaged or truncated ({first_line(str(exc), 80)})")
-            return
-
-
-def frame_count(source: Source) -> int:
-    """How many frames an image holds, read from its headers without decoding any (1 for a still image)."""
-    try:
-        img = source if isinstance(source, Image.Image) else _open(source)
-        return max(1, int(getattr(img, "n_frames", 1)))
-    except Exception:  # an unreadable file is reported by whoever decodes it
-        return 1
+def _checked_rgb(img: Image.Image) -> Image.Image:
+    if min(img.size) < MIN_SIDE:
+        raise ImageError(f"the image is {img.size[0]}x{img.size[1]} pixels, too small to be a spectrogram")
+    return _to_rgb(img)
 
 
 def _to_rgb(img: Image.Image) -> Image.Image:
@@ -262,6 +240,18 @@ def _to_rgb(img: Image.Image) -> Image.Image:
         background = Image.new("RGBA", img.size, (255, 255, 255, 255))
         img = Image.alpha_composite(background, img)
     return img.convert("RGB")
+
+
+def frame_count(source: Source) -> int:
+    """How many frames an image holds, read from its headers without decoding any (1 for a still image)."""
+    if isinstance(source, Image.Image):
+        return getattr(source, "n_frames", 1)
+    data = source if isinstance(source, (bytes, bytearray)) else None
+    try:
+        with Image.open(io.BytesIO(data) if data is not None else source) as img:
+            return getattr(img, "n_frames", 1)
+    except Exception:
+        return 1
 
 
 def n_frames(source: Source, max_frames: int = MAX_FRAMES) -> int:
@@ -407,6 +397,20 @@ def normalize(batch_uint8: torch.Tensor | np.ndarray) -> torch.Tensor:
     return (t - mean) / std
 
 
+def to_model_input(batch_uint8: torch.Tensor | np.ndarray, device: str | torch.device = "cpu") -> torch.Tensor:
+    """Canonical uint8 images (N, H, W, 3), numpy or torch -> the model's input: float (N, 3, H, W) on ``device``,
+    ``normalize``d, in channels_last memory (what the model's weights use; faster with oneDNN and cuDNN alike).
+
+    The uint8 batch crosses to the device before the conversion: a quarter of the bytes of float32.
+    """
+    t = torch.from_numpy(np.array(batch_uint8, dtype=np.uint8, copy=True)) if isinstance(batch_uint8, np.ndarray) \
+        else torch.as_tensor(batch_uint8)
+    if t.dim() != 4 or t.shape[-1] != 3:
+        raise ValueError(f"expected a batch of RGB images (N, H, W, 3), not shape {tuple(t.shape)}")
+    # moving the channel axis of an NHWC batch is already channels_last; contiguous() then only checks it
+    return normalize(t.to(device, non_blocking=True)).contiguous(memory_format=torch.channels_last)
+
+
 def preprocess(source: Source, frame: int = 0, size: int = INPUT_SIZE) -> torch.Tensor:
-    """Any Gravity Spy image -> the model's input tensor (3, size, size). The project's one preprocessing path."""
-    return normalize(canonical_uint8(source, frame, size))
+    """Any Gravity Spy image -> the model's input tensor (3, size, size), on the CPU."""
+    return to_model_input(canonical_uint8(source, frame, size)[None])[0]

@@ -6,7 +6,7 @@ import copy
 import dataclasses
 import os
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,9 +16,19 @@ import numpy as np
 import torch
 
 from .checkpoint import Checkpoint, CheckpointError, load_checkpoint
-from .data import NAME_RE
 from .evaluate import fuse_log_probabilities
-from .images import MAX_FRAMES, ImageError, Source, canonical_checked, frame_count, iter_frames, normalize
+from .glitches import Glitch, View, frame_duration, group_views, parse_name
+from .images import (
+    INPUT_SIZE,
+    MAX_FRAMES,
+    ImageError,
+    Source,
+    canonical_checked,
+    frame_count,
+    open_frames,
+    to_model_input,
+)
+from .model import forward_uint8
 
 MODELS_DIR = Path(__file__).resolve().parents[1] / "models"
 DEFAULT_MODEL = MODELS_DIR / "glitchnet.pt"
@@ -77,12 +87,6 @@ class Prediction:
                 **({"warning": self.warning} if self.warning else {})}
 
 
-def parse_name(name: str) -> tuple[str | None, str | None, float | None]:
-    """(ifo, gravityspy_id, duration_s) from a Gravity Spy file name, or Nones."""
-    m = NAME_RE.match(Path(name).stem)
-    return (m["ifo"], m["gid"], float(m["dur"])) if m else (None, None, None)
-
-
 class Predictor:
     """A loaded GlitchNet ready to classify images.
 
@@ -102,6 +106,14 @@ class Predictor:
         self.model = self.checkpoint.build_model()
         self.temperature = float(self.checkpoint.temperature or 1.0)
         self._local = threading.local()
+        local = self._local
+
+        def keep_activations(module: torch.nn.Module, inputs: Any, output: torch.Tensor) -> None:
+            if getattr(local, "capture", False):  # only inside this thread's ``explain``
+                local.activations = output.detach()
+
+        # A plain function, not a bound method: Grad-CAM deep-copies the model, and with it this hook.
+        self.model.cam_layer.register_forward_hook(keep_activations)
 
     # ---------------------------------------------------------------------------------------------- inputs
 
@@ -125,9 +137,8 @@ class Predictor:
     @torch.no_grad()
     def probabilities(self, images_uint8: np.ndarray) -> np.ndarray:
         """Calibrated class probabilities (N, C) for canonical uint8 images (N, H, W, 3)."""
-        x = normalize(np.ascontiguousarray(images_uint8)).contiguous(memory_format=torch.channels_last)
-        logits = self.model(x)
-        return torch.softmax(logits.double() / self.temperature, dim=1).numpy()
+        logits = forward_uint8(self.model, images_uint8)
+        return torch.softmax(logits.double() / self.temperature, dim=1).cpu().numpy()
 
     def _result(self, name: str, probs: np.ndarray, views: int = 1, warning: str | None = None) -> Prediction:
         ifo, gid, dur = parse_name(name)
@@ -140,8 +151,8 @@ class Predictor:
 
     def predict(self, sources: Iterable[Source], names: Iterable[str] | None = None,
                 batch_size: int = 32, max_frames: int = MAX_FRAMES) -> list[Prediction]:
-        """Classify every source, one answer per file (``verdict``: a multi-frame GIF's frames fused); unreadable
-        ones get a ``Prediction`` with ``error`` set, the rest go on."""
+        """Classify every source, one answer per file (``verdict``: a multi-frame GIF's frames fused, as the app
+        does); unreadable ones get a ``Prediction`` with ``error`` set, the rest go on."""
         return list(self.predict_stream(sources, names, batch_size, max_frames=max_frames))
 
     def predict_stream(self, sources: Iterable[Source], names: Iterable[str] | None = None,
@@ -149,8 +160,8 @@ class Predictor:
                        max_frames: int = MAX_FRAMES) -> Iterator[Prediction]:
         """Like ``predict`` but lazy, for a folder of any size in constant memory.
 
-        Images are decoded by a small thread pool one batch ahead of the model (PNG inflate, resizing and the
-        colour lookups release the GIL), so decoding batch k+1 overlaps the forward pass of batch k; at most
+        Files are decoded (``decode``) by a small thread pool one batch ahead of the model (PNG inflate, resizing and
+        the colour lookups release the GIL), so decoding batch k+1 overlaps the forward pass of batch k; at most
         two batches of files are held at once.
         """
         names_iter = iter(names) if names is not None else None
@@ -160,10 +171,9 @@ class Predictor:
                 return next(names_iter), source
             return (str(source) if isinstance(source, (str, os.PathLike)) else "upload"), source
 
-        def decode(item: tuple[str, Source]) -> tuple[str, list[tuple[np.ndarray | None, str | None, str | None]],
-                                                      int]:
+        def decode(item: tuple[str, Source]) -> tuple[str, list[View]]:
             name, source = item
-            return name, *self.load_frames(source, max_frames)
+            return name, self.decode(name, source, max_frames)
 
         def chunks() -> Iterator[list[tuple[str, Source]]]:
             chunk: list[tuple[str, Source]] = []
@@ -185,75 +195,145 @@ class Predictor:
             if pending is not None:
                 yield from self._flush([f.result() for f in pending])
 
-    def _flush(self, pending: list[tuple[str, list[tuple[np.ndarray | None, str | None, str | None]], int]]
-               ) -> Iterator[Prediction]:
-        good = [img for _, frames, _ in pending for img, _, _ in frames if img is not None]
-        probs = iter(self.probabilities(np.stack(good))) if good else iter(())
-        for name, frames, total in pending:
-            yield self.verdict(self._frame_results(name, frames, probs), name, total)
-
-    @staticmethod
-    def load_frames(source: Source, max_frames: int = MAX_FRAMES
-                    ) -> tuple[list[tuple[np.ndarray | None, str | None, str | None]], int]:
-        """Every frame's ``load_checked`` as (image, warning, error), each frame decoded once and in order, at most
-        ``max_frames`` (later frames are never decoded), and how many frames the file holds in all."""
-        if isinstance(source, (str, os.PathLike)) and Path(source).is_file():
-            source = Path(source).read_bytes()  # one read from disk, whatever the number of frames
-        out: list[tuple[np.ndarray | None, str | None, str | None]] = []
-        try:
-            total = frame_count(source)
-            for frame in iter_frames(source, max_frames):
-                if isinstance(frame, ImageError):
-                    out.append((None, None, str(frame)))
-                    continue
-                try:
-                    out.append((*Predictor.load_checked(frame), None))
-                except ImageError as exc:
-                    out.append((None, None, str(exc)))
-        except ImageError as exc:
-            return [(None, None, str(exc))], 1
-        return out, max(total, len(out))
-
-    def _frame_results(self, name: str, frames: list[tuple[np.ndarray | None, str | None, str | None]],
-                       probs: Iterator[np.ndarray]) -> list[Prediction]:
-        out = []
-        for frame, (img, warning, err) in enumerate(frames):
-            label = f"{name}#frame{frame}" if len(frames) > 1 else name
-            out.append(Prediction(name=label, error=err) if img is None
-                       else self._result(label, next(probs), warning=warning))
-        return out
+    def _flush(self, pending: list[tuple[str, list[View]]]) -> Iterator[Prediction]:
+        readable = [v for _, views in pending for v in views if v.error is None]
+        probs = self.probabilities(np.stack([v.image for v in readable])) if readable else []
+        for v, p in zip(readable, probs):
+            v.prediction = self._result(v.name, p, warning=v.warning)
+        for name, views in pending:
+            yield self.verdict([v.prediction or Prediction(name=v.name, error=v.error) for v in views], name)
 
     def predict_frames(self, source: Source, name: str = "upload", max_frames: int = MAX_FRAMES) -> list[Prediction]:
         """One prediction per frame: a golden GIF holds the four views of one glitch (at most ``max_frames``)."""
-        frames, _ = self.load_frames(source, max_frames)
-        good = [img for img, _, _ in frames if img is not None]
-        probs = iter(self.probabilities(np.stack(good))) if good else iter(())
-        return self._frame_results(name, frames, probs)
+        views = self.decode(name, source, max_frames)
+        self.classify(views, explain=False)
+        return [v.prediction for v in views]
 
     def predict_file(self, source: Source, name: str = "upload",
                      max_frames: int = MAX_FRAMES) -> tuple[list[Prediction], Prediction]:
         """A file's per-frame predictions and its ``verdict``: what the app shows and the CLI prints."""
-        frames, total = self.load_frames(source, max_frames)
-        good = [img for img, _, _ in frames if img is not None]
-        probs = iter(self.probabilities(np.stack(good))) if good else iter(())
-        per_frame = self._frame_results(name, frames, probs)
-        return per_frame, self.verdict(per_frame, name, total)
+        frames = self.predict_frames(source, name, max_frames)
+        return frames, self.verdict(frames, name)
 
-    def verdict(self, frames: list[Prediction], name: str, total_frames: int | None = None) -> Prediction:
+    def verdict(self, frames: list[Prediction], name: str) -> Prediction:
         """The one answer for a file, in the CLI and the app alike: a still image's own; a multi-frame file's frames
-        are the views of one glitch (Gravity Spy's golden GIFs), so they are fused (``fuse``). When the file holds
-        more frames than were read, the answer says so."""
+        are the views of one glitch (Gravity Spy's golden GIFs), so they are fused (``fuse``), as ``classify``
+        fuses a glitch's views."""
         if len(frames) == 1:
-            answer = dataclasses.replace(frames[0], name=name)
-        else:
-            answer = self.fuse(frames, name=name)
-            if answer.error is not None:
-                answer.error = next((p.error for p in frames if p.error), answer.error)
-        if total_frames is not None and total_frames > len(frames) and answer.error is None:
-            answer.warning = (f"only the first {len(frames)} of its {total_frames} frames were read "
-                              f"(a Gravity Spy GIF has 4)")
-            answer.low_confidence = True
+            return dataclasses.replace(frames[0], name=name)
+        answer = self.fuse(frames, name=name)
+        if answer.error is not None:
+            answer.error = next((p.error for p in frames if p.error), answer.error)
         return answer
+
+    # ------------------------------------------------------------------------------------ glitches, explained
+
+    @staticmethod
+    def decode(name: str, source: Source, max_frames: int = MAX_FRAMES) -> list[View]:
+        """Every view in one file, decoded once: one ``View`` per frame (a golden GIF holds a glitch's four views),
+        or one ``View`` with ``error`` set when the file cannot be read. At most ``max_frames`` frames are decoded;
+        when a file holds more, each view's warning says how many were read."""
+        if isinstance(source, (str, os.PathLike)) and Path(source).is_file():
+            source = Path(source).read_bytes()  # one read from disk, whatever the number of frames
+        _, _, duration = parse_name(name)
+        try:
+            frames = open_frames(source, max_frames)
+        except ImageError as exc:
+            return [View(name=name, file=name, duration_s=duration, error=str(exc))]
+        total = frame_count(source)
+        unread = (f"only the first {len(frames)} of its {total} frames were read (a Gravity Spy GIF has 4)"
+                  if total > len(frames) else None)
+        views = []
+        for k, frame in enumerate(frames):
+            view = View(name=f"{name}#frame{k}" if len(frames) > 1 else name, file=name, frame=k,
+                        duration_s=frame_duration(k, len(frames)) if len(frames) > 1 else duration)
+            try:
+                view.image, view.warning = Predictor.load_checked(frame)
+                view.warning = unread or view.warning
+            except ImageError as exc:
+                view.error = str(exc)
+            views.append(view)
+        return views
+
+    def explain(self, images_uint8: np.ndarray, class_indices: Sequence[int] | None = None,
+                ) -> tuple[np.ndarray, np.ndarray]:
+        """Calibrated probabilities (N, C) and Grad-CAM heatmaps (N, H, W) in [0, 1] from one forward pass.
+
+        ``class_indices`` gives the class each heatmap explains (default: each image's top class). The network ends
+        in global average pooling and one linear layer after ``cam_layer``, so Grad-CAM's gradient weights are that
+        layer's weights divided by the map area, known without a backward pass: the heatmaps come from the
+        activations of the forward pass that gave the probabilities. ``gradcam`` (pytorch-grad-cam, forward and
+        backward) gives the same maps; a test checks it, ``benchmarks/bench_explain.py`` measures the speed-up.
+        """
+        probs, activations = self._probabilities_and_activations(images_uint8)
+        if class_indices is None:
+            class_indices = probs.argmax(1)
+        return probs, self._heatmaps(activations, class_indices, images_uint8.shape[1:3])
+
+    def _probabilities_and_activations(self, images_uint8: np.ndarray) -> tuple[np.ndarray, torch.Tensor]:
+        """``probabilities`` and the ``cam_layer`` activations (N, K, h, w) of the same forward pass."""
+        self._local.capture = True
+        try:
+            probs = self.probabilities(images_uint8)
+            return probs, self._local.activations
+        finally:
+            self._local.capture, self._local.activations = False, None
+
+    def classify(self, views: Sequence[View], batch_size: int = 32, explain: bool = True) -> list[Glitch]:
+        """Classify decoded views and group them into glitches, each with its combined verdict.
+
+        Every readable view goes through the model once, in batches of ``batch_size``; each view gets its
+        ``prediction`` and, with ``explain``, a Grad-CAM ``heat`` for its glitch's combined label (from the same
+        forward pass). A glitch's verdict fuses its views' probabilities (``evaluate.fuse_log_probabilities``).
+        """
+        glitches = group_views(views)
+        readable = [v for g in glitches for v in g.readable]
+        activations_of: dict[int, torch.Tensor] = {}
+        for start in range(0, len(readable), batch_size):
+            chunk = readable[start:start + batch_size]
+            images = np.stack([v.image for v in chunk])
+            if explain:
+                probs, acts = self._probabilities_and_activations(images)
+                activations_of.update((id(v), a) for v, a in zip(chunk, acts))
+            else:
+                probs = self.probabilities(images)
+            for v, p in zip(chunk, probs):
+                v.prediction = self._result(v.name, p, warning=v.warning)
+                if v.duration_s is not None and v.prediction.duration is None:
+                    v.prediction.duration = v.duration_s
+        for glitch in glitches:
+            for v in glitch.errors:
+                v.prediction = Prediction(name=v.name, error=v.error)
+            glitch.verdict = self.fuse([v.prediction for v in glitch.readable], name=glitch.key)
+            if explain and glitch.readable and glitch.verdict.error is None:
+                views_ = glitch.readable
+                acts = torch.stack([activations_of[id(v)] for v in views_])
+                label = self.classes.index(glitch.verdict.label)
+                for v, heat in zip(views_, self._heatmaps(acts, [label] * len(acts), views_[0].image.shape[:2])):
+                    v.heat = heat
+        return glitches
+
+    def _heatmaps(self, activations: torch.Tensor, class_indices: Sequence[int],
+                  size: tuple[int, int]) -> np.ndarray:
+        """Grad-CAM heatmaps (N, H, W) from ``cam_layer`` activations (N, K, h, w); see ``explain``."""
+        from pytorch_grad_cam.utils.image import scale_cam_image
+
+        area = activations.shape[-2] * activations.shape[-1]
+        weights = self.model.fc.weight.detach()[torch.as_tensor(np.asarray(class_indices, dtype=np.int64))] / area
+        cam = torch.einsum("nk,nkhw->nhw", weights.float(), activations.float()).clamp_min(0).numpy()
+        # pytorch-grad-cam's own post-processing: scaled to [0, 1] and resized, then scaled again across layers
+        return scale_cam_image(np.maximum(scale_cam_image(cam, (size[1], size[0])), 0))
+
+    def classify_files(self, files: Iterable[tuple[str, Source]], explain: bool = True) -> list[Glitch]:
+        """``decode`` every (name, source) and ``classify`` the views: the glitches among the files."""
+        return self.classify([v for name, source in files for v in self.decode(name, source)], explain=explain)
+
+    def warm_up(self) -> None:
+        """Pay the one-off costs (the colour lookup tables, Grad-CAM's imports) before the first real image."""
+        from .images import viridis_fraction
+
+        viridis_fraction(np.zeros((1, 1, 3), np.uint8))
+        self.explain(np.zeros((1, INPUT_SIZE, INPUT_SIZE, 3), np.uint8))
 
     def fuse(self, predictions: list[Prediction], name: str | None = None) -> Prediction:
         """Combine several views of one glitch by averaging their log-probabilities (a product of experts)."""
@@ -283,7 +363,8 @@ class Predictor:
         """Grad-CAM heatmap in [0, 1], same height and width as the image, for ``class_index`` (default: top-1)."""
         from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
-        x = normalize(np.ascontiguousarray(image_uint8))[None]
+        # float32 whatever the device: pytorch-grad-cam hands activations to numpy, which has no bfloat16
+        x = to_model_input(image_uint8[None], next(self.model.parameters()).device)
         if class_index is None:
             class_index = int(self.probabilities(image_uint8[None])[0].argmax())
         with torch.enable_grad():

@@ -7,27 +7,29 @@ import plotly.express as px
 import plotly.graph_objects as go
 import streamlit as st
 
+from glitchnet import jobs
+from glitchnet.config import AUGMENTATION_LABELS, AUGMENTATION_MODES, FIRST_RUN_EPOCHS, VIEWS, TrainConfig
 from glitchnet.errors import GlitchNetError, one_line
-from glitchnet.train import TrainConfig, check_training_data, prepare_run
-from pages import _jobs as jobs
+from glitchnet.evaluate import present_classes
+from glitchnet.train import check_training_data, prepare_run
 from pages import _ui as ui
 
-AUGMENTATIONS = {"class": "Class-aware (physics-based)", "generic": "Generic (flips, jitter, crops)",
-                 "none": "None"}
 GALLERY_SIZE = 12
 
 
 def form(root: str) -> None:
     with st.form("train"):
         cols = st.columns(3)
-        epochs = cols[0].number_input("Epochs", 1, 100, 2)
-        batch_size = cols[1].select_slider("Batch size", [4, 8, 16, 32, 64, 128], value=32)
-        view = cols[2].selectbox("View (s)", ["1.0", "0.5", "2.0", "4.0", "all"],
+        epochs = cols[0].number_input("Epochs", 1, 100, FIRST_RUN_EPOCHS)
+        batch_size = cols[1].select_slider("Batch size", [4, 8, 16, 32, 64, 128], value=TrainConfig.batch_size)
+        view = cols[2].selectbox("View (s)", VIEWS, index=VIEWS.index(TrainConfig.view),
                                  help="Which duration to train on; 'all' uses the four views as separate images.")
         cols = st.columns(3)
-        lr = cols[0].number_input("Learning rate", 1e-5, 1.0, 1e-3, format="%.0e", step=1e-4)
-        weight_decay = cols[1].number_input("Weight decay", 0.0, 1.0, 0.05, format="%.3f", step=0.01)
-        augment = cols[2].radio("Augmentation", list(AUGMENTATIONS), format_func=AUGMENTATIONS.get)
+        lr = cols[0].number_input("Learning rate", 1e-5, 1.0, TrainConfig.lr, format="%.0e", step=1e-4)
+        weight_decay = cols[1].number_input("Weight decay", 0.0, 1.0, TrainConfig.weight_decay, format="%.3f",
+                                            step=0.01)
+        augment = cols[2].radio("Augmentation", AUGMENTATION_MODES, index=AUGMENTATION_MODES.index(TrainConfig.augment),
+                                format_func=AUGMENTATION_LABELS.get)
         if not st.form_submit_button("Start training", type="primary"):
             return
     out = ui.runs_dir() / f"glitchnet-{time.strftime('%Y%m%d-%H%M%S')}.pt"
@@ -41,7 +43,7 @@ def form(root: str) -> None:
         return
     try:
         jobs.start_job(ui.session_id(), config)
-    except RuntimeError as exc:
+    except jobs.JobBusyError as exc:
         st.warning(str(exc))
         return
     st.rerun()
@@ -74,15 +76,11 @@ def evaluation(result: jobs.Evaluation) -> None:
     cols[0].metric("Accuracy", f"{m['accuracy']:.1%}")
     cols[1].metric("Macro-F1", f"{m['macro_f1']:.3f}")
     cols[2].metric("Images", f"{m['n']:,}")
-    present = [i for i, c in enumerate(m["classes"]) if m["per_class"][c]["support"] or sum(
-        row[i] for row in m["confusion"])]
-    names = [m["classes"][i] for i in present]
-    matrix = [[m["confusion"][i][j] for j in present] for i in present]
+    names, matrix, table = present_classes(m)
     fig = px.imshow(matrix, x=names, y=names, color_continuous_scale="Viridis", text_auto=True, aspect="auto",
                     labels={"x": "predicted", "y": "true", "color": "images"})
     fig.update_layout(height=max(360, 28 * len(names)), margin={"t": 10})
     st.plotly_chart(fig)
-    table = pd.DataFrame(m["per_class"]).T.loc[names].reset_index(names="class")
     st.dataframe(table, hide_index=True, column_config={
         c: st.column_config.NumberColumn(format="%.3f") for c in ("precision", "recall", "f1")})
     wrong = result.misclassified

@@ -316,3 +316,76 @@ def test_render_variation_stays_on_viridis_and_near_the_original():
         aug.make_augmenter("none", render_prob=1.5)
     always = aug.make_augmenter("none", render_prob=1.0)
     assert not np.array_equal(always(img, "Blip", np.random.default_rng(1)), img)
+
+
+# ------------------------------------------------------------------------------------------------- seeding
+
+
+def test_generic_augmentation_is_torchvisions_and_reproducible() -> None:
+    import threading
+
+    import torch
+
+    img = class_image("Chirp")
+    threads = torch.get_num_threads()
+    torch.manual_seed(11)
+    expected_stream = torch.rand(4)
+    torch.manual_seed(11)
+    out, applied = aug.generic_augment(img, np.random.default_rng([7, 2, 5]))
+    assert torch.equal(torch.rand(4), expected_stream)  # the caller's torch stream is left alone
+    assert torch.get_num_threads() == threads
+    assert out.shape == img.shape and out.dtype == np.uint8
+    names = [a.name for a in applied]
+    assert names[-4:] == ["resized_crop", "brightness", "contrast", "saturation"] and names[:-4] in ([], ["hflip"])
+    assert 0.8 <= applied[-4].amount <= 1.0 and all(0.8 <= a.amount <= 1.2 for a in applied[-3:])
+    # same (seed, epoch, index) generator, same image and amounts: alone, after other torch draws, or in threads
+    torch.rand(100)
+    again, applied_again = aug.generic_augment(img, np.random.default_rng([7, 2, 5]))
+    np.testing.assert_array_equal(again, out)
+    assert applied_again == applied
+    seeds = [[7, epoch, index] for epoch in range(2) for index in range(3)]
+    alone = [aug.generic_augment(img, np.random.default_rng(s))[0] for s in seeds]
+    threaded: dict[int, np.ndarray] = {}
+
+    def work(k: int) -> None:
+        threaded[k] = aug.generic_augment(img, np.random.default_rng(seeds[k]))[0]
+
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(len(seeds))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for k, a in enumerate(alone):
+        np.testing.assert_array_equal(threaded[k], a)
+    assert len({a.tobytes() for a in alone}) == len(seeds)
+    # RandomHorizontalFlip(0.5): about half the draws flip
+    flips = [s for s in range(24) if aug.generic_augment(img, np.random.default_rng(s))[1][0].name == "hflip"]
+    assert 6 <= len(flips) <= 18, len(flips)
+
+
+def test_training_augmentation_is_reproducible_per_seed_epoch_and_index() -> None:
+    from glitchnet.data import GlitchImages
+
+    images = np.stack([class_image("Chirp", seed=s) for s in range(3)])
+    labels = np.full(3, CLASSES.index("Chirp"))
+    for mode in ("class", "generic"):
+        first, second = (GlitchImages(images, labels, augmenter=aug.make_augmenter(mode), seed=5) for _ in range(2))
+        for item in ((0, 0), (2, 0), (2, 3)):
+            np.testing.assert_array_equal(first[item][0].numpy(), second[item][0].numpy())
+        assert not np.array_equal(first[(2, 0)][0].numpy(), first[(2, 1)][0].numpy())  # a new epoch, a new draw
+
+
+def test_preview_is_the_policy_drawn_from_one_seed():
+    rng = np.random.default_rng(0)
+    img = energy_to_rgb(rng.exponential(1.0, (224, 224)).astype(np.float32))
+    shown = aug.preview(img, "Blip", seed=7, n=3, enabled={"loudness"})
+    again = np.random.default_rng(7)
+    for out, applied in shown:
+        ref, ref_applied = aug.augment(img, "Blip", again, enabled={"loudness"})
+        assert np.array_equal(out, ref) and [str(a) for a in applied] == [str(a) for a in ref_applied]
+        assert all(str(a).startswith("glitch energy") for a in applied)
+    generic = aug.preview(img, "Blip", seed=7, n=2, mode="generic")
+    again = np.random.default_rng(7)
+    assert all(np.array_equal(out, aug.generic_augment(img, again)[0]) for out, _ in generic)
+    with pytest.raises(ValueError, match="not 'none'"):
+        aug.preview(img, "Blip", seed=0, mode="none")

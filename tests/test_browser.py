@@ -137,12 +137,12 @@ def test_upload_on_predict_shows_prediction_and_heatmap(browser, server: Server,
     timings = []
     for n, image in enumerate(["Blip/blip-1.jpg", "Whistle/whistle-1.jpg"], 1):
         start = time.monotonic()
-        page.locator('input[type="file"]').set_input_files(str(real / "golden" / image))
+        page.locator('input[type="file"]').first.set_input_files(str(real / "golden" / image))
         page.wait_for_function("""n => {
-            const caps = [...document.querySelectorAll('[data-testid="stImageCaption"]')]
+            const cards = [...document.querySelectorAll('[data-testid="stExpander"]')]
                 .filter(c => c.innerText.includes('Grad-CAM'));
             const imgs = [...document.querySelectorAll('[data-testid="stImage"] img')];
-            return caps.length >= n && imgs.length >= 2 * n && imgs.every(i => i.complete && i.naturalWidth > 0);
+            return cards.length >= n && imgs.length >= n && imgs.every(i => i.complete && i.naturalWidth > 0);
         }""", arg=n, timeout=60_000)
         timings.append(time.monotonic() - start)
     assert page.get_by_text("Field guide,").count() == 2

@@ -11,9 +11,9 @@ pytest.importorskip("gwpy", reason="the strain extra is not installed: pip insta
 pytest.importorskip("h5py", reason="the strain extra is not installed: pip install -e '.[strain]'")
 
 from glitchnet.images import PLOT_SIZE, rgb_to_energy, row_of_frequency
-from glitchnet.simulate.qtransform import make_tiling, q_scan
+from glitchnet.omega.qtransform import make_tiling, q_scan
+from glitchnet.omega.whiten import TAPER_S
 from glitchnet.strain import (
-    TAPER_S,
     GPSRangeError,
     NotStrainError,
     SampleRateError,
