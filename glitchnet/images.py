@@ -160,21 +160,25 @@ def open_image(source: Source, frame: int = 0) -> Image.Image:
     return _checked_rgb(_open(source, frame))
 
 
-def open_frames(source: Source, max_frames: int = MAX_FRAMES) -> list[Image.Image]:
+def open_frames(source: Source, max_frames: int | None = MAX_FRAMES) -> list[Image.Image]:
     """Every frame of an image as RGB, in one pass over the file: one frame for most images, the 0.5/1/2/4 s views of
     a golden GIF. Equal to ``open_image(source, k)`` for each ``k``, without reopening (and re-decoding the frames
     before ``k``, which a GIF needs) for every frame: a thousand-frame GIF took minutes that way.
 
-    At most ``max_frames`` frames, and no more than ``MAX_PIXELS`` pixels in all, are decoded; later frames never are
-    (``frame_count`` says how many the file holds)."""
+    At most ``max_frames`` frames (``MAX_FRAMES`` when None; a hosted server passes its own, lower cap), and no more
+    than ``MAX_PIXELS`` pixels in all, are decoded; later frames never are (``frame_count`` says how many the file
+    holds)."""
     img = _open(source)
     frames = [_checked_rgb(img)]
+    cap = MAX_FRAMES if max_frames is None else max(1, max_frames)
     budget = max(1, MAX_PIXELS // max(1, img.size[0] * img.size[1]))
-    for k in range(1, min(getattr(img, "n_frames", 1), max(1, max_frames), budget)):
+    for k in range(1, min(getattr(img, "n_frames", 1), cap, budget)):
         try:
             img.seek(k)
             img.load()
-        except (OSError, SyntaxError, ValueError, EOFError) as exc:
+        except EOFError:  # fewer frames than the header said
+            break
+        except (OSError, SyntaxError, ValueError) as exc:
             raise ImageError(f"frame {k} of the image is damaged ({first_line(str(exc), 80)})") from None
         frames.append(_checked_rgb(img))
     return frames

@@ -229,10 +229,10 @@ class Predictor:
     # ------------------------------------------------------------------------------------ glitches, explained
 
     @staticmethod
-    def decode(name: str, source: Source, max_frames: int = MAX_FRAMES) -> list[View]:
+    def decode(name: str, source: Source, max_frames: int | None = MAX_FRAMES) -> list[View]:
         """Every view in one file, decoded once: one ``View`` per frame (a golden GIF holds a glitch's four views),
-        or one ``View`` with ``error`` set when the file cannot be read. At most ``max_frames`` frames are decoded;
-        when a file holds more, each view's warning says how many were read."""
+        or one ``View`` with ``error`` set when the file cannot be read. At most ``max_frames`` frames are decoded
+        (``MAX_FRAMES`` when None); when a file holds more, each view's warning says how many were read."""
         if isinstance(source, (str, os.PathLike)) and Path(source).is_file():
             source = Path(source).read_bytes()  # one read from disk, whatever the number of frames
         _, _, duration = parse_name(name)
