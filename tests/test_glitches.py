@@ -253,3 +253,11 @@ def test_cli_predict_by_glitch_fuses_like_the_app(tmp_path, random_checkpoint, p
     assert out["golden.gif"]["views"] == 4
     assert out["broken.png"]["error"] == "no readable view to fuse"
     assert list(out["broken.png"]["errors"].values()) == ["not an image file (or a format Pillow cannot read)"]
+
+
+def test_pages_of_a_long_batch():
+    from glitchnet.glitches import page_count, page_items
+    assert [page_count(n, 6) for n in (0, 1, 6, 7, 12, 13)] == [1, 1, 1, 2, 2, 3]
+    items = list(range(13))
+    assert page_items(items, 1, 6) == (0, [0, 1, 2, 3, 4, 5])
+    assert page_items(items, 3, 6) == (12, [12])
