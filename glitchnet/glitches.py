@@ -119,6 +119,12 @@ def page_items(items: Sequence[T], page: int, per_page: int) -> tuple[int, Seque
     return first, items[first:first + per_page]
 
 
+def quiz_score(answers: Sequence[tuple[str, str, str]]) -> tuple[int, int]:
+    """Right answers in a quiz of (your label, the true label, the model's label) triples: (yours, the model's)."""
+    return (sum(yours == truth for yours, truth, _ in answers),
+            sum(said == truth for _, truth, said in answers))
+
+
 def group_views(views: Sequence[View]) -> list[Glitch]:
     """Views gathered into glitches by their file's ``glitch_key``, first-seen order, each sorted by duration."""
     glitches: dict[str, Glitch] = {}

@@ -18,6 +18,7 @@ from glitchnet.glitches import (
     glitch_key,
     page_count,
     page_items,
+    quiz_score,
     random_glitch,
     results_table,
 )
@@ -84,8 +85,7 @@ def score(batch: Batch) -> None:
     """The quiz's running score: the visitor's and the model's right answers on the glitches labelled so far."""
     answers = list(quiz_state()["answers"].values())
     if batch.score is not None and answers:
-        you = sum(yours == truth for yours, truth, _ in answers)
-        model = sum(said == truth for _, truth, said in answers)
+        you, model = quiz_score(answers)
         batch.score.markdown(f"**Quiz score:** you {you} of {len(answers)}, the model {model} of {len(answers)}")
 
 

@@ -261,3 +261,10 @@ def test_pages_of_a_long_batch():
     items = list(range(13))
     assert page_items(items, 1, 6) == (0, [0, 1, 2, 3, 4, 5])
     assert page_items(items, 3, 6) == (12, [12])
+
+
+def test_quiz_score_counts_right_answers_on_each_side():
+    from glitchnet.glitches import quiz_score
+    answers = [("Blip", "Blip", "Tomte"), ("Whistle", "Blip", "Blip"), ("Tomte", "Tomte", "Tomte")]
+    assert quiz_score(answers) == (2, 2)
+    assert quiz_score(answers[:1]) == (1, 0) and quiz_score([]) == (0, 0)
