@@ -185,6 +185,12 @@ _BUILD: list[DatasetBuild] = []
 _BUILD_LOCK = threading.Lock()
 
 
+def current_build() -> DatasetBuild | None:
+    """This process's build, running or finished, if one was started; starts none."""
+    with _BUILD_LOCK:
+        return _BUILD[0] if _BUILD else None
+
+
 def shared_build(make: Callable[..., Path]) -> DatasetBuild:
     """The one build of this process, whichever caller asked first; started anew when there is none or the last one
     failed (a finished successful build is returned as it is, and ends at once)."""

@@ -112,6 +112,7 @@ def test_curve_data_from_a_jobs_history():
 
 def test_a_dataset_build_runs_once_reports_progress_and_retries_after_a_failure(tmp_path, monkeypatch):
     monkeypatch.setattr(jobs, "_BUILD", [])
+    assert jobs.current_build() is None
     calls = []
 
     def make(progress):
@@ -123,6 +124,7 @@ def test_a_dataset_build_runs_once_reports_progress_and_retries_after_a_failure(
     assert build.finished.wait(10) and build.root == tmp_path and build.error is None
     assert (build.done, build.total, build.fraction) == (3, 4, 0.75)
     assert jobs.shared_build(make) is build and len(calls) == 1  # made once per process
+    assert jobs.current_build() is build
 
     def broken(progress):
         raise OSError("disk full\nmore")
