@@ -28,6 +28,8 @@ import numpy as np
 from PIL import Image
 from scipy import signal
 
+from .errors import GlitchNetError, first_line
+from .files import write_bytes_atomic
 from .omega.png import encode_png
 from .omega.qtransform import SAMPLE_RATE_HZ
 from .omega.render import omega_views
@@ -43,7 +45,7 @@ MIN_SAMPLE_RATE_HZ = 4096.0
 """Lowest sample rate whose Nyquist frequency reaches the top of Gravity Spy's 10-2048 Hz axis, Hz."""
 
 
-class StrainError(ValueError):
+class StrainError(GlitchNetError):
     """A strain file or GPS time that cannot be scanned; the message is one line, fit for a user."""
 
 
@@ -193,14 +195,14 @@ def _open_strain(source: StrainSource, channel: str | None = None,
                     ifo = (value.decode(errors="replace") if isinstance(value, bytes) else str(value))[:2] or None
             yield ds, t0, fs, ifo
         except (OSError, KeyError, RuntimeError) as exc:  # h5py's errors for damaged files
-            raise NotStrainError(f"cannot read strain from {label}: {str(exc).splitlines()[0][:100]}") from None
+            raise NotStrainError(f"cannot read strain from {label}: {first_line(str(exc), 100)}") from None
 
 
 def _read(ds, start: int, stop: int, label: str) -> np.ndarray:
     try:
         return np.asarray(ds[start:stop], dtype=np.float64)
     except (OSError, ValueError, RuntimeError) as exc:  # a damaged or undecodable chunk
-        raise NotStrainError(f"cannot read strain from {label}: {str(exc).splitlines()[0][:100]}") from None
+        raise NotStrainError(f"cannot read strain from {label}: {first_line(str(exc), 100)}") from None
 
 
 def read_strain(strain_file: StrainSource, channel: str | None = None) -> tuple[np.ndarray, float, float, str | None]:
@@ -342,9 +344,7 @@ def scan(strain_file: StrainSource, gps: float, out_dir: str | os.PathLike | Non
         out.mkdir(parents=True, exist_ok=True)
         for d, a in views.items():
             path = out / view_file_name(ifo, gps, d)
-            tmp = path.with_name(f".{path.name}.tmp")
-            tmp.write_bytes(encode_png(a))
-            os.replace(tmp, path)
+            write_bytes_atomic(path, encode_png(a))
     return {d: Image.fromarray(a, "RGBA") for d, a in views.items()}
 
 

@@ -21,8 +21,10 @@ from streamlit.runtime.scriptrunner import get_script_run_ctx
 
 from glitchnet import glitches
 from glitchnet.data import DatasetError, DatasetScan, scan_dataset
+from glitchnet.errors import GlitchNetError, one_line
+from glitchnet.explore import dataset_summary
 from glitchnet.glitches import Glitch, View
-from glitchnet.jobs import TrainingJob, job_for, one_line
+from glitchnet.jobs import DatasetBuild, TrainingJob, current_build, job_for, shared_build
 from glitchnet.serving import Budget, BudgetError, InferenceQueue, Ticket, Upload, admit, scrub_paths
 from glitchnet.shipped import default_model_path
 
@@ -49,9 +51,12 @@ def session_id() -> str:
 
 
 def guard(body: Callable[[], None]) -> None:
-    """Run a page body; an unexpected exception becomes a one-line error, the traceback goes to the server log."""
+    """Run a page body; any exception becomes a one-line error (GlitchNet's own errors by their message alone), and
+    an unexpected one's traceback goes to the server log."""
     try:
         body()
+    except GlitchNetError as exc:  # bad input GlitchNet recognised: its message is the whole story
+        st.error(public(one_line(exc)))
     except Exception as exc:
         LOG.exception("page failed")
         st.error(f"Something went wrong: {public(one_line(exc))}")
@@ -119,35 +124,6 @@ def upload_limit_bytes() -> int:
 # ------------------------------------------------------------------------------------------------------ dataset
 
 
-class _DatasetBuild:
-    """Making the built-in dataset in a background thread, once per process, whichever session asked first.
-
-    A thread rather than the script: a rerun (any click) interrupts a script, and would restart the build.
-    """
-
-    def __init__(self, make: Callable[..., Path]) -> None:
-        self.done, self.total = 0, 0
-        self.root: Path | None = None
-        self.error: str | None = None
-        self.finished = threading.Event()
-        threading.Thread(target=self._run, args=(make,), name="glitchnet-dataset", daemon=True).start()
-
-    def _run(self, make: Callable[..., Path]) -> None:
-        try:
-            self.root = Path(make(progress=self._progress))
-        except Exception as exc:  # reported on the page; the next run tries again
-            LOG.exception("making the built-in dataset failed")
-            self.error = one_line(exc)
-        self.finished.set()
-
-    def _progress(self, done: int, total: int) -> None:
-        self.done, self.total = done, total
-
-
-_build: list[_DatasetBuild] = []
-_build_lock = threading.Lock()
-
-
 def _embedded_dataset() -> Path | None:
     """The simulated dataset shipped with GlitchNet, or None while it is made on first use (or cannot be).
 
@@ -160,10 +136,7 @@ def _embedded_dataset() -> Path | None:
         st.info("The built-in simulated dataset is not available in this installation (glitchnet.simulate is "
                 "missing). " + ("" if hosted() else "Choose a dataset folder in the sidebar."))
         return None
-    with _build_lock:
-        if not _build or _build[0].error is not None:
-            _build[:] = [_DatasetBuild(default_dataset)]
-        build = _build[0]
+    build = shared_build(default_dataset)
     if not build.finished.wait(0.2):  # already made: the build ends at once
         st.caption("The built-in simulated dataset is being made (first use only, about a minute).")
         return None
@@ -172,14 +145,13 @@ def _embedded_dataset() -> Path | None:
     return build.root
 
 
-def _pending_build() -> _DatasetBuild | None:
+def _pending_build() -> DatasetBuild | None:
     """The built-in dataset's build while it runs, if this session's sidebar chose that dataset."""
     if st.session_state.get("dataset_root") or os.environ.get("GLITCHNET_DATA"):
         return None
     if not hosted() and st.session_state.get("dataset_source", DATASET_DEFAULT) != DATASET_DEFAULT:
         return None
-    with _build_lock:
-        build = _build[0] if _build else None
+    build = current_build()
     return build if build is not None and not build.finished.is_set() else None
 
 
@@ -190,7 +162,7 @@ def dataset_root() -> str | None:
         bar = st.progress(0.0, text="Making the built-in simulated dataset (first use only, about a minute)…")
         while not build.finished.wait(0.5):
             if build.total:
-                bar.progress(build.done / build.total,
+                bar.progress(build.fraction,
                              text=f"Making the built-in simulated dataset: {build.done} of {build.total} glitches")
         st.rerun()  # the sidebar then names the new dataset and every page sees it
     return st.session_state.get("dataset_root")
@@ -230,8 +202,8 @@ def _checked(root: Path | None) -> Path | None:
     except DatasetError as exc:
         st.error(public(str(exc)))
         return None
-    glitches = found.manifest["gravityspy_id"].nunique()
-    st.caption(f"{len(found.manifest):,} images of {glitches:,} glitches in {found.manifest['label'].nunique()} "
+    n = dataset_summary(found.manifest)
+    st.caption(f"{n['images']:,} images of {n['glitches']:,} glitches in {n['classes']} "
                f"classes ({found.layout} layout)" + (f"; {len(found.skipped)} skipped" if len(found.skipped) else ""))
     return root
 
@@ -536,7 +508,7 @@ def _wait(ticket: Ticket, doing: str) -> None:
             now = (0.0, f"Your request is {_ordinal(ahead + 1)} in line: the server works on one glitch of each "
                         "visitor in turn.")
         else:
-            now = (ticket.done / max(1, ticket.total), f"{doing}: {ticket.done} of {ticket.total} done")
+            now = (ticket.fraction, f"{doing}: {ticket.done} of {ticket.total} done")
         if now != shown or polls % 6 == 0:  # a message when the line moved, and now and then: a rerun or a
             bar.progress(*now)                # closed tab interrupts the script only at a Streamlit call
             shown = now

@@ -9,7 +9,9 @@ import pandas as pd
 import streamlit as st
 
 from glitchnet import augment as aug
+from glitchnet import explore
 from glitchnet.classes import CLASSES, INFO_BY_NAME
+from glitchnet.errors import one_line
 from glitchnet.images import ImageError, canonical_uint8
 from glitchnet.simulate import simulate_glitch
 from pages import _ui as ui
@@ -25,10 +27,9 @@ def dataset_manifest(root: str) -> pd.DataFrame | str:
     """The 1 s view of every glitch under ``root`` (from the app's cached scan), or a one-line reason why there is
     none."""
     try:
-        manifest = ui.scan(root).manifest
-        return manifest[(manifest["duration"] == 1.0) | manifest["duration"].isna()]
+        return explore.view_rows(ui.scan(root).manifest, 1.0)
     except Exception as exc:  # a folder the reader refuses: say why in one line, never a traceback
-        return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        return one_line(exc)
 
 
 @st.cache_data(show_spinner="Simulating…")
@@ -39,7 +40,7 @@ def simulated_image(label: str, seed: int) -> np.ndarray | str:
         view = views.get(1.0) or next(iter(views.values()))
         return canonical_uint8(view)
     except Exception as exc:
-        return f"the simulator failed: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
+        return f"the simulator failed: {one_line(exc)}"
 
 
 def reseed() -> None:
@@ -49,7 +50,7 @@ def reseed() -> None:
 def read_image(label: str, source: str, manifest: pd.DataFrame | None, seed: int) -> tuple[np.ndarray | None, str]:
     """The chosen image as canonical uint8 RGB and a caption; (None, "") after showing why there is none."""
     if source == "Dataset" and manifest is not None:
-        rows = manifest[manifest["label"] == label]
+        rows = explore.class_rows(manifest, label)
         if rows.empty:
             st.info(f"The dataset holds no {label} images; pick another class or source.")
             return None, ""

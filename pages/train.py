@@ -2,14 +2,15 @@
 
 import time
 
-import pandas as pd
 import plotly.express as px
 import plotly.graph_objects as go
 import streamlit as st
 
 from glitchnet import jobs
 from glitchnet.config import AUGMENTATION_LABELS, AUGMENTATION_MODES, FIRST_RUN_EPOCHS, VIEWS, TrainConfig
+from glitchnet.errors import GlitchNetError, one_line
 from glitchnet.evaluate import Evaluation, present_classes
+from glitchnet.train import check_training_data, prepare_run
 from pages import _ui as ui
 
 GALLERY_SIZE = 12
@@ -35,6 +36,12 @@ def form(root: str, last: TrainConfig | None) -> None:
     out = ui.runs_dir() / f"glitchnet-{time.strftime('%Y%m%d-%H%M%S')}.pt"
     config = TrainConfig(data=root, out=str(out), epochs=int(epochs), batch_size=int(batch_size), lr=float(lr),
                          weight_decay=float(weight_decay), view=view, augment=augment)
+    try:  # refuse up front what the run would refuse after its start (settings, outputs, a meaningless dataset)
+        prepare_run(config)
+        check_training_data(ui.scan(root, view))
+    except GlitchNetError as exc:
+        st.error(one_line(exc))
+        return
     try:
         jobs.start_job(ui.session_id(), config)
     except jobs.JobBusyError as exc:
@@ -46,18 +53,16 @@ def form(root: str, last: TrainConfig | None) -> None:
 def curves(view: jobs.JobView) -> None:
     cols = st.columns(2)
     if view.batch_losses:
-        steps = pd.DataFrame(view.batch_losses, columns=["epoch", "loss"])
+        steps, validation = jobs.loss_curves(view)
         fig = go.Figure(go.Scatter(x=steps["epoch"], y=steps["loss"], mode="lines" if len(steps) > 1 else "markers",
                                    name="training (batches)"))  # one point as a marker: a one-point line is blank
-        if view.history:
-            hist = pd.DataFrame(view.history)
-            fig.add_scatter(x=hist["epoch"], y=hist["val_loss"], mode="lines+markers", name="validation")
+        if not validation.empty:
+            fig.add_scatter(x=validation["epoch"], y=validation["val_loss"], mode="lines+markers", name="validation")
         fig.update_layout(title="Loss (running mean over the epoch)", xaxis_title="epoch", height=320,
                           margin={"t": 40, "b": 10})
         cols[0].plotly_chart(fig)
     if view.history:
-        hist = pd.DataFrame(view.history).melt("epoch", ["accuracy", "val_accuracy"], "split", "value")
-        hist["split"] = hist["split"].map({"accuracy": "training", "val_accuracy": "validation"})
+        hist = jobs.accuracy_curve(view.history)
         fig = px.line(hist, x="epoch", y="value", color="split", markers=True, range_y=[0, 1],
                       title="Accuracy per epoch")
         fig.update_layout(height=320, margin={"t": 40, "b": 10}, yaxis_title="accuracy")
@@ -90,7 +95,7 @@ def progress_panel(job: jobs.TrainingJob) -> None:
     event = view.latest
     if view.status == "running":
         if event is not None and event.kind == "cache":
-            st.progress(event.step / max(1, event.steps), text=f"{event.message}: {event.step}/{event.steps}")
+            st.progress(event.step_fraction, text=f"{event.message}: {event.step}/{event.steps}")
         elif event is not None and event.kind in ("batch", "epoch"):
             st.progress(event.fraction, text=f"epoch {event.epoch}/{event.epochs}, batch {event.step}/"
                         f"{event.steps}: loss {event.loss:.3f}, accuracy {event.accuracy:.1%}, "
