@@ -10,6 +10,7 @@ from pathlib import Path
 
 from .architectures import ARCHITECTURE_NAMES, DEFAULT_ARCH
 from .classes import DURATIONS_S
+from .distributed import BACKENDS
 
 EPILOG = "Errors are one line on stderr; exit status 2 for bad input, 1 for a failed run."
 
@@ -140,23 +141,20 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     return 0 if np.isfinite(temperature) else 1
 
 
-def _expand(paths: Sequence[str]):
-    from .data import IMAGE_SUFFIXES
-
-    for p in paths:
-        path = Path(p)
-        if path.is_dir():
-            yield from (str(f) for f in sorted(path.rglob("*")) if f.suffix.lower() in IMAGE_SUFFIXES)
-        else:
-            yield p
-
-
 def cmd_predict(args: argparse.Namespace) -> int:
+    from . import distributed
+    from .bulk import expand_inputs
     from .inference import Predictor
 
+    if args.out:
+        return distributed.run(lambda world: _predict_to_file(args, world), device="cpu", backend=args.backend)
+    if args.resume or args.overwrite:
+        raise ValueError("--resume and --overwrite apply to an --out file")
+    if distributed.read_env().distributed:
+        raise ValueError("under torchrun, give --out FILE (.csv or .parquet): the ranks write one merged file")
     predictor = Predictor(args.model)
     failed = 0
-    for pred in predictor.predict_stream(_expand(args.files), batch_size=args.batch_size):
+    for pred in predictor.predict_stream(expand_inputs(args.files), batch_size=args.batch_size):
         failed += pred.error is not None
         if args.json:
             print(json.dumps(pred.to_json()), flush=True)
@@ -166,6 +164,26 @@ def cmd_predict(args: argparse.Namespace) -> int:
             flag = "  (low confidence)" if pred.low_confidence else ""
             print(f"{pred.name}: {pred.label} {pred.confidence:.3f}{flag}", flush=True)
     return 0 if not failed else 3
+
+
+def _predict_to_file(args: argparse.Namespace, world) -> int:
+    from . import distributed
+    from .bulk import expand_inputs, predict_to_file
+    from .inference import Predictor
+
+    with distributed.all_ranks_ok():
+        predictor = Predictor(args.model)
+    files = list(expand_inputs(args.files))
+    tqdm = _tqdm()
+    desc = f"classifying (rank 0 of {world.world_size})" if world.distributed else "classifying"
+    with tqdm(desc=desc, unit="img", disable=not world.is_main, delay=1.0) as bar:
+        result = predict_to_file(predictor, files, args.out, resume=args.resume, overwrite=args.overwrite,
+                                 batch_size=args.batch_size, progress=_feeds(bar))
+    if world.is_main:
+        print(f"wrote {result.out}: {result.rows} rows; {result.predicted} file(s) classified on "
+              f"{world.world_size} rank(s), {result.skipped} already there; {result.errors} unreadable in all "
+              "(their error column says why)")
+    return 0  # unreadable files are rows with their reason, not a failed run (torchrun would report one)
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
@@ -249,6 +267,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", help="checkpoint (default: the shipped models/glitchnet.pt)")
     p.add_argument("--json", action="store_true", help="one JSON object per input, one per line")
     p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--out", help="write one results table here (.csv or .parquet, the app's CSV columns, one row per "
+                                 "file plus one per glitch with its views fused) instead of printing; under torchrun "
+                                 "the ranks share the files, glitch by glitch, and rank 0 merges their parts")
+    p.add_argument("--resume", action="store_true",
+                   help="keep --out's rows (and a killed run's parts); classify only the rest")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --out")
+    p.add_argument("--backend", choices=BACKENDS, default="auto", help="torch.distributed backend under torchrun")
     p.set_defaults(func=cmd_predict)
 
     p = sub.add_parser("simulate", help="write a simulated Gravity Spy dataset (Kaggle layout)")

@@ -71,6 +71,35 @@ class Prediction:
                 **({"warning": self.warning} if self.warning else {})}
 
 
+RESULT_COLUMNS = {"name": "string", "label": "string", "confidence": "Float64", "low_confidence": "boolean",
+                  "top5": "string", "views": "Int64", "gravityspy_id": "string", "ifo": "string",
+                  "duration_s": "Float64", "your_label": "string", "error": "string"}
+"""The results table's columns and their (nullable) pandas types: the app's CSV download and ``glitchnet predict
+--out`` write the same table."""
+
+
+def results_table(predictions: Iterable[Prediction], your_labels: dict[str, str] | None = None):
+    """One row per prediction (an image, a GIF frame or a fused glitch), with the columns of ``RESULT_COLUMNS``."""
+    import pandas as pd
+
+    rows = []
+    for p in predictions:
+        rows.append({
+            "name": p.name,
+            "label": p.label,
+            "confidence": None if p.confidence is None else round(p.confidence, 4),
+            "low_confidence": p.low_confidence if p.error is None else None,
+            "top5": "; ".join(f"{c} {q:.3f}" for c, q in p.top5),
+            "views": p.views if p.error is None else None,
+            "gravityspy_id": p.gravityspy_id,
+            "ifo": p.ifo,
+            "duration_s": p.duration,
+            "your_label": (your_labels or {}).get(p.name),
+            "error": p.error,
+        })
+    return pd.DataFrame(rows, columns=list(RESULT_COLUMNS)).astype(RESULT_COLUMNS)
+
+
 def parse_name(name: str) -> tuple[str | None, str | None, float | None]:
     """(ifo, gravityspy_id, duration_s) from a Gravity Spy file name, or Nones."""
     m = NAME_RE.match(Path(name).stem)

@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import TypeVar
 
 import numpy as np
-import pandas as pd
 import streamlit as st
 from streamlit.delta_generator import DeltaGenerator
 from streamlit.runtime.pages_manager import PagesManager
@@ -368,23 +367,3 @@ def fuse_views(predictor: Predictor, per_file: list[list[Result]]) -> list[Predi
         if len(preds) > 1:
             fused.append(predictor.fuse(preds, name=f"{ifo}_{gid} ({len(preds)} views)"))
     return fused
-
-
-def results_table(predictions: list[Prediction], your_labels: dict[str, str] | None = None) -> pd.DataFrame:
-    """One row per prediction, for the results table and the CSV download."""
-    rows = []
-    for p in predictions:
-        rows.append({
-            "name": p.name,
-            "label": p.label,
-            "confidence": None if p.confidence is None else round(p.confidence, 4),
-            "low_confidence": p.low_confidence if p.error is None else None,
-            "top5": "; ".join(f"{c} {q:.3f}" for c, q in p.top5),
-            "views": p.views if p.error is None else None,
-            "gravityspy_id": p.gravityspy_id,
-            "ifo": p.ifo,
-            "duration_s": p.duration,
-            "your_label": (your_labels or {}).get(p.name),
-            "error": p.error,
-        })
-    return pd.DataFrame(rows)

@@ -6,7 +6,7 @@ import plotly.express as px
 import streamlit as st
 
 from glitchnet.classes import CLASSES, INFO_BY_NAME
-from glitchnet.inference import Prediction, format_probability, overlay
+from glitchnet.inference import Prediction, format_probability, overlay, results_table
 from pages import _ui as ui
 
 MAX_CARDS = 24  # results drawn in full; the rest of a large batch is in the table and the CSV
@@ -138,7 +138,7 @@ def summary(predictions: list[Prediction], volunteer: bool, yours: dict[str, str
     st.subheader("All results")
     if volunteer:
         predictions = [p for p in predictions if p.name in yours or p.error is not None]
-    table = ui.results_table(predictions, yours)
+    table = results_table(predictions, yours)
     st.dataframe(table, hide_index=True)
     st.download_button("Download results (CSV)", table.to_csv(index=False).encode(), "glitchnet_predictions.csv",
                        "text/csv", icon=":material/download:")
