@@ -1,0 +1,285 @@
+"""torch.distributed: torchrun's environment, agreed failures, sharding, sharded prediction into one results file."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from conftest import synthetic_crop
+
+from glitchnet import distributed
+from glitchnet.bulk import (
+    OutputError,
+    existing_parts,
+    expand_inputs,
+    glitch_key,
+    merge,
+    part_path,
+    predict_to_file,
+    read_results,
+    write_results,
+)
+from glitchnet.distributed import RankError, World, backend_for, read_env, shard, shard_groups
+from glitchnet.inference import RESULT_COLUMNS, Prediction, Predictor, results_table
+
+ROOT = Path(__file__).resolve().parents[1]
+TORCHRUN = [sys.executable, "-m", "torch.distributed.run"]
+
+
+# ------------------------------------------------------------------------------------------------ environment
+
+
+def test_read_env_defaults_to_a_world_of_one():
+    assert read_env({}) == World(rank=0, world_size=1, local_rank=0)
+    assert not read_env({}).distributed and read_env({}).is_main
+
+
+def test_read_env_reads_torchrun_variables():
+    world = read_env({"RANK": "5", "WORLD_SIZE": "8", "LOCAL_RANK": "1"})
+    assert (world.rank, world.world_size, world.local_rank) == (5, 8, 1)
+    assert world.distributed and not world.is_main
+
+
+@pytest.mark.parametrize("env, words", [({"RANK": "x", "WORLD_SIZE": "2"}, "RANK='x'"),
+                                        ({"RANK": "2", "WORLD_SIZE": "2"}, "0 <= RANK < WORLD_SIZE"),
+                                        ({"RANK": "0", "WORLD_SIZE": "0"}, "WORLD_SIZE=0")])
+def test_read_env_refuses_nonsense_in_one_line(env, words):
+    with pytest.raises(ValueError) as info:
+        read_env(env)
+    assert words in str(info.value) and "\n" not in str(info.value)
+
+
+def test_backend_follows_the_device_and_checks_an_override():
+    import torch
+
+    assert backend_for(torch.device("cpu")) == "gloo"
+    assert backend_for(torch.device("cuda", 0)) == "nccl"
+    assert backend_for(torch.device("cpu"), "gloo") == "gloo"
+    with pytest.raises(ValueError, match="nccl backend needs CUDA"):
+        backend_for(torch.device("cpu"), "nccl")
+    with pytest.raises(ValueError, match="backend must be one of auto, gloo, nccl"):
+        backend_for(torch.device("cpu"), "mpi")
+
+
+def test_a_world_of_one_runs_without_a_process_group():
+    seen = distributed.run(lambda world: (world.rank, world.world_size, world.backend, str(world.device)),
+                           device="cpu")
+    assert seen == (0, 1, None, "cpu")
+    assert distributed.all_gather_object(7) == [7] and distributed.broadcast_object("x") == "x"
+    with pytest.raises(KeyError):  # alone, an error passes through unchanged
+        with distributed.all_ranks_ok():
+            raise KeyError("k")
+
+
+def test_rank_error_names_the_rank():
+    exc = RankError(3, "no such folder: /data", agreed=True)
+    assert str(exc) == "rank 3: no such folder: /data" and isinstance(exc, ValueError) and exc.agreed
+
+
+# ---------------------------------------------------------------------------------------------------- sharding
+
+
+def test_shards_are_disjoint_complete_balanced_and_deterministic():
+    items = [f"f{i}" for i in range(23)]
+    shards = [shard(items, r, 4) for r in range(4)]
+    assert sorted(sum(shards, [])) == sorted(items)
+    assert sorted(len(s) for s in shards) == [5, 6, 6, 6]
+    assert shards == [shard(items, r, 4) for r in range(4)]
+
+
+def test_group_shards_keep_each_glitch_on_one_rank():
+    names = [f"H1_{gid}_spectrogram_{d}.png" for gid in ("aaaaaaaaaa", "bbbbbbbbbb", "cccccccccc")
+             for d in (0.5, 1.0, 2.0, 4.0)] + ["loose.png", "other.jpg"]
+    shards = [shard_groups(names, glitch_key, r, 2) for r in range(2)]
+    assert sorted(sum(shards, [])) == sorted(names)
+    for gid in ("aaaaaaaaaa", "bbbbbbbbbb", "cccccccccc"):
+        holders = [r for r in range(2) if any(gid in n for n in shards[r])]
+        assert len(holders) == 1
+        views = [n for n in shards[holders[0]] if gid in n]
+        assert len(views) == 4  # consecutive, in input order
+        start = shards[holders[0]].index(views[0])
+        assert shards[holders[0]][start:start + 4] == views
+    # the split depends on the set of files, not on the order they were given in
+    assert [shard_groups(names[::-1], glitch_key, r, 2) for r in range(2)] != [] and \
+        [sorted(shard_groups(names[::-1], glitch_key, r, 2)) for r in range(2)] == [sorted(s) for s in shards]
+
+
+# ------------------------------------------------------------------------------------------------ results files
+
+
+def test_results_table_has_the_app_columns_and_types():
+    rows = [Prediction(name="H1_abcdefghij_spectrogram_1.0.png", label="Blip", confidence=0.91234567,
+                       top5=[("Blip", 0.91234567), ("Tomte", 0.05)], gravityspy_id="abcdefghij", ifo="H1",
+                       duration=1.0),
+            Prediction(name="bad.png", error="not an image")]
+    df = results_table(rows, {"bad.png": "Blip"})
+    assert list(df.columns) == list(RESULT_COLUMNS)
+    assert df.loc[0, "confidence"] == 0.9123 and df.loc[0, "top5"] == "Blip 0.912; Tomte 0.050"
+    assert df.loc[0, "views"] == 1 and bool(df.loc[0, "low_confidence"]) is False
+    assert pd.isna(df.loc[1, "views"]) and df.loc[1, "error"] == "not an image" and df.loc[1, "your_label"] == "Blip"
+    assert df.to_csv(index=False).splitlines()[1].split(",")[5] == "1"  # a count, not "1.0"
+
+
+def test_a_part_cut_by_a_killed_process_loses_only_its_last_line(tmp_path):
+    part = tmp_path / ".out.csv.part00000of00001.csv"
+    text = results_table([Prediction(name=f"f{i}.png", error="x") for i in range(3)]).to_csv(index=False)
+    part.write_text(text[:-7])  # the last row cut short
+    assert list(read_results(part)["name"]) == ["f0.png", "f1.png"]
+    part.write_text("")
+    assert len(read_results(part)) == 0
+
+
+def test_merge_sorts_by_glitch_and_a_later_row_wins(tmp_path):
+    out = tmp_path / "out.csv"
+    old = [Prediction(name="b/H1_bbbbbbbbbb_spectrogram_1.0.png", label="Blip", confidence=0.5, ifo="H1",
+                      gravityspy_id="bbbbbbbbbb", duration=1.0),
+           Prediction(name="zz.png", error="old reason")]
+    write_results(results_table(old), out)
+    part = part_path(out, 0, 2)
+    part.write_text(results_table([Prediction(name="zz.png", error="new reason"),
+                                   Prediction(name="a/L1_aaaaaaaaaa_spectrogram_2.0.png", label="Tomte",
+                                              confidence=0.7, ifo="L1", gravityspy_id="aaaaaaaaaa",
+                                              duration=2.0)]).to_csv(index=False))
+    df = merge(out, existing_parts(out), previous=True)
+    assert list(df["name"]) == ["b/H1_bbbbbbbbbb_spectrogram_1.0.png", "a/L1_aaaaaaaaaa_spectrogram_2.0.png",
+                                "zz.png"]
+    assert df.loc[2, "error"] == "new reason"
+
+
+def _glitch_folder(root: Path, views: int = 4, glitches: int = 3) -> Path:
+    root.mkdir(parents=True, exist_ok=True)
+    for g in range(glitches):
+        for d in (0.5, 1.0, 2.0, 4.0)[:views]:
+            synthetic_crop(g % 3, 10 * g + int(4 * d), (190, 160)).save(root / f"H1_gl{g:08d}_spectrogram_{d}.png")
+    synthetic_crop(1, 99, (190, 160)).save(root / "loose.png")
+    (root / "broken.png").write_bytes(b"not a png")
+    return root
+
+
+def test_predict_to_file_fuses_glitches_and_refuses_to_overwrite(tmp_path, random_checkpoint):
+    data = _glitch_folder(tmp_path / "in")
+    predictor = Predictor(random_checkpoint)
+    files = list(expand_inputs([str(data)]))
+    out = tmp_path / "out.csv"
+    result = predict_to_file(predictor, files, out, batch_size=5)
+    df = read_results(out)
+    assert (result.rows, result.predicted, result.skipped, result.errors) == (14 + 3, 14, 0, 1)
+    assert len(df) == 17 and df["name"].is_unique
+    fused = df[df["views"] == 4]
+    assert list(fused["name"]) == [f"H1_gl{g:08d} (4 views)" for g in range(3)]
+    # each fused row follows its views
+    first = df.index[df["name"] == "H1_gl00000000 (4 views)"][0]
+    assert list(df.loc[first - 4:first - 1, "duration_s"]) == [0.5, 1.0, 2.0, 4.0]
+    single = predictor.predict([files[0]])[0]
+    assert df.loc[df["name"] == files[0], "label"].item() == single.label
+    assert df.loc[df["name"] == str(data / "broken.png"), "error"].notna().item()
+    assert not existing_parts(out)
+    with pytest.raises(OutputError, match="out.csv exists: add --resume"):
+        predict_to_file(predictor, files, out)
+
+
+def test_resume_classifies_only_what_is_missing(tmp_path, random_checkpoint):
+    data = _glitch_folder(tmp_path / "in", views=3)
+    predictor = Predictor(random_checkpoint)
+    out = tmp_path / "out.parquet"
+    predict_to_file(predictor, list(expand_inputs([str(data)])), out)
+    assert "H1_gl00000001 (3 views)" in set(read_results(out)["name"])
+    # a fourth view of one glitch arrives, and a new glitch
+    synthetic_crop(0, 500, (190, 160)).save(data / "H1_gl00000001_spectrogram_4.0.png")
+    synthetic_crop(2, 501, (190, 160)).save(data / "L1_newglitch0_spectrogram_1.0.png")
+    result = predict_to_file(predictor, list(expand_inputs([str(data)])), out, resume=True)
+    assert result.predicted == 4 + 1 and result.skipped == 3 + 3 + 2
+    names = list(read_results(out)["name"])
+    assert "H1_gl00000001 (4 views)" in names and "H1_gl00000001 (3 views)" not in names
+    assert len(names) == len(set(names)) == 13 + 3  # 13 files, 3 fused glitches
+
+
+def test_an_unfinished_run_is_resumed_from_its_parts(tmp_path, random_checkpoint):
+    data = _glitch_folder(tmp_path / "in")
+    predictor = Predictor(random_checkpoint)
+    files = list(expand_inputs([str(data)]))
+    out = tmp_path / "out.csv"
+    # what a killed two-rank run leaves: rank 1's part with one whole glitch, cut in its next line
+    done = predictor.predict(files[:4])
+    text = results_table(done + [predictor.fuse(done, name="H1_gl00000000 (4 views)")]).to_csv(index=False)
+    part_path(out, 1, 2).write_text(text + "data/cut-off")
+    with pytest.raises(OutputError, match="unfinished run left parts of out.csv"):
+        predict_to_file(predictor, files, out)
+    result = predict_to_file(predictor, files, out, resume=True)
+    assert result.skipped == 4 and result.predicted == 10 and result.rows == 17
+    assert not existing_parts(out)
+
+
+# ------------------------------------------------------------------------------------- several processes (gloo)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _env(**extra: str) -> dict[str, str]:
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
+               OMP_NUM_THREADS="1", **extra)
+    return env
+
+
+def launch_ranks(args_per_rank: list[list[str]], cwd: Path, timeout: float = 300) -> list[subprocess.CompletedProcess]:
+    """Start one ``python -m glitchnet`` per rank with the environment torchrun would give it (as on separate nodes,
+    each rank may get its own arguments), and wait for all."""
+    port = str(_free_port())
+    procs = [subprocess.Popen([sys.executable, "-m", "glitchnet", *args], cwd=cwd, text=True, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE,
+                              env=_env(RANK=str(r), LOCAL_RANK=str(r), WORLD_SIZE=str(len(args_per_rank)),
+                                       MASTER_ADDR="127.0.0.1", MASTER_PORT=port))
+             for r, args in enumerate(args_per_rank)]
+    results = []
+    for p in procs:
+        try:
+            out, err = p.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            for q in procs:
+                q.kill()
+            raise
+        results.append(subprocess.CompletedProcess(p.args, p.returncode, out, err))
+    return results
+
+
+@pytest.mark.slow
+def test_sharded_prediction_equals_single_process_file_for_file(tmp_path, random_checkpoint):
+    data = _glitch_folder(tmp_path / "in", glitches=5)
+    single = tmp_path / "single.csv"
+    assert subprocess.run([sys.executable, "-m", "glitchnet", "predict", "--model", str(random_checkpoint),
+                           "--out", str(single), str(data)], env=_env(), capture_output=True,
+                          timeout=300).returncode == 0
+    sharded = tmp_path / "sharded.csv"
+    proc = subprocess.run([*TORCHRUN, "--nproc-per-node", "2", "-m", "glitchnet", "predict", "--model",
+                           str(random_checkpoint), "--out", str(sharded), "--batch-size", "3", str(data)],
+                          env=_env(), capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "on 2 rank(s)" in proc.stdout
+    a, b = read_results(single), read_results(sharded)
+    assert len(a) == 22 + 5
+    pd.testing.assert_frame_equal(a, b)
+    assert single.read_bytes() == sharded.read_bytes()
+    assert not existing_parts(sharded)
+
+
+@pytest.mark.slow
+def test_a_bad_model_file_on_one_node_ends_both_ranks_with_one_line(tmp_path, random_checkpoint):
+    data = _glitch_folder(tmp_path / "in", glitches=2)
+    broken = tmp_path / "node1" / "model.pt"  # rank 1's copy of the model, cut short in transfer
+    broken.parent.mkdir()
+    broken.write_bytes(random_checkpoint.read_bytes()[:1000])
+    args = ["predict", "--out", str(tmp_path / "out.csv"), str(data), "--model"]
+    runs = launch_ranks([[*args, str(random_checkpoint)], [*args, str(broken)]], tmp_path)
+    assert [r.returncode for r in runs] == [2, 2]
+    lines = [line for r in runs for line in r.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("glitchnet: error: rank 1: model.pt is not a readable"), lines
+    assert not (tmp_path / "out.csv").exists() and not existing_parts(tmp_path / "out.csv")
