@@ -1,5 +1,6 @@
 """Training: a short run learns, writes a self-describing checkpoint, and resumes to the same weights."""
 
+import dataclasses
 import threading
 
 import pytest
@@ -130,3 +131,66 @@ def test_training_validates_with_recomputed_statistics(tiny, tmp_path, monkeypat
     calls.clear()
     train(_config(tiny, tmp_path / "q.pt", epochs=1, precise_bn=0))
     assert calls == []
+
+
+def test_load_data_decodes_both_splits_and_reports_progress(tiny):
+    from glitchnet.classes import CLASS_TO_INDEX
+    from glitchnet.train import load_data
+
+    events = []
+    data = load_data(_config(tiny, "unused.pt"), events.append)
+    assert data.x_train.shape == (18, 224, 224, 3) and str(data.x_train.dtype) == "uint8"
+    assert data.x_val.shape == (6, 224, 224, 3)
+    assert sorted(set(data.y_train.tolist())) == sorted(CLASS_TO_INDEX[c] for c in ("Blip", "Koi_Fish", "Power_Line"))
+    assert events[0].kind == "scan" and events[0].message == f"scanning {tiny}"
+    assert {e.message for e in events if e.kind == "cache"} == {"decoding train images", "decoding validation images"}
+
+
+def test_load_data_refuses_a_dataset_without_training_images(tmp_path):
+    from glitchnet.data import DatasetError
+    from glitchnet.train import load_data
+
+    data = make_kaggle(tmp_path / "d", per_split={"validation": 1}, durations=(1.0,))
+    with pytest.raises(DatasetError, match="no readable training images"):
+        load_data(_config(data, tmp_path / "m.pt"), lambda e: None)
+
+
+def test_evaluate_gives_the_cross_entropy_and_metrics_of_the_logits(tiny):
+    import numpy as np
+    from scipy.special import log_softmax
+
+    from glitchnet.evaluate import predict_logits
+    from glitchnet.model import GlitchNet
+    from glitchnet.train import evaluate, load_data
+
+    data = load_data(_config(tiny, "unused.pt"), lambda e: None)
+    torch.manual_seed(0)
+    model = GlitchNet(width=8).to(memory_format=torch.channels_last).eval()
+    loss, metrics = evaluate(model, data.x_val, data.y_val, torch.device("cpu"))
+    logits = predict_logits(model, data.x_val)
+    log_p = log_softmax(logits.astype(np.float64), axis=1)
+    assert loss == pytest.approx(-log_p[np.arange(len(data.y_val)), data.y_val].mean(), rel=1e-5)
+    assert metrics["n"] == 6 and metrics["accuracy"] == pytest.approx((logits.argmax(1) == data.y_val).mean())
+
+
+def test_start_or_resume_restores_the_run_state(tiny, tmp_path):
+    from glitchnet.checkpoint import CheckpointError, save_checkpoint
+    from glitchnet.train import build_training, start_or_resume
+
+    config = _config(tiny, tmp_path / "r.pt", epochs=2)
+    device = torch.device("cpu")
+    model, optimizer, scheduler, _ = build_training(config, device)
+    assert start_or_resume(config, model, optimizer, scheduler, lambda e: None).start_epoch == 1  # nothing to resume
+    train(_config(tiny, tmp_path / "r.pt", epochs=1))
+    last = load_checkpoint(last_checkpoint_path(tmp_path / "r.pt"))
+    events = []
+    resumed = dataclasses.replace(config, resume=True)
+    model, optimizer, scheduler, _ = build_training(resumed, device)
+    run = start_or_resume(resumed, model, optimizer, scheduler, events.append)
+    assert run.start_epoch == 2 and [h["epoch"] for h in run.history] == [1]
+    assert run.best_val == last.training_state["best_val_accuracy"]
+    assert torch.equal(model.state_dict()["conv1.weight"], last.state_dict["conv1.weight"])
+    assert scheduler.last_epoch == 1 and events[-1].message == "resuming after epoch 1"
+    save_checkpoint(dataclasses.replace(last, training_state=None), last_checkpoint_path(tmp_path / "r.pt"))
+    with pytest.raises(CheckpointError, match="no training state"):
+        start_or_resume(resumed, model, optimizer, scheduler, lambda e: None)
