@@ -10,7 +10,7 @@ from pathlib import Path
 
 from .architectures import ARCHITECTURE_NAMES, DEFAULT_ARCH
 from .classes import DURATIONS_S
-from .distributed import BACKENDS
+from .distributed import BACKENDS, LR_SCALING
 
 EPILOG = "Errors are one line on stderr; exit status 2 for bad input, 1 for a failed run."
 
@@ -31,14 +31,21 @@ def _feeds(bar) -> Callable[[int, int], None]:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    from . import distributed
+
+    return distributed.run(lambda world: _train(args), device=args.device, backend=args.backend)
+
+
+def _train(args: argparse.Namespace) -> int:
+    from . import distributed
     from .train import TrainConfig, train
 
-    data = args.data or str(_default_data())
+    data = args.data or str(distributed.main_first(_default_data))
     config = TrainConfig(data=data, out=args.out, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                          weight_decay=args.weight_decay, label_smoothing=args.label_smoothing, view=args.view,
                          augment=args.augment, seed=args.seed, arch=args.arch, width=args.width, device=args.device,
                          workers=args.workers, cache_dir=args.cache_dir, resume=args.resume, init=args.init,
-                         compile=args.compile, precise_bn=args.precise_bn)
+                         compile=args.compile, precise_bn=args.precise_bn, lr_scaling=args.lr_scaling)
     tqdm = _tqdm()
     bars: dict[str, object] = {}
 
@@ -220,12 +227,20 @@ def build_parser() -> argparse.ArgumentParser:
                                      epilog=EPILOG)
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("train", help="train GlitchNet on a dataset folder")
+    p = sub.add_parser("train", help="train GlitchNet on a dataset folder",
+                       description="Train GlitchNet. Started by torchrun (torchrun --nproc-per-node N -m glitchnet "
+                                   "train ...), it trains with DistributedDataParallel over N processes on one machine "
+                                   "or many; only rank 0 writes checkpoints and progress.")
     p.add_argument("--data", help="dataset root (Kaggle or class-folder layout); default: the simulated default")
     p.add_argument("--out", default="runs/glitchnet.pt", help="checkpoint path (best on validation)")
     p.add_argument("--epochs", type=int, default=10)
-    p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--batch-size", type=int, default=32, help="images per process and step")
+    p.add_argument("--lr", type=float, default=1e-3,
+                   help="learning rate for one process's batch of --batch-size images; under torchrun with N "
+                        "processes the global batch is N x --batch-size and the rate follows it (--lr-scaling)")
+    p.add_argument("--lr-scaling", choices=LR_SCALING, default="linear",
+                   help="with N processes train at N x --lr (linear, the default: Goyal et al. 2017), sqrt(N) x "
+                        "--lr (sqrt) or --lr (none); one process always trains at --lr")
     p.add_argument("--weight-decay", type=float, default=0.05)
     p.add_argument("--label-smoothing", type=float, default=0.0)
     p.add_argument("--view", default="1.0", help="0.5, 1.0, 2.0, 4.0 or all (each view a sample)")
@@ -236,7 +251,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="glitchnet: the seed's exact network (default); glitchnet-freq: adds a log-frequency "
                         "coordinate channel (starts from a glitchnet --init exactly)")
     p.add_argument("--width", type=int, default=64, help="channels of the stem and residual blocks")
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda (under torchrun: GPU number LOCAL_RANK)")
     p.add_argument("--workers", type=int, default=-1, help="data loader workers (-1: automatic)")
     p.add_argument("--cache-dir", help="decoded-image cache folder (default ~/.cache/glitchnet/tensors)")
     p.add_argument("--resume", action="store_true", help="continue from <out>.last.pt")
@@ -244,6 +259,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--compile", action="store_true", help="torch.compile the model")
     p.add_argument("--precise-bn", type=int, default=2048, metavar="N",
                    help="recompute BatchNorm statistics over N training images before each validation (0: off)")
+    p.add_argument("--backend", choices=BACKENDS, default="auto",
+                   help="torch.distributed backend under torchrun: auto is nccl on GPUs, gloo on CPUs")
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("evaluate", help="score a checkpoint on a dataset split, or on a folder of labelled figures")

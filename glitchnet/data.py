@@ -350,22 +350,25 @@ class GlitchImages(torch.utils.data.Dataset):
         return torch.from_numpy(np.array(img, dtype=np.uint8, copy=True)), label
 
 
-class EpochSampler(torch.utils.data.Sampler):
-    """Yields ``(index, epoch)``; shuffles with a generator seeded by (seed, epoch), so order is reproducible."""
+class EpochSampler(torch.utils.data.DistributedSampler):
+    """Yields ``(index, epoch)``; shuffles with a generator seeded by (seed, epoch), so order is reproducible.
 
-    def __init__(self, n: int, shuffle: bool, seed: int = 0) -> None:
-        self.n, self.shuffle, self.seed, self.epoch = n, shuffle, seed, 0
+    A ``DistributedSampler``: with ``num_replicas`` ranks, each epoch's one permutation (padded by repeating its start
+    to a multiple of ``num_replicas``) is dealt out, rank ``r`` taking every ``num_replicas``-th index from ``r``. So
+    the ranks' step-k batches together are exactly step k's batch of one process with ``num_replicas`` times the
+    batch size, and one rank yields what the single-process sampler always did.
+    """
 
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
+    def __init__(self, n: int, shuffle: bool, seed: int = 0, num_replicas: int = 1, rank: int = 0) -> None:
+        super().__init__(range(n), num_replicas=num_replicas, rank=rank, shuffle=shuffle, seed=seed, drop_last=False)
+        self.n = n
 
     def __iter__(self) -> Iterator[tuple[int, int]]:
         if self.shuffle:
             g = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
             order = torch.randperm(self.n, generator=g).tolist()
         else:
-            order = range(self.n)
-        return ((i, self.epoch) for i in order)
-
-    def __len__(self) -> int:
-        return self.n
+            order = list(range(self.n))
+        if self.total_size > len(order) and order:
+            order += (order * (self.total_size // len(order) + 1))[:self.total_size - len(order)]
+        return ((i, self.epoch) for i in order[self.rank:self.total_size:self.num_replicas])

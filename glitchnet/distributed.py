@@ -101,7 +101,10 @@ def device_for(world: World, device: str = "auto") -> torch.device:
     import torch
 
     if device not in ("auto", "cpu", "cuda") and not device.startswith("cuda:"):
-        raise ValueError(f"device must be auto, cpu, cuda or cuda:N, not {device!r}")
+        try:
+            return torch.device(device)  # another accelerator torch knows by name (e.g. "mps")
+        except RuntimeError:
+            raise ValueError(f"device must be auto, cpu, cuda or cuda:N, not {device!r}") from None
     if device == "cpu" or (device == "auto" and not torch.cuda.is_available()):
         return torch.device("cpu")
     if not torch.cuda.is_available():
@@ -324,3 +327,40 @@ def shard_groups(items: Sequence[T], key: Callable[[T], Hashable], rank_: int | 
     order = sorted(groups, key=repr)
     mine = shard(order, rank_, world_size_)
     return [item for k in mine for item in groups[k]]
+
+
+def sum_over_ranks(*values: float) -> tuple[float, ...]:
+    """Each value summed over the ranks (e.g. images seen and summed loss in an epoch), the same on every rank."""
+    if not _initialized():
+        return tuple(values)
+    gathered = all_gather_object(tuple(values))
+    return tuple(sum(column) for column in zip(*gathered))
+
+
+def check_same(value: Any, describe: Callable[[Any], str]) -> None:
+    """Collective: every rank must hold the same ``value`` (e.g. a dataset's fingerprint); if one differs, every rank
+    raises the same ``RankError`` naming it, with ``describe(its value)`` against ``describe(rank 0's)``."""
+    if not _initialized():
+        return
+    values = all_gather_object(value)
+    for r, v in enumerate(values):
+        if v != values[0]:
+            raise RankError(r, f"{describe(v)}, but rank 0 has {describe(values[0])}: every rank must see the same "
+                               "data", agreed=True)
+
+
+# ---------------------------------------------------------------------------------------- learning rate, BatchNorm
+
+
+LR_SCALING = ("linear", "sqrt", "none")
+"""How the learning rate follows the global batch when a run has N ranks (``lr_scale``)."""
+
+
+def lr_scale(rule: str, world_size_: int) -> float:
+    """The factor applied to ``--lr`` for ``world_size_`` ranks: the global batch is N × the per-rank batch, and the
+    rate grows N-fold (``linear``, Goyal et al. 2017, "Accurate, Large Minibatch SGD"), √N-fold (``sqrt``, gentler,
+    often preferred for Adam-type optimizers) or not at all (``none``). One rank always trains at ``--lr`` itself."""
+    if rule not in LR_SCALING:
+        raise ValueError(f"learning-rate scaling must be one of {', '.join(LR_SCALING)}, not {rule!r}")
+    return {"linear": float(world_size_), "sqrt": world_size_ ** 0.5, "none": 1.0}[rule]
+
