@@ -70,9 +70,11 @@ def _train(args: argparse.Namespace) -> int:
         elif event.kind in ("scan", "done", "stopped") and event.message:
             tqdm.write(event.message)
 
-    train(config, progress=show)
-    for bar in bars.values():
-        bar.close()
+    try:
+        train(config, progress=show)
+    finally:  # an error's line starts on a line of its own
+        for bar in bars.values():
+            bar.close()
     return 0
 
 

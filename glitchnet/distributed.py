@@ -337,16 +337,16 @@ def sum_over_ranks(*values: float) -> tuple[float, ...]:
     return tuple(sum(column) for column in zip(*gathered))
 
 
-def check_same(value: Any, describe: Callable[[Any], str]) -> None:
+def check_same(value: Any, what: str, describe: Callable[[Any], str] = str) -> None:
     """Collective: every rank must hold the same ``value`` (e.g. a dataset's fingerprint); if one differs, every rank
-    raises the same ``RankError`` naming it, with ``describe(its value)`` against ``describe(rank 0's)``."""
+    raises the same ``RankError`` naming it: "its {what} differs from rank 0's: {describe(its)} against ..."."""
     if not _initialized():
         return
     values = all_gather_object(value)
     for r, v in enumerate(values):
         if v != values[0]:
-            raise RankError(r, f"{describe(v)}, but rank 0 has {describe(values[0])}: every rank must see the same "
-                               "data", agreed=True)
+            raise RankError(r, f"its {what} differs from rank 0's: {describe(v)} against {describe(values[0])}",
+                            agreed=True)
 
 
 # ---------------------------------------------------------------------------------------- learning rate, BatchNorm

@@ -126,7 +126,7 @@ class TrainingData:
     @staticmethod
     def describe_fingerprint(fingerprint: tuple[int, int, str]) -> str:
         n_train, n_val, digest = fingerprint
-        return f"its dataset has {n_train} training and {n_val} validation images (labels {digest})"
+        return f"{n_train} training and {n_val} validation images (labels {digest})"
 
 
 @dataclass
@@ -296,7 +296,7 @@ def train(config: TrainConfig, progress: Callable[[Event], None] | None = None,
     device = pick_device(config.device)
     seed_everything(config.seed)
     data = distributed.main_first(lambda: load_data(config, emit))  # each node's local rank 0 fills the cache
-    distributed.check_same(data.fingerprint(), TrainingData.describe_fingerprint)
+    distributed.check_same(data.fingerprint(), "dataset", TrainingData.describe_fingerprint)
     model, optimizer, scheduler, criterion = build_training(config, device)
     run = start_or_resume(config, model, optimizer, scheduler, emit)
     loader, sampler = make_train_loader(config, data, device)

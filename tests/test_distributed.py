@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -10,7 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import synthetic_crop
+from conftest import make_kaggle, synthetic_crop
 
 from glitchnet import distributed
 from glitchnet.bulk import (
@@ -283,3 +284,195 @@ def test_a_bad_model_file_on_one_node_ends_both_ranks_with_one_line(tmp_path, ra
     lines = [line for r in runs for line in r.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("glitchnet: error: rank 1: model.pt is not a readable"), lines
     assert not (tmp_path / "out.csv").exists() and not existing_parts(tmp_path / "out.csv")
+
+
+# ------------------------------------------------------------------------------------------------ DDP training
+
+
+@pytest.fixture(scope="module")
+def tiny_train(tmp_path_factory):
+    """66 training images (3 classes x 22 glitches, the 1 s view) and 6 for validation: two steps of 32 per epoch."""
+    return make_kaggle(tmp_path_factory.mktemp("tiny-train"), per_split={"train": 22, "validation": 2},
+                       durations=(1.0,), size=(120, 100))
+
+
+TRAIN_ARGS = ["--epochs", "2", "--seed", "3", "--precise-bn", "64", "--workers", "0"]
+
+
+def _torchrun_train(data: Path, out: Path, cache: Path, *extra: str, tag: str = "") -> subprocess.Popen:
+    return subprocess.Popen([*TORCHRUN, "--nproc-per-node", "2", "-m", "glitchnet", "train", "--data", str(data),
+                             "--out", str(out), "--batch-size", "16", "--lr", "1e-3", *TRAIN_ARGS, *extra],
+                            env=_env(GLITCHNET_CACHE_DIR=str(cache), GLITCHNET_TEST_TAG=tag), text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+@pytest.fixture(scope="module")
+def ddp_run(tiny_train, tmp_path_factory):
+    """Two ranks x batch 16 at --lr 1e-3 (linear scaling: 2e-3 applied), two epochs, uninterrupted."""
+    folder = tmp_path_factory.mktemp("ddp")
+    proc = _torchrun_train(tiny_train, folder / "ref.pt", folder / "cache")
+    out, err = proc.communicate(timeout=600)
+    assert proc.returncode == 0, err[-3000:]
+    return folder / "ref.pt"
+
+
+def _update(state: dict, start: dict, key: str):
+    return state[key].double() - start[key].double()
+
+
+@pytest.mark.slow
+def test_two_ranks_of_16_train_as_one_process_of_32(tiny_train, ddp_run, tmp_path):
+    """Gradient averaging and global-batch BatchNorm make the runs the same computation; what differs is floating-point
+    summation order, which Adam's normalized steps amplify where a gradient is nearly zero. Tolerance: each tensor's
+    update (change from the shared initial weights) agrees to 5% in L2 norm (measured: at most 1.3% for the
+    convolutions, below 0.1% for BatchNorm and the classifier; one process on 1 thread against 2 threads differs as
+    much, 1.2%), BatchNorm and classifier tensors to 0.2%, and the losses to 1e-4."""
+    from glitchnet.checkpoint import load_checkpoint
+    from glitchnet.model import build_architecture
+    from glitchnet.train import TrainConfig, last_checkpoint_path, seed_everything, train
+
+    single_out = tmp_path / "single.pt"
+    train(TrainConfig(data=str(tiny_train), out=str(single_out), epochs=2, batch_size=32, lr=2e-3, seed=3,
+                      precise_bn=64, workers=0))
+    seed_everything(3)
+    start = build_architecture("glitchnet").state_dict()
+    one = load_checkpoint(last_checkpoint_path(single_out))
+    two = load_checkpoint(last_checkpoint_path(ddp_run))
+    assert two.training_state["world_size"] == 2 and one.training_state["world_size"] == 1
+    assert [h["lr"] for h in one.metrics["history"]] == pytest.approx([h["lr"] for h in two.metrics["history"]])
+    for key in start:
+        if not start[key].is_floating_point() or "running" in key:
+            continue
+        a, b = _update(one.state_dict, start, key), _update(two.state_dict, start, key)
+        rel = float((a - b).norm() / a.norm())
+        assert rel < (0.05 if key.endswith("conv1.weight") or key.endswith("conv2.weight") else 2e-3), (key, rel)
+    for h1, h2 in zip(one.metrics["history"], two.metrics["history"]):
+        assert h1["loss"] == pytest.approx(h2["loss"], abs=1e-4)
+        assert h1["val_loss"] == pytest.approx(h2["val_loss"], abs=1e-3)
+    for key in ("bn1.running_mean", "layer2.bn2.running_var"):  # precise BatchNorm over the same batches
+        relative = (one.state_dict[key] - two.state_dict[key]).abs().max() / one.state_dict[key].abs().max()
+        assert float(relative) < 5e-2, key  # the same batches through weights that differ by the noise above
+
+
+def _pid_of_rank(tag: str, rank: int) -> int | None:
+    for environ in Path("/proc").glob("[0-9]*/environ"):
+        try:
+            entries = environ.read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if f"GLITCHNET_TEST_TAG={tag}".encode() in entries and f"RANK={rank}".encode() in entries:
+            return int(environ.parent.name)
+    return None
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="finds rank 1's process through /proc")
+def test_resume_after_kill_9_of_rank_1_reaches_the_same_weights(tiny_train, ddp_run, tmp_path):
+    import signal
+    import time
+
+    import torch
+
+    from glitchnet.checkpoint import load_checkpoint
+    from glitchnet.train import TrainConfig, last_checkpoint_path, train
+
+    out = tmp_path / "run.pt"
+    last = last_checkpoint_path(out)
+    tag = f"kill-{os.getpid()}-{tmp_path.name}"
+    proc = _torchrun_train(tiny_train, out, tmp_path / "cache", tag=tag)
+    deadline = time.monotonic() + 500
+    while not last.exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+    time.sleep(1.0)  # into epoch 2
+    pid = _pid_of_rank(tag, 1)
+    assert pid is not None and proc.poll() is None, "the run ended before rank 1 could be killed"
+    os.kill(pid, signal.SIGKILL)
+    proc.communicate(timeout=300)
+    assert proc.returncode != 0
+    assert load_checkpoint(last).epoch == 1  # whole, never half-written
+    shutil.copytree(tmp_path, tmp_path.parent / f"{tmp_path.name}-one", ignore=shutil.ignore_patterns("cache"))
+
+    # the same world size: exactly the uninterrupted run's weights
+    proc = _torchrun_train(tiny_train, out, tmp_path / "cache", "--resume")
+    _, err = proc.communicate(timeout=600)
+    assert proc.returncode == 0, err[-3000:]
+    resumed, reference = load_checkpoint(last), load_checkpoint(last_checkpoint_path(ddp_run))
+    assert resumed.epoch == 2
+    for key, value in reference.state_dict.items():
+        assert torch.equal(value, resumed.state_dict[key]), key
+
+    # another world size: one process carries on, at the learning rate of its own global batch
+    other = tmp_path.parent / f"{tmp_path.name}-one" / "run.pt"
+    events = []
+    train(TrainConfig(data=str(tiny_train), out=str(other), batch_size=16, lr=1e-3, epochs=2, seed=3,
+                      precise_bn=64, workers=0, resume=True), progress=events.append)
+    assert any("resuming a 2-rank run on 1 rank(s): learning rate × 0.5" in e.message for e in events)
+    state = load_checkpoint(last_checkpoint_path(other))
+    assert state.epoch == 2 and state.training_state["world_size"] == 1
+    assert [g["initial_lr"] for g in state.training_state["optimizer"]["param_groups"]] == [pytest.approx(1e-3)]
+
+
+@pytest.mark.slow
+def test_a_bad_dataset_on_one_rank_ends_both_with_one_clear_line(tiny_train, tmp_path):
+    smaller = make_kaggle(tmp_path / "smaller", per_split={"train": 20, "validation": 2}, durations=(1.0,),
+                          size=(120, 100))
+    for rank1_data, words in ((tmp_path / "not-there", "no such folder"),
+                              (smaller, "its dataset differs from rank 0's: 60 training and 6 validation images")):
+        args = ["train", "--out", str(tmp_path / "m.pt"), "--batch-size", "16", *TRAIN_ARGS, "--data"]
+        runs = launch_ranks([[*args, str(tiny_train)], [*args, str(rank1_data)]], tmp_path)
+        assert [r.returncode for r in runs] == [2, 2]
+        # (progress bars clear themselves with terminal codes before the line: on a terminal it stands alone)
+        lines = [line[line.index("glitchnet: error"):] for r in runs for line in r.stderr.splitlines()
+                 if "glitchnet: error" in line]
+        assert len(lines) == 1 and lines[0].startswith(f"glitchnet: error: rank 1: {words}"), lines
+        assert "Traceback" not in "".join(r.stderr for r in runs)
+        assert not (tmp_path / "m.pt").exists()
+
+
+def _global_batchnorm_rank(rank: int, store: str, x, result: dict) -> None:
+    import torch
+    import torch.distributed as dist
+
+    from glitchnet.syncbn import GlobalBatchNorm2d
+
+    dist.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=2)
+    try:
+        layer = GlobalBatchNorm2d(3, momentum=0.3)
+        with torch.no_grad():
+            layer.weight.copy_(torch.tensor([1.0, 2.0, -0.5]))
+            layer.bias.copy_(torch.tensor([0.1, 0.0, 0.3]))
+        half = x[rank * 4:(rank + 1) * 4].clone().requires_grad_(True)
+        out = layer(half)
+        (out * torch.arange(out.numel()).reshape(out.shape).sin()).sum().backward()
+        result[rank] = (out.detach(), half.grad, layer.weight.grad, layer.running_mean, layer.running_var)
+    finally:
+        dist.destroy_process_group()
+
+
+@pytest.mark.slow
+def test_global_batchnorm_on_two_ranks_matches_torch_batchnorm_on_the_whole_batch(tmp_path):
+    import torch
+    import torch.multiprocessing as mp
+
+    torch.manual_seed(0)
+    x = torch.randn(8, 3, 5, 6) * 3 + 7  # a large mean: the one-pass variance must not cancel
+    with mp.Manager() as manager:
+        result = manager.dict()
+        mp.spawn(_global_batchnorm_rank, args=(str(tmp_path / "store"), x, result), nprocs=2)
+        result = dict(result)
+    ref = torch.nn.BatchNorm2d(3, momentum=0.3)
+    with torch.no_grad():
+        ref.weight.copy_(torch.tensor([1.0, 2.0, -0.5]))
+        ref.bias.copy_(torch.tensor([0.1, 0.0, 0.3]))
+    whole = x.clone().requires_grad_(True)
+    out = ref(whole)
+    weights = torch.cat([torch.arange(out[:4].numel()).reshape(out[:4].shape).sin()] * 2)
+    (out * weights).sum().backward()
+    # DDP sums (then averages) the ranks' weight gradients; the whole batch's loss is the sum of the ranks' losses
+    torch.testing.assert_close(result[0][2] + result[1][2], ref.weight.grad, rtol=1e-4, atol=1e-5)
+    for rank in (0, 1):
+        y, gx, _, rm, rv = result[rank]
+        torch.testing.assert_close(y, out[rank * 4:(rank + 1) * 4].detach(), rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(gx, whole.grad[rank * 4:(rank + 1) * 4], rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(rm, ref.running_mean, rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(rv, ref.running_var, rtol=1e-5, atol=1e-6)
