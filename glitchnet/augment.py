@@ -23,6 +23,7 @@ import pandas as pd
 from PIL import Image
 
 from glitchnet.classes import CLASSES, INFO_BY_NAME, class_index
+from glitchnet.config import AUGMENTATION_MODES
 from glitchnet.images import (
     ENERGY_MAX,
     F_MAX_HZ,
@@ -33,9 +34,6 @@ from glitchnet.images import (
     frequency_of_row,
     rgb_to_energy,
 )
-
-AUGMENTATION_MODES: tuple[str, ...] = ("class", "generic", "none")
-"""``class``: the physics-aware policies below; ``generic``: a torchvision-style baseline; ``none``: identity."""
 
 ENERGY_STEP = ENERGY_MAX / 255.0
 """Normalized energy of one viridis colour step: the resolution of every image."""

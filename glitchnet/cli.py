@@ -10,7 +10,8 @@ from pathlib import Path
 
 from .architectures import ARCHITECTURE_NAMES, DEFAULT_ARCH
 from .classes import DURATIONS_S
-from .distributed import BACKENDS, LR_SCALING
+from .config import ALL_VIEWS, AUGMENTATION_MODES, DURATION_VIEWS, LR_SCALING, TrainConfig
+from .distributed import BACKENDS
 
 EPILOG = "Errors are one line on stderr; exit status 2 for bad input, 1 for a failed run."
 
@@ -234,32 +235,34 @@ def build_parser() -> argparse.ArgumentParser:
                                    "train ...), it trains with DistributedDataParallel over N processes on one machine "
                                    "or many; only rank 0 writes checkpoints and progress.")
     p.add_argument("--data", help="dataset root (Kaggle or class-folder layout); default: the simulated default")
-    p.add_argument("--out", default="runs/glitchnet.pt", help="checkpoint path (best on validation)")
-    p.add_argument("--epochs", type=int, default=10)
-    p.add_argument("--batch-size", type=int, default=32, help="images per process and step")
-    p.add_argument("--lr", type=float, default=1e-3,
+    p.add_argument("--out", default=TrainConfig.out, help="checkpoint path (best on validation)")
+    p.add_argument("--epochs", type=int, default=TrainConfig.epochs)
+    p.add_argument("--batch-size", type=int, default=TrainConfig.batch_size, help="images per process and step")
+    p.add_argument("--lr", type=float, default=TrainConfig.lr,
                    help="learning rate for one process's batch of --batch-size images; under torchrun with N "
                         "processes the global batch is N x --batch-size and the rate follows it (--lr-scaling)")
-    p.add_argument("--lr-scaling", choices=LR_SCALING, default="linear",
+    p.add_argument("--lr-scaling", choices=LR_SCALING, default=TrainConfig.lr_scaling,
                    help="with N processes train at N x --lr (linear, the default: Goyal et al. 2017), sqrt(N) x "
                         "--lr (sqrt) or --lr (none); one process always trains at --lr")
-    p.add_argument("--weight-decay", type=float, default=0.05)
-    p.add_argument("--label-smoothing", type=float, default=0.0)
-    p.add_argument("--view", default="1.0", help="0.5, 1.0, 2.0, 4.0 or all (each view a sample)")
-    p.add_argument("--augment", choices=("class", "generic", "none"), default="class",
+    p.add_argument("--weight-decay", type=float, default=TrainConfig.weight_decay)
+    p.add_argument("--label-smoothing", type=float, default=TrainConfig.label_smoothing)
+    p.add_argument("--view", default=TrainConfig.view,
+                   help=f"{', '.join(DURATION_VIEWS)} or {ALL_VIEWS} (each view a sample)")
+    p.add_argument("--augment", choices=AUGMENTATION_MODES, default=TrainConfig.augment,
                    help="class-specific physics-aware policies (default), a generic baseline, or none")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=TrainConfig.seed)
     p.add_argument("--arch", choices=ARCHITECTURE_NAMES, default=DEFAULT_ARCH,
                    help="glitchnet: the seed's exact network (default); glitchnet-freq: adds a log-frequency "
                         "coordinate channel (starts from a glitchnet --init exactly)")
-    p.add_argument("--width", type=int, default=64, help="channels of the stem and residual blocks")
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda (under torchrun: GPU number LOCAL_RANK)")
-    p.add_argument("--workers", type=int, default=-1, help="data loader workers (-1: automatic)")
+    p.add_argument("--width", type=int, default=TrainConfig.width, help="channels of the stem and residual blocks")
+    p.add_argument("--device", default=TrainConfig.device,
+                   help="auto, cpu, cuda (under torchrun: this node's GPU number LOCAL_RANK)")
+    p.add_argument("--workers", type=int, default=TrainConfig.workers, help="data loader workers (-1: automatic)")
     p.add_argument("--cache-dir", help="decoded-image cache folder (default ~/.cache/glitchnet/tensors)")
     p.add_argument("--resume", action="store_true", help="continue from <out>.last.pt")
     p.add_argument("--init", help="start from this checkpoint's weights (fine-tune) with a fresh optimizer")
     p.add_argument("--compile", action="store_true", help="torch.compile the model")
-    p.add_argument("--precise-bn", type=int, default=2048, metavar="N",
+    p.add_argument("--precise-bn", type=int, default=TrainConfig.precise_bn, metavar="N",
                    help="recompute BatchNorm statistics over N training images before each validation (0: off)")
     p.add_argument("--backend", choices=BACKENDS, default="auto",
                    help="torch.distributed backend under torchrun: auto is nccl on GPUs, gloo on CPUs")

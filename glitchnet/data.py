@@ -18,6 +18,7 @@ import torch
 from PIL import Image
 
 from .classes import CLASS_TO_INDEX, CLASSES, DURATIONS_S
+from .config import ALL_VIEWS, DURATION_VIEWS
 from .images import INPUT_SIZE, ImageError, canonical_uint8
 
 SPLITS = ("train", "validation", "test")
@@ -52,14 +53,15 @@ class DatasetScan:
 
 def parse_view(view: str | float) -> float | None:
     """``"1.0"`` -> 1.0; ``"all"`` -> None (every duration as its own sample)."""
-    if str(view).lower() == "all":
+    if str(view).lower() == ALL_VIEWS:
         return None
+    wrong = f"view must be one of {', '.join(DURATION_VIEWS)} or {ALL_VIEWS!r}, not {view!r}"
     try:
         dur = float(view)
     except ValueError:
-        raise DatasetError(f"view must be one of 0.5, 1.0, 2.0, 4.0 or 'all', not {view!r}") from None
+        raise DatasetError(wrong) from None
     if dur not in DURATIONS_S:
-        raise DatasetError(f"view must be one of 0.5, 1.0, 2.0, 4.0 or 'all', not {view!r}")
+        raise DatasetError(wrong)
     return dur
 
 

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from .config import LR_SCALING
+
 if TYPE_CHECKING:
     import torch
 
@@ -350,10 +352,6 @@ def check_same(value: Any, what: str, describe: Callable[[Any], str] = str) -> N
 
 
 # ---------------------------------------------------------------------------------------- learning rate, BatchNorm
-
-
-LR_SCALING = ("linear", "sqrt", "none")
-"""How the learning rate follows the global batch when a run has N ranks (``lr_scale``)."""
 
 
 def lr_scale(rule: str, world_size_: int) -> float:

@@ -14,14 +14,7 @@ from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precisio
 
 from .checkpoint import load_checkpoint
 from .data import load_split, scan_dataset
-from .images import normalize
-
-
-def forward_uint8(model: torch.nn.Module, images_uint8: np.ndarray, device: torch.device) -> torch.Tensor:
-    """The model's output for canonical uint8 images (N, H, W, 3): normalized, channels_last, bfloat16 on CUDA."""
-    x = normalize(np.ascontiguousarray(images_uint8)).to(device, memory_format=torch.channels_last)
-    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
-        return model(x)
+from .model import forward_uint8
 
 
 @torch.no_grad()

@@ -17,7 +17,8 @@ import torch
 from .checkpoint import Checkpoint, CheckpointError, load_checkpoint
 from .data import NAME_RE
 from .evaluate import fuse_log_probabilities
-from .images import ImageError, Source, canonical_checked, n_frames, normalize
+from .images import ImageError, Source, canonical_checked, n_frames, to_model_input
+from .model import forward_uint8
 
 MODELS_DIR = Path(__file__).resolve().parents[1] / "models"
 DEFAULT_MODEL = MODELS_DIR / "glitchnet.pt"
@@ -148,9 +149,8 @@ class Predictor:
     @torch.no_grad()
     def probabilities(self, images_uint8: np.ndarray) -> np.ndarray:
         """Calibrated class probabilities (N, C) for canonical uint8 images (N, H, W, 3)."""
-        x = normalize(np.ascontiguousarray(images_uint8)).contiguous(memory_format=torch.channels_last)
-        logits = self.model(x)
-        return torch.softmax(logits.double() / self.temperature, dim=1).numpy()
+        logits = forward_uint8(self.model, images_uint8)
+        return torch.softmax(logits.double() / self.temperature, dim=1).cpu().numpy()
 
     def _result(self, name: str, probs: np.ndarray, views: int = 1, warning: str | None = None) -> Prediction:
         ifo, gid, dur = parse_name(name)
@@ -258,7 +258,8 @@ class Predictor:
         """Grad-CAM heatmap in [0, 1], same height and width as the image, for ``class_index`` (default: top-1)."""
         from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
-        x = normalize(np.ascontiguousarray(image_uint8))[None]
+        # float32 whatever the device: pytorch-grad-cam hands activations to numpy, which has no bfloat16
+        x = to_model_input(image_uint8[None], next(self.model.parameters()).device)
         if class_index is None:
             class_index = int(self.probabilities(image_uint8[None])[0].argmax())
         with torch.enable_grad():

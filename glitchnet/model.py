@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import nn
 
 from .architectures import ARCHITECTURE_NAMES
 from .classes import NUM_CLASSES
+from .images import to_model_input
 
 
 class ResidualBlock(nn.Module):
@@ -123,3 +125,21 @@ def build_architecture(arch: str, num_classes: int = NUM_CLASSES, width: int = 6
     if arch not in ARCHITECTURES:
         raise ValueError(f"architecture must be one of {', '.join(ARCHITECTURES)}, not {arch!r}")
     return ARCHITECTURES[arch](num_classes=num_classes, width=width)
+
+
+def autocast(device: str | torch.device) -> torch.autocast:
+    """The precision a forward pass runs at on ``device``: bfloat16 autocast on CUDA (tensor cores), float32 on the
+    CPU (bfloat16 there is slower without AMX and would move predictions)."""
+    device = torch.device(device)
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
+
+
+def forward_uint8(model: nn.Module, images_uint8: torch.Tensor | np.ndarray,
+                  device: str | torch.device | None = None) -> torch.Tensor:
+    """The model's logits for canonical uint8 images (N, H, W, 3): ``images.to_model_input`` on ``device`` (default:
+    where the model's weights are), run under ``autocast(device)``. Gradients flow unless the caller turns them off.
+    """
+    device = torch.device(device) if device is not None else next(model.parameters()).device
+    x = to_model_input(images_uint8, device)
+    with autocast(device):
+        return model(x)

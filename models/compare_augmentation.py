@@ -13,6 +13,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from glitchnet.config import AUGMENTATION_MODES, VIEWS
 from glitchnet.evaluate import evaluate_labelled_folder
 from glitchnet.inference import Predictor
 from glitchnet.train import TrainConfig, train
@@ -23,14 +24,14 @@ def main() -> None:
     parser.add_argument("--data", required=True)
     parser.add_argument("--golden", help="real labelled figures, <Class>/<file>, scored but never trained on")
     parser.add_argument("--epochs", type=int, default=6)
-    parser.add_argument("--view", default="1.0")
+    parser.add_argument("--view", default=TrainConfig.view, choices=VIEWS)
     parser.add_argument("--lr", type=float, default=2e-3)
     parser.add_argument("--out", default="models/augmentation_comparison.json")
     args = parser.parse_args()
 
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        for mode in ("class", "generic", "none"):
+        for mode in AUGMENTATION_MODES:
             t0 = time.perf_counter()
             ckpt = train(TrainConfig(data=args.data, out=f"{tmp}/{mode}.pt", epochs=args.epochs, lr=args.lr,
                                      view=args.view, augment=mode, seed=0))

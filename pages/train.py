@@ -7,26 +7,26 @@ import plotly.express as px
 import plotly.graph_objects as go
 import streamlit as st
 
-from glitchnet.train import TrainConfig
+from glitchnet.config import AUGMENTATION_LABELS, AUGMENTATION_MODES, FIRST_RUN_EPOCHS, VIEWS, TrainConfig
 from pages import _jobs as jobs
 from pages import _ui as ui
 
-AUGMENTATIONS = {"class": "Class-aware (physics-based)", "generic": "Generic (flips, jitter, crops)",
-                 "none": "None"}
 GALLERY_SIZE = 12
 
 
 def form(root: str) -> None:
     with st.form("train"):
         cols = st.columns(3)
-        epochs = cols[0].number_input("Epochs", 1, 100, 2)
-        batch_size = cols[1].select_slider("Batch size", [4, 8, 16, 32, 64, 128], value=32)
-        view = cols[2].selectbox("View (s)", ["1.0", "0.5", "2.0", "4.0", "all"],
+        epochs = cols[0].number_input("Epochs", 1, 100, FIRST_RUN_EPOCHS)
+        batch_size = cols[1].select_slider("Batch size", [4, 8, 16, 32, 64, 128], value=TrainConfig.batch_size)
+        view = cols[2].selectbox("View (s)", VIEWS, index=VIEWS.index(TrainConfig.view),
                                  help="Which duration to train on; 'all' uses the four views as separate images.")
         cols = st.columns(3)
-        lr = cols[0].number_input("Learning rate", 1e-5, 1.0, 1e-3, format="%.0e", step=1e-4)
-        weight_decay = cols[1].number_input("Weight decay", 0.0, 1.0, 0.05, format="%.3f", step=0.01)
-        augment = cols[2].radio("Augmentation", list(AUGMENTATIONS), format_func=AUGMENTATIONS.get)
+        lr = cols[0].number_input("Learning rate", 1e-5, 1.0, TrainConfig.lr, format="%.0e", step=1e-4)
+        weight_decay = cols[1].number_input("Weight decay", 0.0, 1.0, TrainConfig.weight_decay, format="%.3f",
+                                            step=0.01)
+        augment = cols[2].radio("Augmentation", AUGMENTATION_MODES, index=AUGMENTATION_MODES.index(TrainConfig.augment),
+                                format_func=AUGMENTATION_LABELS.get)
         if not st.form_submit_button("Start training", type="primary"):
             return
     out = ui.runs_dir() / f"glitchnet-{time.strftime('%Y%m%d-%H%M%S')}.pt"

@@ -184,6 +184,19 @@ def test_train_runs_in_background_and_evaluates(app_env: Path, tmp_path_factory:
     assert at.session_state["model_source"] == "My training run"
 
 
+def test_train_form_starts_at_the_library_defaults(app_env: Path) -> None:
+    from glitchnet.config import AUGMENTATION_LABELS, FIRST_RUN_EPOCHS, VIEWS, TrainConfig
+
+    at = _app("train")
+    assert at.number_input[0].value == FIRST_RUN_EPOCHS and at.select_slider[0].value == TrainConfig.batch_size
+    assert [n.value for n in at.number_input[1:]] == [TrainConfig.lr, TrainConfig.weight_decay]
+    view = next(s for s in at.main.selectbox if s.label == "View (s)")
+    assert list(view.options) == list(VIEWS) and view.value == TrainConfig.view
+    augment = next(r for r in at.main.radio if r.label == "Augmentation")
+    assert list(augment.options) == list(AUGMENTATION_LABELS.values())
+    assert augment.value == TrainConfig.augment
+
+
 def test_hosted_mode_has_no_paths_and_no_training(app_env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("GLITCHNET_HOSTED", "1")
     at = _app()

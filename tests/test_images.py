@@ -150,3 +150,26 @@ def test_prediction_on_a_blank_view_carries_the_warning(random_checkpoint):
     pred = predictor.predict([Image.fromarray(blank)], names=["blank.png"])[0]
     assert pred.warning and pred.low_confidence
     assert pred.to_json()["warning"] == pred.warning
+
+
+def test_to_model_input_normalizes_a_batch_into_channels_last_memory():
+    from glitchnet.images import MEAN, STD, to_model_input
+
+    batch = np.random.default_rng(0).integers(0, 256, (2, 224, 224, 3), dtype=np.uint8)
+    x = to_model_input(batch)
+    assert x.shape == (2, 3, 224, 224) and x.dtype == torch.float32 and x.device.type == "cpu"
+    assert x.is_contiguous(memory_format=torch.channels_last)
+    expected = (batch.transpose(0, 3, 1, 2) / 255.0 - MEAN[0]) / STD[0]
+    assert np.allclose(x.numpy(), expected, atol=1e-6)
+    assert torch.equal(to_model_input(torch.from_numpy(batch)), x)  # a loader's torch batch: the same input
+    readonly = batch.copy()
+    readonly.setflags(write=False)  # as a memory-mapped cache is
+    assert torch.equal(to_model_input(readonly), x)
+    with pytest.raises(ValueError, match="batch of RGB images"):
+        to_model_input(batch[0])
+
+
+def test_preprocess_is_one_image_of_to_model_input():
+    from glitchnet.images import to_model_input
+
+    assert torch.equal(preprocess(synthetic_crop(2, 3)), to_model_input(canonical_uint8(synthetic_crop(2, 3))[None])[0])

@@ -1,5 +1,6 @@
 """The seed's architecture, layer by layer."""
 
+import pytest
 import torch
 from torch import nn
 
@@ -48,3 +49,33 @@ def test_residual_block_has_identity_skip():
     nn.init.zeros_(block.bn2.bias)
     x = torch.rand(1, 8, 10, 10)  # non-negative: relu(0 + x) == x
     assert torch.allclose(block(x), x)
+
+
+def test_forward_uint8_is_the_model_on_to_model_input_in_float32_on_the_cpu():
+    import numpy as np
+
+    from glitchnet.images import normalize
+    from glitchnet.model import autocast, forward_uint8
+
+    torch.manual_seed(0)
+    model = GlitchNet(width=8).to(memory_format=torch.channels_last).eval()
+    images = np.random.default_rng(1).integers(0, 256, (3, 224, 224, 3), dtype=np.uint8)
+    logits = forward_uint8(model, images)
+    assert logits.dtype == torch.float32 and logits.shape == (3, 22) and logits.requires_grad  # training needs grads
+    assert torch.equal(logits, model(normalize(images)))
+    with autocast("cpu"):
+        assert not torch.is_autocast_enabled("cpu")
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_forward_uint8_runs_in_bfloat16_on_cuda():
+    import numpy as np
+
+    from glitchnet.model import autocast, forward_uint8
+
+    with autocast("cuda"):
+        assert torch.is_autocast_enabled("cuda") and torch.get_autocast_dtype("cuda") == torch.bfloat16
+    model = GlitchNet(width=8).cuda().to(memory_format=torch.channels_last).eval()
+    images = np.random.default_rng(1).integers(0, 256, (3, 224, 224, 3), dtype=np.uint8)
+    logits = forward_uint8(model, images)
+    assert logits.device.type == "cuda" and logits.dtype == torch.bfloat16

@@ -194,3 +194,40 @@ def test_start_or_resume_restores_the_run_state(tiny, tmp_path):
     save_checkpoint(dataclasses.replace(last, training_state=None), last_checkpoint_path(tmp_path / "r.pt"))
     with pytest.raises(CheckpointError, match="no training state"):
         start_or_resume(resumed, model, optimizer, scheduler, lambda e: None)
+
+
+def test_make_train_loader_batches_uint8_images_and_reshuffles_each_epoch():
+    import numpy as np
+
+    from glitchnet.train import TrainingData, make_train_loader
+
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (10, 224, 224, 3), dtype=np.uint8)
+    labels = np.arange(10) % 3
+    data = TrainingData(images, labels, images[:0], labels[:0])
+    loader, sampler = make_train_loader(_config("d", "m.pt", batch_size=4, augment="none"), data, torch.device("cpu"))
+    assert len(loader) == 2  # the last, partial batch is dropped
+    sampler.set_epoch(1)
+    first = [y.tolist() for _, y in loader]
+    x, _ = next(iter(loader))
+    assert x.dtype == torch.uint8 and tuple(x.shape) == (4, 224, 224, 3)
+    sampler.set_epoch(2)
+    assert [y.tolist() for _, y in loader] != first
+    sampler.set_epoch(1)
+    assert [y.tolist() for _, y in loader] == first  # the order depends only on (seed, epoch): resumable
+
+
+def test_save_epoch_keeps_the_best_checkpoint_and_always_the_resumable_state(tmp_path):
+    from glitchnet.train import RunState, build_training, save_epoch
+
+    config = _config("d", tmp_path / "m.pt", epochs=2, width=8)
+    model, optimizer, scheduler, _ = build_training(config, torch.device("cpu"))
+    run = RunState()
+    for epoch, val_acc in ((1, 0.5), (2, 0.25)):
+        run.history.append({"epoch": epoch, "val_accuracy": val_acc})
+        save_epoch(config, model, optimizer, scheduler, run, epoch, {"accuracy": val_acc})
+    best, last = load_checkpoint(tmp_path / "m.pt"), load_checkpoint(last_checkpoint_path(tmp_path / "m.pt"))
+    assert best.epoch == 1 and best.metrics["validation"]["accuracy"] == 0.5 and best.training_state is None
+    assert last.epoch == 2 and last.training_state["best_val_accuracy"] == 0.5 and run.best_val == 0.5
+    assert run.best.epoch == 1 and set(last.training_state) == {"optimizer", "scheduler", "history",
+                                                                "best_val_accuracy"}

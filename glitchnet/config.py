@@ -1,0 +1,76 @@
+"""Training settings without torch: every knob of a run with its default, and the choices the CLI and the app offer.
+
+``TrainConfig``'s field defaults are the defaults of ``glitchnet train`` and of the app's Train page; both read them
+from here, so the command line starts in an instant (no torch import) and a default is changed in one place.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .architectures import DEFAULT_ARCH
+from .classes import DURATIONS_S
+
+AUGMENTATION_MODES: tuple[str, ...] = ("class", "generic", "none")
+"""``class``: the physics-aware policies of ``augment.py``; ``generic``: a torchvision-style baseline; ``none``:
+identity."""
+
+AUGMENTATION_LABELS: dict[str, str] = {"class": "Class-aware (physics-based)",
+                                       "generic": "Generic (flips, jitter, crops)", "none": "None"}
+"""Each augmentation mode in a few words, for people choosing one."""
+
+ALL_VIEWS = "all"
+"""The ``view`` that trains on the four durations, each view a sample of its own."""
+
+DURATION_VIEWS: tuple[str, ...] = tuple(f"{d:.1f}" for d in DURATIONS_S)
+"""The ``view`` of each Gravity Spy duration, in seconds: "0.5", "1.0", "2.0", "4.0" (as checkpoints record them)."""
+
+VIEWS: tuple[str, ...] = (*DURATION_VIEWS, ALL_VIEWS)
+"""``view`` choices: one duration or all four."""
+
+LR_SCALING: tuple[str, ...] = ("linear", "sqrt", "none")
+"""How the learning rate follows the global batch of a run on N ranks (``distributed.lr_scale``): N × ``lr``,
+√N × ``lr``, or ``lr``."""
+
+FIRST_RUN_EPOCHS = 2
+"""The app's suggested epochs: a first run of about 90 s on the built-in dataset on two CPU cores (the command's
+default is ``TrainConfig.epochs``, for real datasets)."""
+
+assert tuple(AUGMENTATION_LABELS) == AUGMENTATION_MODES, "every augmentation mode has a label"
+
+
+@dataclass
+class TrainConfig:
+    """Every knob of a training run, with the defaults the CLI and the app use."""
+
+    data: str
+    out: str = "runs/glitchnet.pt"
+    epochs: int = 10
+    batch_size: int = 32
+    lr: float = 1e-3
+    weight_decay: float = 0.05
+    label_smoothing: float = 0.0
+    view: str = "1.0"
+    """One of ``VIEWS``: a Gravity Spy duration in seconds, or "all" (each of the four views a sample)."""
+    augment: str = "class"
+    """One of ``AUGMENTATION_MODES``: "class" (physics-aware policies), "generic" (flips, jitter, crops: the
+    baseline) or "none"."""
+    seed: int = 0
+    arch: str = DEFAULT_ARCH
+    """One of ``model.ARCHITECTURES``: "glitchnet" (the seed's exact network) or "glitchnet-freq"."""
+    width: int = 64
+    device: str = "auto"
+    workers: int = -1
+    """DataLoader workers; -1 picks 0 on CPU (the model uses every core) and 4 on CUDA."""
+    cache_dir: str | None = None
+    resume: bool = False
+    init: str | None = None
+    """Start from this checkpoint's weights (fine-tuning) with a fresh optimizer and schedule."""
+    compile: bool = False
+    precise_bn: int = 2048
+    """Before each validation, recompute BatchNorm's statistics over this many (clean, shuffled) training images;
+    0 keeps the running averages. At a high learning rate the running averages lag the weights: measured on
+    simulated data at epoch 3 of a 1e-3 schedule, validation accuracy was 78.1% with them and 84.8% recomputed."""
+    lr_scaling: str = "linear"
+    """One of ``LR_SCALING``. Under torchrun, how the rate follows the global batch (N ranks × ``batch_size``):
+    "linear" trains at N × ``lr`` (``distributed.lr_scale``); one process always trains at ``lr``."""
