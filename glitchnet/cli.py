@@ -157,12 +157,13 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from .inference import Predictor
 
     if args.out:
-        return distributed.run(lambda world: _predict_to_file(args, world), device="cpu", backend=args.backend)
+        return distributed.run(lambda world: _predict_to_file(args, world), device=args.device, backend=args.backend)
     if args.resume or args.overwrite:
         raise ValueError("--resume and --overwrite apply to an --out file")
     if distributed.read_env().distributed:
         raise ValueError("under torchrun, give --out FILE (.csv or .parquet): the ranks write one merged file")
     predictor = Predictor(args.model)
+    predictor.model.to(distributed.device_for(distributed.read_env(), args.device))
     failed = 0
     for pred in predictor.predict_stream(expand_inputs(args.files), batch_size=args.batch_size):
         failed += pred.error is not None
@@ -183,6 +184,7 @@ def _predict_to_file(args: argparse.Namespace, world) -> int:
 
     with distributed.all_ranks_ok():
         predictor = Predictor(args.model)
+        predictor.model.to(world.device)
     files = list(expand_inputs(args.files))
     tqdm = _tqdm()
     desc = f"classifying (rank 0 of {world.world_size})" if world.distributed else "classifying"
@@ -295,6 +297,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true",
                    help="keep --out's rows (and a killed run's parts); classify only the rest")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --out")
+    p.add_argument("--device", default="cpu",
+                   help="cpu (the default: the app's numbers exactly), cuda (under torchrun: this node's GPU number "
+                        "LOCAL_RANK; bfloat16) or auto")
     p.add_argument("--backend", choices=BACKENDS, default="auto", help="torch.distributed backend under torchrun")
     p.set_defaults(func=cmd_predict)
 
