@@ -22,4 +22,5 @@ pages += [
 ]
 page = st.navigation(pages)
 ui.guard(ui.sidebar)
-page.run()
+with ui.app_shell():
+    page.run()

@@ -24,10 +24,18 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from glitchnet.classes import CLASSES, DURATIONS_S  # noqa: E402
+from glitchnet.omega.qtransform import (  # noqa: E402
+    FRANGE_HZ,
+    FRES_HZ,
+    QRANGE,
+    SAMPLE_RATE_HZ,
+    TRES_S,
+    make_tiling,
+    q_scan,
+)
+from glitchnet.omega.render import view_energies  # noqa: E402
 from glitchnet.simulate import simulate_dataset, simulate_strain  # noqa: E402
-from glitchnet.simulate.noise import SAMPLE_RATE_HZ, SEGMENT_S, whiten  # noqa: E402
-from glitchnet.simulate.qtransform import FRANGE_HZ, FRES_HZ, QRANGE, TRES_S, make_tiling, q_scan  # noqa: E402
-from glitchnet.simulate.render import view_energies  # noqa: E402
+from glitchnet.simulate.noise import SEGMENT_S, whiten  # noqa: E402
 
 
 def throughput(per_class: int, workers: int) -> float:

@@ -1,9 +1,10 @@
 """Classify a run's worth of images into one results file (CSV or Parquet), sharded over torchrun's ranks, resumable.
 
-Each rank classifies its share of the glitches (all views of one glitch on one rank, fused there) and appends
-finished glitches to its own part file as it goes; rank 0 then merges the parts, and any earlier output when resuming,
-into one sorted file written atomically. A killed run leaves its parts behind: ``resume=True`` skips every file they
-(or the output) already hold, with the same number of ranks or another.
+Each rank classifies its share of the glitches (all views of one glitch on one rank, fused there, as
+``Predictor.classify`` does for the app) and appends finished glitches to its own part file as it goes; rank 0 then
+merges the parts, and any earlier output when resuming, into one sorted file written atomically. A killed run leaves
+its parts behind: ``resume=True`` skips every file they (or the output) already hold, with the same number of ranks
+or another.
 """
 
 from __future__ import annotations
@@ -12,19 +13,23 @@ import io
 import os
 import tempfile
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
 from . import distributed
-from .inference import RESULT_COLUMNS, Prediction, Predictor, parse_name, results_table
+from .glitches import glitch_key, group_files, results_table
+from .inference import Predictor
 
 FORMATS = {".csv": "csv", ".parquet": "parquet"}
 """Output formats by file suffix."""
-SORT_ORDER = ["ifo", "gravityspy_id", "duration_s", "name"]
-"""The merged file's row order: detector, glitch id, view duration (a glitch's fused row after its views), then name;
-files whose names carry no glitch id come last, by name."""
+RESULT_TYPES = {"glitch": "string", "row": "string", "name": "string", "label": "string", "confidence": "Float64",
+                "low_confidence": "boolean", "top5": "string", "views": "Int64", "gravityspy_id": "string",
+                "ifo": "string", "duration_s": "Float64", "your_label": "string", "error": "string"}
+"""``glitches.results_table``'s columns (the app's CSV) with the nullable pandas types a results file is written and
+read back with."""
 
 
 class OutputError(ValueError):
@@ -59,12 +64,6 @@ def expand_inputs(paths: Iterable[str]) -> Iterator[str]:
             yield str(p)
 
 
-def glitch_key(name: str) -> tuple[str, str]:
-    """Which glitch a file shows: (ifo, gravityspy_id) for ``{ifo}_{id}_spectrogram_{dur}.png``, else ("", name)."""
-    ifo, gid, _ = parse_name(name)
-    return (ifo, gid) if ifo and gid else ("", name)
-
-
 def output_format(out: str | os.PathLike) -> str:
     suffix = Path(out).suffix.lower()
     if suffix not in FORMATS:
@@ -87,27 +86,36 @@ def existing_parts(out: Path) -> list[Path]:
     return sorted(out.parent.glob(f".{out.name}.part*of*.csv"), key=lambda p: (p.stat().st_mtime_ns, p.name))
 
 
+def typed(df: pd.DataFrame) -> pd.DataFrame:
+    """A results table with ``RESULT_TYPES``' types (a count is written "4", not "4.0")."""
+    return df.astype(RESULT_TYPES)
+
+
 def _row_key(df: pd.DataFrame) -> pd.Series:
-    """What a row stands for: its file, or (for a fused row) its glitch, whose name holds a view count that changes."""
-    fused = df["views"].fillna(1) > 1
-    return df["name"].where(~fused, "fused:" + df["ifo"].fillna("") + "_" + df["gravityspy_id"].fillna(""))
+    """What a row stands for: its view, or (a combined row) its glitch, whose name holds a view count that changes."""
+    return df["name"].where(df["row"] != "combined", "combined:" + df["glitch"])
+
+
+def _file_of(view_name: str) -> str:
+    """The file a view row comes from (a GIF frame's row is named ``{file}#frame{k}``)."""
+    return view_name.split("#frame")[0]
 
 
 def read_results(path: Path) -> pd.DataFrame:
     """A results file (CSV or Parquet) or a part file, with ``RESULT_COLUMNS``' types. A part cut short by a killed
     process loses only its unfinished last line."""
     if path.suffix.lower() == ".parquet":
-        return pd.read_parquet(path).astype(RESULT_COLUMNS)
+        return typed(pd.read_parquet(path))
     data = path.read_bytes()
     if data and not data.endswith(b"\n"):
         data = data[:data.rfind(b"\n") + 1]
     if not data:
-        return results_table([])
+        return typed(results_table([]))
     try:
-        df = pd.read_csv(io.BytesIO(data), dtype=RESULT_COLUMNS, keep_default_na=False, na_values=[""])
+        df = pd.read_csv(io.BytesIO(data), dtype=RESULT_TYPES, keep_default_na=False, na_values=[""])
     except (ValueError, pd.errors.ParserError) as exc:
         raise OutputError(f"{path.name} is not a GlitchNet results file ({distributed.first_line(exc)})") from None
-    if list(df.columns) != list(RESULT_COLUMNS):
+    if list(df.columns) != list(RESULT_TYPES):
         raise OutputError(f"{path.name} is not a GlitchNet results file (its columns differ)")
     return df
 
@@ -131,12 +139,14 @@ def write_results(df: pd.DataFrame, out: Path) -> None:
 
 
 def merge(out: Path, parts: Sequence[Path], previous: bool) -> pd.DataFrame:
-    """The sorted union of the earlier output (when ``previous``) and ``parts``; a later row for the same file (or
-    glitch) replaces an earlier one."""
+    """The sorted union of the earlier output (when ``previous``) and ``parts``; a later row for the same view (or
+    glitch) replaces an earlier one. Order: by glitch, each glitch's views by duration and its combined row last."""
     tables = ([read_results(out)] if previous and out.is_file() else []) + [read_results(p) for p in parts]
-    df = pd.concat(tables, ignore_index=True) if tables else results_table([])
+    df = pd.concat(tables, ignore_index=True) if tables else typed(results_table([]))
     df = df[~_row_key(df).duplicated(keep="last")]
-    return df.sort_values(SORT_ORDER, na_position="last", kind="stable").reset_index(drop=True)
+    df = df.assign(_combined=df["row"] == "combined")
+    df = df.sort_values(["glitch", "_combined", "duration_s", "name"], na_position="last", kind="stable")
+    return typed(df.drop(columns="_combined").reset_index(drop=True))
 
 
 def _preflight(out: Path, resume: bool, overwrite: bool) -> None:
@@ -160,15 +170,16 @@ def _preflight(out: Path, resume: bool, overwrite: bool) -> None:
 def _done_names(out: Path, resume: bool) -> set[str]:
     if not resume:
         return set()
-    names: set[str] = set()
+    files: set[str] = set()
     for path in ([out] if out.is_file() else []) + existing_parts(out):
-        names.update(read_results(path)["name"].dropna())
-    return names
+        df = read_results(path)
+        files.update(_file_of(name) for name in df.loc[df["row"] == "view", "name"].dropna())
+    return files
 
 
-def _append(path: Path, rows: list[Prediction], header: bool) -> None:
+def _append(path: Path, rows: pd.DataFrame, header: bool) -> None:
     """Append finished glitches' rows in one write, so a killed process leaves whole glitches (or a cut last line)."""
-    text = results_table(rows).to_csv(index=False, header=header)
+    text = typed(rows).to_csv(index=False, header=header)
     fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     try:
         os.write(fd, text.encode())
@@ -176,35 +187,45 @@ def _append(path: Path, rows: list[Prediction], header: bool) -> None:
         os.close(fd)
 
 
+def _chunks(files: list[str], size: int) -> Iterator[list[str]]:
+    """``files`` (each glitch's files consecutive) in chunks of about ``size`` files, never splitting a glitch."""
+    chunk: list[str] = []
+    for _, indices in group_files(files):
+        if chunk and len(chunk) + len(indices) > size:
+            yield chunk
+            chunk = []
+        chunk += [files[i] for i in indices]
+    if chunk:
+        yield chunk
+
+
 def _classify_share(predictor: Predictor, files: list[str], part: Path, batch_size: int,
-                    progress: Callable[[int, int], None] | None) -> int:
-    """Classify ``files`` (whole glitches, consecutive) into ``part``; returns how many files were classified."""
-    sizes: dict[tuple[str, str], int] = {}
-    for name in files:
-        key = glitch_key(name)
-        sizes[key] = sizes.get(key, 0) + 1
+                    progress: Callable[[int, int], None] | None, decode_threads: int = 2) -> int:
+    """Classify ``files`` (whole glitches) into ``part``, a chunk of about ``batch_size`` files at a time; returns
+    how many files were classified. A small thread pool decodes chunk k+1 while the model runs chunk k (decoding
+    releases the GIL), so at most two chunks are held at once."""
     header = not part.exists() or part.stat().st_size == 0
-    pending: dict[tuple[str, str], list[Prediction]] = {}
-    finished: list[Prediction] = []
     done = 0
-    for pred in predictor.predict_stream(files, names=files, batch_size=batch_size):
-        key = glitch_key(pred.name)
-        views = pending.setdefault(key, [])
-        views.append(pred)
-        done += 1
-        if len(views) == sizes[key]:
-            finished += views
-            good = [p for p in views if p.error is None]
-            if key[0] and len(good) > 1:
-                finished.append(predictor.fuse(good, name=f"{key[0]}_{key[1]} ({len(good)} views)"))
-            del pending[key]
-        if finished and (done % batch_size == 0 or done == len(files)):
-            _append(part, finished, header)
-            header, finished = False, []
+
+    def finish(chunk: list[str], decoded: list) -> None:
+        nonlocal header, done
+        glitches = predictor.classify([v for f in decoded for v in f.result()], batch_size=batch_size,
+                                      explain=False)
+        _append(part, results_table(glitches), header)
+        header = False
+        done += len(chunk)
         if progress is not None:
             progress(done, len(files))
-    if finished:
-        _append(part, finished, header)
+
+    with ThreadPoolExecutor(max_workers=max(1, decode_threads)) as pool:
+        pending = None
+        for chunk in _chunks(files, batch_size):
+            submitted = (chunk, [pool.submit(Predictor.decode, name, name) for name in chunk])
+            if pending is not None:
+                finish(*pending)
+            pending = submitted
+        if pending is not None:
+            finish(*pending)
     return done
 
 
@@ -214,10 +235,10 @@ def predict_to_file(predictor: Predictor, inputs: Sequence[str], out: str | os.P
     """Classify ``inputs`` (file names, in any order) into ``out`` (``.csv`` or ``.parquet``), sharded over the
     ranks of the current process group (one rank without torchrun); every rank calls it with the same arguments.
 
-    The shards are whole glitches (``distributed.shard_groups`` over ``glitch_key``), so each glitch's views are
-    fused on one rank, and its rows reach the part file together. ``resume`` skips each glitch whose files the output
-    or an earlier run's parts already hold; ``overwrite`` replaces an existing output. ``progress(done, total)``
-    follows this rank's share.
+    The shards are whole glitches (``distributed.shard_groups`` over ``glitches.glitch_key``), so each glitch's
+    views are fused on one rank, and its rows reach the part file together. ``resume`` skips each glitch whose files
+    the output or an earlier run's parts already hold; ``overwrite`` replaces an existing output.
+    ``progress(done, total)`` follows this rank's share.
     """
     out = Path(out).expanduser().absolute()
     rank, world_size = distributed.rank(), distributed.world_size()
@@ -227,10 +248,8 @@ def predict_to_file(predictor: Predictor, inputs: Sequence[str], out: str | os.P
     done_names = distributed.broadcast_object(_done_names(out, resume) if rank == 0 else None)
 
     names = list(dict.fromkeys(inputs))
-    groups: dict[tuple[str, str], list[str]] = {}
-    for name in names:
-        groups.setdefault(glitch_key(name), []).append(name)
-    todo = [f for files in groups.values() if not all(f in done_names for f in files) for f in files]
+    todo = [names[i] for _, indices in group_files(names) if not all(names[i] in done_names for i in indices)
+            for i in indices]
     mine = distributed.shard_groups(todo, glitch_key, rank, world_size)
 
     classified = 0
@@ -247,7 +266,7 @@ def predict_to_file(predictor: Predictor, inputs: Sequence[str], out: str | os.P
             write_results(merged, out)
             for p in parts:
                 p.unlink(missing_ok=True)
-            summary = (len(merged), int(merged["error"].notna().sum()))
+            summary = (len(merged), int((merged["error"].notna() & (merged["row"] == "view")).sum()))
     rows, errors = distributed.broadcast_object(summary)
     return BulkResult(out=out, rows=rows, predicted=classified, skipped=len(names) - len(todo), errors=errors)
 

@@ -164,6 +164,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
         raise ValueError("under torchrun, give --out FILE (.csv or .parquet): the ranks write one merged file")
     predictor = Predictor(args.model)
     predictor.model.to(distributed.device_for(distributed.read_env(), args.device))
+    if args.by_glitch:
+        return _predict_glitches(predictor, list(expand_inputs(args.files)), args)
     failed = 0
     for pred in predictor.predict_stream(expand_inputs(args.files), batch_size=args.batch_size):
         failed += pred.error is not None
@@ -196,6 +198,38 @@ def _predict_to_file(args: argparse.Namespace, world) -> int:
               f"{world.world_size} rank(s), {result.skipped} already there; {result.errors} unreadable in all "
               "(their error column says why)")
     return 0  # unreadable files are rows with their reason, not a failed run (torchrun would report one)
+
+
+def _predict_glitches(predictor, paths: list[str], args: argparse.Namespace) -> int:
+    """``predict --by-glitch``: files grouped into glitches and each glitch's views fused, as the app does; glitches
+    go through the model a batch of about ``--batch-size`` files at a time."""
+    from .glitches import group_files
+
+    failed = 0
+    groups = group_files(paths)
+    start = 0
+    while start < len(groups):
+        chunk, n_files = [], 0
+        while start < len(groups) and (not chunk or n_files + len(groups[start][1]) <= args.batch_size):
+            chunk.append(groups[start])
+            n_files += len(groups[start][1])
+            start += 1
+        files = [(paths[i], paths[i]) for _, indices in chunk for i in indices]
+        for glitch in predictor.classify_files(files, explain=False):
+            verdict, errors = glitch.verdict, {v.name: v.error for v in glitch.errors}
+            failed += bool(errors)
+            if args.json:
+                body = {"error": verdict.error} if verdict.error else {
+                    k: v for k, v in verdict.to_json().items() if k != "path"}
+                print(json.dumps({"glitch": glitch.key, "files": glitch.files, "views": len(glitch.readable),
+                                  **body, **({"errors": errors} if errors else {})}), flush=True)
+            elif verdict.error:
+                print(f"{glitch.key}: error: {next(iter(errors.values()), verdict.error)}", flush=True)
+            else:
+                flag = "  (low confidence)" if verdict.low_confidence else ""
+                print(f"{glitch.key} ({len(glitch.readable)} views): {verdict.label} {verdict.confidence:.3f}{flag}",
+                      flush=True)
+    return 0 if not failed else 3
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
@@ -291,9 +325,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", help="checkpoint (default: the shipped models/glitchnet.pt)")
     p.add_argument("--json", action="store_true", help="one JSON object per input, one per line")
     p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--out", help="write one results table here (.csv or .parquet, the app's CSV columns, one row per "
-                                 "file plus one per glitch with its views fused) instead of printing; under torchrun "
-                                 "the ranks share the files, glitch by glitch, and rank 0 merges their parts")
+    p.add_argument("--by-glitch", action="store_true",
+                   help="one answer per glitch: a GIF's frames and same-id Gravity Spy files fused, as in the app")
+    p.add_argument("--out", help="write one results table here (.csv or .parquet, the app's CSV columns: a row per "
+                                 "view and a combined row per glitch) instead of printing; under torchrun the ranks "
+                                 "share the glitches and rank 0 merges their parts")
     p.add_argument("--resume", action="store_true",
                    help="keep --out's rows (and a killed run's parts); classify only the rest")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --out")

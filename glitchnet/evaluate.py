@@ -62,6 +62,19 @@ def top_confusions(metrics: dict[str, Any], k: int = 5) -> list[tuple[str, str, 
     return sorted(pairs, key=lambda t: -t[2])[:k]
 
 
+def present_classes(metrics: dict[str, Any]) -> tuple[list[str], list[list[int]], pd.DataFrame]:
+    """The classes that occur in a metrics dict (as truth or as prediction), its confusion matrix restricted to them
+    (rows true, columns predicted) and their per-class scores (a ``class`` column, then precision, recall, f1,
+    support): what a report shows without 22 empty rows."""
+    confusion = metrics["confusion"]
+    present = [i for i, c in enumerate(metrics["classes"])
+               if metrics["per_class"][c]["support"] or sum(row[i] for row in confusion)]
+    names = [metrics["classes"][i] for i in present]
+    matrix = [[confusion[i][j] for j in present] for i in present]
+    table = pd.DataFrame(metrics["per_class"]).T.loc[names].reset_index(names="class")
+    return names, matrix, table
+
+
 def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
     z = np.asarray(logits, dtype=np.float64) / temperature
     z = z - z.max(-1, keepdims=True)
@@ -139,27 +152,28 @@ def fit_temperature(logits: np.ndarray, y_true: np.ndarray) -> float:
 def evaluate_labelled_folder(predictor: Any, root: str | Path) -> dict[str, Any]:
     """Score a ``Predictor`` on a folder of labelled figures, ``<Class>/<file>`` (e.g. Gravity Spy's golden set).
 
-    Each file is one glitch; a multi-frame GIF holds its views (0.5/1/2/4 s). Returns per-image metrics (every
-    frame on its own), per-glitch metrics (the views of a file fused by averaging log-probabilities) and a
-    row per glitch (file, true class, fused prediction, confidence).
+    Files are grouped into glitches as everywhere else (``Predictor.classify``): a multi-frame GIF holds its views
+    (0.5/1/2/4 s), files named ``{ifo}_{id}_spectrogram_{dur}`` share their glitch, any other file is a glitch of its
+    own. Returns per-image metrics (every view on its own), per-glitch metrics (each glitch's views fused by
+    averaging log-probabilities) and a row per glitch (glitch, true class, fused prediction, confidence).
     """
     root = Path(root)
     classes = list(predictor.classes)
     img_true, img_pred, glitch_true, glitch_pred, rows = [], [], [], [], []
     for class_dir in sorted(p for p in root.iterdir() if p.is_dir() and p.name in classes):
         truth = classes.index(class_dir.name)
-        for f in sorted(p for p in class_dir.iterdir() if p.is_file()):
-            views = [v for v in predictor.predict_frames(f, name=f.name) if v.error is None]
-            if not views:
+        files = sorted(p for p in class_dir.iterdir() if p.is_file())
+        for glitch in predictor.classify_files([(f.name, f) for f in files], explain=False):
+            if not glitch.readable:
                 continue
-            for v in views:
+            for v in glitch.readable:
                 img_true.append(truth)
-                img_pred.append(classes.index(v.label))
-            fused = predictor.fuse(views, name=f.name)
+                img_pred.append(classes.index(v.prediction.label))
             glitch_true.append(truth)
-            glitch_pred.append(classes.index(fused.label))
-            rows.append({"file": f"{class_dir.name}/{f.name}", "label": class_dir.name, "predicted": fused.label,
-                         "confidence": fused.confidence, "views": len(views)})
+            glitch_pred.append(classes.index(glitch.verdict.label))
+            rows.append({"file": f"{class_dir.name}/{glitch.key}", "label": class_dir.name,
+                         "predicted": glitch.verdict.label, "confidence": glitch.verdict.confidence,
+                         "views": len(glitch.readable)})
     return {"per_image": compute_metrics(np.array(img_true), np.array(img_pred), classes),
             "per_glitch": compute_metrics(np.array(glitch_true), np.array(glitch_pred), classes),
             "glitches": rows}

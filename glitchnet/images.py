@@ -150,6 +150,27 @@ def open_image(source: Source, frame: int = 0) -> Image.Image:
 
     ``frame`` picks the frame of a multi-frame GIF (Gravity Spy's golden GIFs hold the 0.5/1/2/4 s views in order).
     """
+    return _checked_rgb(_open(source, frame))
+
+
+def open_frames(source: Source) -> list[Image.Image]:
+    """Every frame of an image as RGB, in one pass over the file: one frame for most images, the 0.5/1/2/4 s views of
+    a golden GIF. Equal to ``open_image(source, k)`` for each ``k``, without reopening (and re-decoding the frames
+    before ``k``, which a GIF needs) for every frame."""
+    img = _open(source)
+    frames = [_checked_rgb(img)]
+    for k in range(1, getattr(img, "n_frames", 1)):
+        try:
+            img.seek(k)
+            img.load()
+        except (OSError, SyntaxError, ValueError, EOFError) as exc:
+            raise ImageError(f"frame {k} of the image is damaged ({str(exc).splitlines()[0][:80]})") from None
+        frames.append(_checked_rgb(img))
+    return frames
+
+
+def _open(source: Source, frame: int = 0) -> Image.Image:
+    """The image (its frame ``frame``) opened and loaded as stored, after the size and format checks."""
     if isinstance(source, Image.Image):
         img = source
     else:
@@ -187,6 +208,10 @@ def open_image(source: Source, frame: int = 0) -> Image.Image:
             raise ImageError("not an image file (or a format Pillow cannot read)") from None
         except (OSError, SyntaxError, ValueError, EOFError) as exc:
             raise ImageError(f"the image is damaged or truncated ({str(exc).splitlines()[0][:80]})") from None
+    return img
+
+
+def _checked_rgb(img: Image.Image) -> Image.Image:
     if min(img.size) < MIN_SIDE:
         raise ImageError(f"the image is {img.size[0]}x{img.size[1]} pixels, too small to be a spectrogram")
     return _to_rgb(img)

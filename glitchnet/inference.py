@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 import os
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,9 +15,9 @@ import numpy as np
 import torch
 
 from .checkpoint import Checkpoint, CheckpointError, load_checkpoint
-from .data import NAME_RE
 from .evaluate import fuse_log_probabilities
-from .images import ImageError, Source, canonical_checked, n_frames, to_model_input
+from .glitches import Glitch, View, frame_duration, group_views, parse_name
+from .images import INPUT_SIZE, ImageError, Source, canonical_checked, open_frames, to_model_input
 from .model import forward_uint8
 
 MODELS_DIR = Path(__file__).resolve().parents[1] / "models"
@@ -72,41 +72,6 @@ class Prediction:
                 **({"warning": self.warning} if self.warning else {})}
 
 
-RESULT_COLUMNS = {"name": "string", "label": "string", "confidence": "Float64", "low_confidence": "boolean",
-                  "top5": "string", "views": "Int64", "gravityspy_id": "string", "ifo": "string",
-                  "duration_s": "Float64", "your_label": "string", "error": "string"}
-"""The results table's columns and their (nullable) pandas types: the app's CSV download and ``glitchnet predict
---out`` write the same table."""
-
-
-def results_table(predictions: Iterable[Prediction], your_labels: dict[str, str] | None = None):
-    """One row per prediction (an image, a GIF frame or a fused glitch), with the columns of ``RESULT_COLUMNS``."""
-    import pandas as pd
-
-    rows = []
-    for p in predictions:
-        rows.append({
-            "name": p.name,
-            "label": p.label,
-            "confidence": None if p.confidence is None else round(p.confidence, 4),
-            "low_confidence": p.low_confidence if p.error is None else None,
-            "top5": "; ".join(f"{c} {q:.3f}" for c, q in p.top5),
-            "views": p.views if p.error is None else None,
-            "gravityspy_id": p.gravityspy_id,
-            "ifo": p.ifo,
-            "duration_s": p.duration,
-            "your_label": (your_labels or {}).get(p.name),
-            "error": p.error,
-        })
-    return pd.DataFrame(rows, columns=list(RESULT_COLUMNS)).astype(RESULT_COLUMNS)
-
-
-def parse_name(name: str) -> tuple[str | None, str | None, float | None]:
-    """(ifo, gravityspy_id, duration_s) from a Gravity Spy file name, or Nones."""
-    m = NAME_RE.match(Path(name).stem)
-    return (m["ifo"], m["gid"], float(m["dur"])) if m else (None, None, None)
-
-
 class Predictor:
     """A loaded GlitchNet ready to classify images.
 
@@ -126,6 +91,14 @@ class Predictor:
         self.model = self.checkpoint.build_model()
         self.temperature = float(self.checkpoint.temperature or 1.0)
         self._local = threading.local()
+        local = self._local
+
+        def keep_activations(module: torch.nn.Module, inputs: Any, output: torch.Tensor) -> None:
+            if getattr(local, "capture", False):  # only inside this thread's ``explain``
+                local.activations = output.detach()
+
+        # A plain function, not a bound method: Grad-CAM deep-copies the model, and with it this hook.
+        self.model.cam_layer.register_forward_hook(keep_activations)
 
     # ---------------------------------------------------------------------------------------------- inputs
 
@@ -217,18 +190,113 @@ class Predictor:
 
     def predict_frames(self, source: Source, name: str = "upload") -> list[Prediction]:
         """One prediction per frame: a golden GIF holds the four views of one glitch."""
+        views = self.decode(name, source)
+        self.classify(views, explain=False)
+        return [v.prediction for v in views]
+
+    # ------------------------------------------------------------------------------------ glitches, explained
+
+    @staticmethod
+    def decode(name: str, source: Source) -> list[View]:
+        """Every view in one file, decoded once: one ``View`` per frame (a golden GIF holds a glitch's four views),
+        or one ``View`` with ``error`` set when the file cannot be read."""
         if isinstance(source, (str, os.PathLike)) and Path(source).is_file():
             source = Path(source).read_bytes()  # one read from disk, whatever the number of frames
-        count = n_frames(source)
-        out = []
-        for frame in range(count):
-            label = f"{name}#frame{frame}" if count > 1 else name
+        _, _, duration = parse_name(name)
+        try:
+            frames = open_frames(source)
+        except ImageError as exc:
+            return [View(name=name, file=name, duration_s=duration, error=str(exc))]
+        views = []
+        for k, frame in enumerate(frames):
+            view = View(name=f"{name}#frame{k}" if len(frames) > 1 else name, file=name, frame=k,
+                        duration_s=frame_duration(k, len(frames)) if len(frames) > 1 else duration)
             try:
-                img, warning = self.load_checked(source, frame)
-                out.append(self._result(label, self.probabilities(img[None])[0], warning=warning))
+                view.image, view.warning = Predictor.load_checked(frame)
             except ImageError as exc:
-                out.append(Prediction(name=label, error=str(exc)))
-        return out
+                view.error = str(exc)
+            views.append(view)
+        return views
+
+    def explain(self, images_uint8: np.ndarray, class_indices: Sequence[int] | None = None,
+                ) -> tuple[np.ndarray, np.ndarray]:
+        """Calibrated probabilities (N, C) and Grad-CAM heatmaps (N, H, W) in [0, 1] from one forward pass.
+
+        ``class_indices`` gives the class each heatmap explains (default: each image's top class). The network ends
+        in global average pooling and one linear layer after ``cam_layer``, so Grad-CAM's gradient weights are that
+        layer's weights divided by the map area, known without a backward pass: the heatmaps come from the
+        activations of the forward pass that gave the probabilities. ``gradcam`` (pytorch-grad-cam, forward and
+        backward) gives the same maps; a test checks it, ``benchmarks/bench_explain.py`` measures the speed-up.
+        """
+        probs, activations = self._probabilities_and_activations(images_uint8)
+        if class_indices is None:
+            class_indices = probs.argmax(1)
+        return probs, self._heatmaps(activations, class_indices, images_uint8.shape[1:3])
+
+    def _probabilities_and_activations(self, images_uint8: np.ndarray) -> tuple[np.ndarray, torch.Tensor]:
+        """``probabilities`` and the ``cam_layer`` activations (N, K, h, w) of the same forward pass."""
+        self._local.capture = True
+        try:
+            probs = self.probabilities(images_uint8)
+            return probs, self._local.activations
+        finally:
+            self._local.capture, self._local.activations = False, None
+
+    def classify(self, views: Sequence[View], batch_size: int = 32, explain: bool = True) -> list[Glitch]:
+        """Classify decoded views and group them into glitches, each with its combined verdict.
+
+        Every readable view goes through the model once, in batches of ``batch_size``; each view gets its
+        ``prediction`` and, with ``explain``, a Grad-CAM ``heat`` for its glitch's combined label (from the same
+        forward pass). A glitch's verdict fuses its views' probabilities (``evaluate.fuse_log_probabilities``).
+        """
+        glitches = group_views(views)
+        readable = [v for g in glitches for v in g.readable]
+        activations_of: dict[int, torch.Tensor] = {}
+        for start in range(0, len(readable), batch_size):
+            chunk = readable[start:start + batch_size]
+            images = np.stack([v.image for v in chunk])
+            if explain:
+                probs, acts = self._probabilities_and_activations(images)
+                activations_of.update((id(v), a) for v, a in zip(chunk, acts))
+            else:
+                probs = self.probabilities(images)
+            for v, p in zip(chunk, probs):
+                v.prediction = self._result(v.name, p, warning=v.warning)
+                if v.duration_s is not None and v.prediction.duration is None:
+                    v.prediction.duration = v.duration_s
+        for glitch in glitches:
+            for v in glitch.errors:
+                v.prediction = Prediction(name=v.name, error=v.error)
+            glitch.verdict = self.fuse([v.prediction for v in glitch.readable], name=glitch.key)
+            if explain and glitch.readable and glitch.verdict.error is None:
+                views_ = glitch.readable
+                acts = torch.stack([activations_of[id(v)] for v in views_])
+                label = self.classes.index(glitch.verdict.label)
+                for v, heat in zip(views_, self._heatmaps(acts, [label] * len(acts), views_[0].image.shape[:2])):
+                    v.heat = heat
+        return glitches
+
+    def _heatmaps(self, activations: torch.Tensor, class_indices: Sequence[int],
+                  size: tuple[int, int]) -> np.ndarray:
+        """Grad-CAM heatmaps (N, H, W) from ``cam_layer`` activations (N, K, h, w); see ``explain``."""
+        from pytorch_grad_cam.utils.image import scale_cam_image
+
+        area = activations.shape[-2] * activations.shape[-1]
+        weights = self.model.fc.weight.detach()[torch.as_tensor(np.asarray(class_indices, dtype=np.int64))] / area
+        cam = torch.einsum("nk,nkhw->nhw", weights.float(), activations.float()).clamp_min(0).numpy()
+        # pytorch-grad-cam's own post-processing: scaled to [0, 1] and resized, then scaled again across layers
+        return scale_cam_image(np.maximum(scale_cam_image(cam, (size[1], size[0])), 0))
+
+    def classify_files(self, files: Iterable[tuple[str, Source]], explain: bool = True) -> list[Glitch]:
+        """``decode`` every (name, source) and ``classify`` the views: the glitches among the files."""
+        return self.classify([v for name, source in files for v in self.decode(name, source)], explain=explain)
+
+    def warm_up(self) -> None:
+        """Pay the one-off costs (the colour lookup tables, Grad-CAM's imports) before the first real image."""
+        from .images import viridis_fraction
+
+        viridis_fraction(np.zeros((1, 1, 3), np.uint8))
+        self.explain(np.zeros((1, INPUT_SIZE, INPUT_SIZE, 3), np.uint8))
 
     def fuse(self, predictions: list[Prediction], name: str | None = None) -> Prediction:
         """Combine several views of one glitch by averaging their log-probabilities (a product of experts)."""

@@ -1,12 +1,12 @@
-"""Gravity Spy views of real detector strain: read a GWOSC file, whiten, and scan with the simulator's transform.
+"""Gravity Spy views of real detector strain: read a GWOSC file, whiten, and scan with :mod:`glitchnet.omega`.
 
 A scan takes up to 64 s of data centred on the GPS time (Gravity Spy's block; less when the file ends sooner, but
-at least ``MIN_HALF_BLOCK_S`` either side), brings it to the simulator's 8192 Hz, whitens it by a median-averaged
-Welch ASD, and hands the whitened spectrum to :func:`glitchnet.simulate.render.omega_views`, the same Q scan and
+at least ``MIN_HALF_BLOCK_S`` either side), brings it to the scan's 8192 Hz, whitens it by a median-averaged
+Welch ASD, and hands the whitened spectrum to :func:`glitchnet.omega.render.omega_views`, the same Q scan and
 rendering the simulated images come from; tile energies are normalized by Omega's outlier-rejecting mean.
 
 Sample rate: Gravity Spy resamples to 16384 Hz so that the Q-tiling can reach 2048 Hz (its lowest-Q rows need
-up to ~2.6 kHz); 8192 Hz is enough for that and is what the simulator uses. GWOSC's 4 kHz files (Nyquist
+up to ~2.6 kHz); 8192 Hz is enough for that and is what the simulator uses too. GWOSC's 4 kHz files (Nyquist
 2048 Hz, anti-alias filtered from ~1.7 kHz) are upsampled, and the whitened spectrum above their Nyquist frequency
 is set to zero rather than amplified: the top rows of the image then hold whatever content the file has, which
 is nothing above 2048 Hz. Files sampled below 4096 Hz cannot reach 2048 Hz at all and are refused.
@@ -24,20 +24,16 @@ import numpy as np
 from PIL import Image
 from scipy import signal
 
-from .simulate.noise import SAMPLE_RATE_HZ
-from .simulate.render import encode_png, omega_views
+from .omega.png import encode_png
+from .omega.qtransform import SAMPLE_RATE_HZ
+from .omega.render import omega_views
+from .omega.whiten import TAPER_S, whiten_estimated
 
 BLOCK_S = 64.0
 """Longest stretch of data scanned, s (Gravity Spy's block)."""
 
 MIN_HALF_BLOCK_S = 4.0
 """Data needed either side of the GPS time, s: half the 4 s view plus 2 s for whitening and filter tails."""
-
-WELCH_SEGMENT_S = 2.0
-"""Length of the Welch segments of the ASD estimate, s (Gravity Spy's whitening duration)."""
-
-TAPER_S = 1.0
-"""Length of the Tukey taper at each end of the block, s; left out of the energy statistics."""
 
 MIN_SAMPLE_RATE_HZ = 4096.0
 """Lowest sample rate whose Nyquist frequency reaches the top of Gravity Spy's 10-2048 Hz axis, Hz."""
@@ -90,8 +86,14 @@ def read_strain(strain_file: str | os.PathLike) -> tuple[np.ndarray, float, floa
     ------
     NotStrainError
         If the file is missing, not HDF5, or holds no strain series.
+    StrainError
+        If gwpy or h5py, the optional ``strain`` dependencies, are not installed.
     """
-    from gwpy.timeseries import TimeSeries
+    try:
+        import h5py  # noqa: F401  (read by _find_channel)
+        from gwpy.timeseries import TimeSeries
+    except ImportError:
+        raise StrainError("reading strain files needs gwpy and h5py: pip install 'glitchnet[strain]'") from None
 
     path = Path(strain_file).expanduser()
     if not path.is_file():
@@ -112,20 +114,6 @@ def _ifo_from_name(path: Path) -> str | None:
     if len(parts) > 1 and len(parts[1]) >= 2 and parts[1][1].isdigit():
         return parts[1][:2]
     return None
-
-
-def _whiten(block: np.ndarray, sample_rate_hz: float, top_hz: float) -> np.ndarray:
-    """Whitened one-sided spectrum of a block: tapered FFT over a median-averaged Welch ASD, zero above ``top_hz``."""
-    nperseg = int(WELCH_SEGMENT_S * sample_rate_hz)
-    f_psd, psd = signal.welch(block, fs=sample_rate_hz, nperseg=nperseg, noverlap=nperseg // 2, average="median")
-    taper = signal.windows.tukey(block.size, alpha=2 * TAPER_S * sample_rate_hz / block.size)
-    spec = np.fft.rfft(block * taper)
-    f = np.fft.rfftfreq(block.size, 1.0 / sample_rate_hz)
-    asd = np.sqrt(np.interp(f, f_psd, psd))
-    good = (asd > 0) & (f > 0) & (f < top_hz)
-    out = np.zeros_like(spec)
-    out[good] = spec[good] / asd[good]
-    return out
 
 
 @dataclass(frozen=True)
@@ -171,8 +159,16 @@ def whitened_block(strain_file: str | os.PathLike, gps: float) -> WhitenedBlock:
     if ratio != 1:
         block = signal.resample_poly(block, ratio.numerator, ratio.denominator)
     rate = fs * ratio.numerator / ratio.denominator
-    return WhitenedBlock(_whiten(block, rate, top_hz=fs / 2), block.size / rate, rate,
+    return WhitenedBlock(whiten_estimated(block, rate, top_hz=fs / 2), block.size / rate, rate,
                          n_half / fs + (gps - (t0 + centre / fs)), channel_ifo)
+
+
+def _scan_arrays(strain_file: str | os.PathLike, gps: float, ifo: str | None) -> tuple[str, dict[float, np.ndarray]]:
+    """The detector naming the views and the four views as RGBA arrays keyed by duration, s."""
+    block = whitened_block(strain_file, gps)
+    views = omega_views(block.fseries, block.duration_s, block.sample_rate_hz, block.centre_s, norm="omega",
+                        edge_s=TAPER_S)
+    return ifo or block.ifo or _ifo_from_name(Path(strain_file)) or "H1", views
 
 
 def scan(strain_file: str | os.PathLike, gps: float, out_dir: str | os.PathLike | None = None,
@@ -207,17 +203,41 @@ def scan(strain_file: str | os.PathLike, gps: float, out_dir: str | os.PathLike 
     StrainError
         The data around ``gps`` have gaps.
     """
-    block = whitened_block(strain_file, gps)
-    views = omega_views(block.fseries, block.duration_s, block.sample_rate_hz, block.centre_s, norm="omega",
-                        edge_s=TAPER_S)
-    ifo = ifo or block.ifo or _ifo_from_name(Path(strain_file)) or "H1"
+    ifo, views = _scan_arrays(strain_file, gps, ifo)
     if out_dir is not None:
         out = Path(out_dir).expanduser()
         out.mkdir(parents=True, exist_ok=True)
-        label = f"{int(round(float(gps) * 1000))}"
         for d, a in views.items():
-            path = out / f"{ifo}_{label}_spectrogram_{d:.1f}.png"
+            path = out / view_file_name(ifo, gps, d)
             tmp = path.with_name(f".{path.name}.tmp")
             tmp.write_bytes(encode_png(a))
             os.replace(tmp, path)
     return {d: Image.fromarray(a, "RGBA") for d, a in views.items()}
+
+
+def view_file_name(ifo: str, gps: float, duration_s: float) -> str:
+    """The Gravity Spy file name of a scan's view: ``{ifo}_{gps in ms}_spectrogram_{duration}.png``."""
+    return f"{ifo}_{int(round(float(gps) * 1000))}_spectrogram_{duration_s:.1f}.png"
+
+
+def scan_bytes(data: bytes, gps: float, filename: str = "strain.hdf5") -> dict[str, Image.Image]:
+    """:func:`scan` of an uploaded strain file's bytes: the four views keyed by their Gravity Spy file names.
+
+    ``filename`` is the upload's own name (its detector prefix, as in ``H-H1_GWOSC_...``, names the views when the
+    channel does not). The bytes go through a private temporary file, since gwpy reads HDF5 from a path.
+
+    Raises
+    ------
+    NotStrainError, GPSRangeError, SampleRateError, StrainError
+        As :func:`scan`.
+    """
+    import tempfile
+
+    if not data:
+        raise NotStrainError(f"{Path(filename).name} is empty")
+    name = Path(filename).name or "strain.hdf5"
+    with tempfile.TemporaryDirectory(prefix="glitchnet-strain-") as tmp:
+        path = Path(tmp) / name
+        path.write_bytes(data)
+        ifo, views = _scan_arrays(path, gps, None)
+    return {view_file_name(ifo, gps, d): Image.fromarray(a, "RGBA") for d, a in sorted(views.items())}

@@ -1,30 +1,27 @@
-"""Shared app helpers: hosted-mode flag, the sidebar's dataset and model choice, cached scans and predictor."""
+"""Shared app helpers: hosted-mode flag, the sidebar's dataset and model choice, cached scans, predictor and results."""
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import runpy
 import threading
-from collections import defaultdict
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TypeVar
 
-import numpy as np
 import streamlit as st
 from streamlit.delta_generator import DeltaGenerator
-from streamlit.runtime.pages_manager import PagesManager
 from streamlit.runtime.scriptrunner import get_script_run_ctx
 
+from glitchnet import glitches
 from glitchnet.checkpoint import CheckpointError
-from glitchnet.classes import DURATIONS_S
 from glitchnet.data import DatasetError, DatasetScan, scan_dataset
-from glitchnet.images import INPUT_SIZE, n_frames, viridis_fraction
-from glitchnet.inference import Prediction, Predictor, default_model_path
-
-from ._jobs import TrainingJob, job_for, one_line
+from glitchnet.glitches import Glitch, View
+from glitchnet.inference import Predictor, default_model_path
+from glitchnet.jobs import TrainingJob, job_for, one_line
 
 LOG = logging.getLogger("glitchnet.app")
 APP_ROOT = Path(__file__).resolve().parents[1]
@@ -68,15 +65,30 @@ def grid(items: Sequence[T], columns: int = 4) -> Iterator[tuple[DeltaGenerator,
         yield from zip(st.columns(columns), items[start:start + columns], strict=False)
 
 
+_shell = threading.local()
+
+
+@contextmanager
+def app_shell() -> Iterator[None]:
+    """Mark this script run as drawn inside the entry script (navigation and sidebar): ``streamlit_app.py`` runs the
+    chosen page within it."""
+    _shell.active = True
+    try:
+        yield
+    finally:
+        _shell.active = False
+
+
 def run_page(body: Callable[[], None]) -> None:
     """Run a page file's body inside the app shell, with ``guard``.
 
-    Until some session has called ``st.navigation``, Streamlit treats a folder named ``pages/`` beside the entry
-    script as a legacy multipage app and runs a deep-linked page file (``/predict`` as a fresh server's first
-    request; every ``AppTest`` run) on its own. Then run the entry script instead: it draws the navigation and the
-    sidebar and runs this page inside them.
+    Streamlit may run a page file on its own: a folder named ``pages/`` beside the entry script makes a fresh
+    server (until some session has called ``st.navigation``) and every ``AppTest`` run treat the app as a legacy
+    multipage app and run a deep-linked page file (``/predict``) directly. The page then runs the entry script
+    instead, which draws the navigation and the sidebar and runs this page inside them (``app_shell``). Only public
+    API is involved: ``st.navigation``/``st.Page`` over the files in ``pages/``.
     """
-    if PagesManager.uses_pages_directory:
+    if not getattr(_shell, "active", False):
         runpy.run_path(str(APP_ROOT / "streamlit_app.py"))
         return
     guard(body)
@@ -169,12 +181,8 @@ def current_scan() -> DatasetScan | None:
 
 def examples_by_class(scan_: DatasetScan, splits: tuple[str, ...] = ("train", "validation", "test"),
                       duration: float = 1.0) -> dict[str, str]:
-    """One image path per class: the first of the given duration in the first split (in order) holding one."""
-    df = scan_.manifest
-    df = df[(df["duration"] == duration) | df["duration"].isna()]
-    rank = {s: i for i, s in enumerate(splits)}
-    df = df[df["split"].isin(rank)].assign(_rank=df["split"].map(rank)).sort_values(["_rank", "path"])
-    return dict(df.groupby("label", sort=True)["path"].first())
+    """One image path per class (``glitches.examples_by_class``)."""
+    return glitches.examples_by_class(scan_.manifest, splits, duration)
 
 
 def _checked(root: Path | None) -> Path | None:
@@ -199,15 +207,16 @@ def _checked(root: Path | None) -> Path | None:
 def _load_predictor(path: str, mtime_ns: int) -> Predictor:
     """One Predictor per checkpoint file version, shared by every session (it is thread-safe)."""
     predictor = Predictor(path)
-    threading.Thread(target=_warm_up, args=(predictor,), name="glitchnet-warm-up", daemon=True).start()
+    # Not a daemon: a process that exits while torch is still importing inside the thread aborts ("terminate called
+    # without an active exception"); waiting the few seconds the warm-up takes is harmless.
+    threading.Thread(target=_warm_up, args=(predictor,), name="glitchnet-warm-up", daemon=False).start()
     return predictor
 
 
 def _warm_up(predictor: Predictor) -> None:
-    """Pay the one-off costs (Grad-CAM's imports, the colour lookup table: ~5 s) before the first upload."""
+    """``Predictor.warm_up`` (the colour lookup tables, Grad-CAM's imports: seconds) before the first upload."""
     try:
-        viridis_fraction(np.zeros((1, 1, 3), np.uint8))
-        predictor.gradcam(np.zeros((INPUT_SIZE, INPUT_SIZE, 3), np.uint8))
+        predictor.warm_up()
     except Exception:  # only a head start: the first upload pays the cost instead
         LOG.exception("warm-up failed")
 
@@ -314,56 +323,27 @@ def sidebar() -> None:
 # ------------------------------------------------------------------------------------------------------ predict
 
 
-@dataclass
-class Result:
-    """One classified image (or GIF frame): the prediction, its canonical plot area and Grad-CAM heatmap."""
-
-    prediction: Prediction
-    image: np.ndarray | None = None
-    heat: np.ndarray | None = None
-    caption: str = ""
+def file_digest(data: bytes) -> str:
+    """Identifies a file's content, for the caches below."""
+    return hashlib.blake2b(data, digest_size=16).hexdigest()
 
 
-def classify_bytes(predictor: Predictor, name: str, data: bytes) -> list[Result]:
-    """Classify one file: one result, or one per frame for a multi-frame GIF; failures become ``error``."""
-    try:
-        frames = n_frames(data)
-        preds = predictor.predict_frames(data, name) if frames > 1 else predictor.predict([data], names=[name])
-        results = []
-        for frame, pred in enumerate(preds):
-            caption = name
-            if frames > 1:
-                view = f", {DURATIONS_S[frame]} s view" if frames == len(DURATIONS_S) else ""
-                caption = f"{name}, frame {frame + 1}{view}"
-            if pred.error is not None:
-                results.append(Result(pred, caption=caption))
-                continue
-            image = Predictor.load(data, frame)
-            heat = predictor.gradcam(image, predictor.classes.index(pred.label))
-            results.append(Result(pred, image, heat, caption))
-        return results
-    except Exception as exc:  # one bad file must not stop the batch
-        LOG.exception("classifying %s failed", name)
-        return [Result(Prediction(name=name, error=one_line(exc)), caption=name)]
+@st.cache_data(show_spinner=False, max_entries=256, ttl=3600)
+def decoded(name: str, digest: str, _data: bytes) -> list[View]:
+    """``Predictor.decode`` cached per file name and content: each upload is decoded once."""
+    return Predictor.decode(name, _data)
 
 
-@st.cache_data(show_spinner=False, max_entries=128, ttl=3600)
-def classify_cached(key: str, name: str, data: bytes, _predictor: Predictor) -> list[Result]:
-    """``classify_bytes`` cached per model version and file, so moving a slider does not recompute Grad-CAM."""
-    return classify_bytes(_predictor, name, data)
+@st.cache_data(show_spinner=False, max_entries=16, ttl=3600)
+def strain_views(filename: str, digest: str, gps: float, _data: bytes) -> list[View]:
+    """The four views of a strain file at a GPS time (``strain.scan_bytes``), decoded; cached per file and time."""
+    from glitchnet.strain import scan_bytes
+
+    return [v for name, image in scan_bytes(_data, gps, filename).items() for v in Predictor.decode(name, image)]
 
 
-def fuse_views(predictor: Predictor, per_file: list[list[Result]]) -> list[Prediction]:
-    """Fused predictions: the frames of each multi-frame GIF, and same-id Gravity Spy files (two or more views)."""
-    fused = []
-    by_glitch: dict[tuple[str, str], list[Prediction]] = defaultdict(list)
-    for results in per_file:
-        preds = [r.prediction for r in results if r.prediction.error is None]
-        if len(results) > 1 and len(preds) > 1:
-            fused.append(predictor.fuse(preds, name=f"{results[0].prediction.name.split('#')[0]} (all frames)"))
-        elif len(results) == 1 and preds and preds[0].gravityspy_id and preds[0].ifo:
-            by_glitch[(preds[0].ifo, preds[0].gravityspy_id)].append(preds[0])
-    for (ifo, gid), preds in by_glitch.items():
-        if len(preds) > 1:
-            fused.append(predictor.fuse(preds, name=f"{ifo}_{gid} ({len(preds)} views)"))
-    return fused
+@st.cache_data(show_spinner=False, max_entries=32, ttl=3600)
+def classified(model: str, batch: tuple[str, ...], _predictor: Predictor, _views: Sequence[View]) -> list[Glitch]:
+    """``Predictor.classify`` (verdicts and Grad-CAM, one forward pass) cached per model version and batch of files,
+    so a slider or a volunteer's label does not recompute anything."""
+    return _predictor.classify(_views)

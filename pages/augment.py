@@ -10,14 +10,9 @@ import streamlit as st
 
 from glitchnet import augment as aug
 from glitchnet.classes import CLASSES, INFO_BY_NAME
-from glitchnet.data import scan_dataset
 from glitchnet.images import ImageError, canonical_uint8
 from glitchnet.simulate import simulate_glitch
-
-try:
-    from pages import _ui as ui
-except ImportError:  # the page file run on its own (as in its tests): no app shell around it
-    ui = None
+from pages import _ui as ui
 
 N_VARIANTS = 8
 PER_ROW = 4
@@ -26,18 +21,12 @@ SEED_KEY = "augment_seed"
 SOURCES = ("Dataset", "Upload", "Simulated example")
 
 
-@st.cache_data(show_spinner="Scanning the dataset…")
-def _scan_one_view(root: str) -> pd.DataFrame:
-    return scan_dataset(root, view="1.0").manifest
-
-
 def dataset_manifest(root: str) -> pd.DataFrame | str:
-    """The 1 s view of every glitch under ``root``, or a one-line reason why there is none."""
+    """The 1 s view of every glitch under ``root`` (from the app's cached scan), or a one-line reason why there is
+    none."""
     try:
-        if ui is not None:  # share the app's cached scan with the other pages
-            manifest = ui.scan(root).manifest
-            return manifest[(manifest["duration"] == 1.0) | manifest["duration"].isna()]
-        return _scan_one_view(root)
+        manifest = ui.scan(root).manifest
+        return manifest[(manifest["duration"] == 1.0) | manifest["duration"].isna()]
     except Exception as exc:  # a folder the reader refuses: say why in one line, never a traceback
         return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
 
@@ -128,13 +117,7 @@ def main() -> None:
     if image is not None:
         original_col, grid_col = st.columns([1, PER_ROW])
         original_col.image(image, caption=f"original: {image_caption}")
-        rng = np.random.default_rng(seed)
-        outputs = []
-        for _ in range(N_VARIANTS):
-            if mode == "class":
-                outputs.append(aug.augment(image, label, rng, enabled=set(enabled)))
-            else:
-                outputs.append(aug.generic_augment(image, rng))
+        outputs = aug.preview(image, label, seed, N_VARIANTS, mode, enabled=set(enabled))
         with grid_col:
             for start in range(0, N_VARIANTS, PER_ROW):
                 for col, (out, applied) in zip(st.columns(PER_ROW), outputs[start:start + PER_ROW], strict=False):
@@ -147,7 +130,4 @@ def main() -> None:
                    "point for the class-specific policy, not a recommendation.")
 
 
-if ui is not None:
-    ui.run_page(main)
-else:
-    main()
+ui.run_page(main)

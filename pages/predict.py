@@ -1,41 +1,138 @@
-"""Predict: classify uploaded or bundled spectrograms, with top-5 probabilities, Grad-CAM and a volunteer mode."""
+"""Predict: one card per glitch (images, GIFs, bundled samples or a strain file), the combined verdict first, then its
+views with Grad-CAM; a volunteer mode that asks for one label per glitch, and a quiz on the bundled samples."""
 
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import plotly.express as px
 import streamlit as st
 
 from glitchnet.classes import CLASSES, INFO_BY_NAME
-from glitchnet.inference import Prediction, format_probability, overlay, results_table
+from glitchnet.glitches import Glitch, View, cap_files, example_glitches, glitch_key, random_glitch, results_table
+from glitchnet.inference import Prediction, format_probability, overlay
+from glitchnet.jobs import one_line
+from glitchnet.strain import StrainError
 from pages import _ui as ui
 
-MAX_CARDS = 24  # results drawn in full; the rest of a large batch is in the table and the CSV
+GLITCHES_PER_PAGE = 6
 UNPICKED = "Choose…"
+# Session state: the volunteer's label per glitch key (kept while the glitch's card is on another page), and the
+# quiz: the glitch on show (label, paths) and the answers so far (glitch key -> (yours, truth, the model's)).
+LABELS_KEY = "volunteer_labels"
+QUIZ_KEY = "quiz"
 
 
-def inputs() -> list[tuple[str, bytes]]:
-    """(name, bytes) of every uploaded file within the limits and every bundled sample picked."""
+@dataclass
+class Batch:
+    """What the visitor asked to classify: image files, the views of a strain scan, and the known answers."""
+
+    files: list[tuple[str, bytes]] = field(default_factory=list)
+    strain: list[View] = field(default_factory=list)
+    strain_key: str = ""
+    truth: dict[str, str] = field(default_factory=dict)
+    """True label by glitch key, for bundled samples."""
+    score: Any = None
+    """Where the quiz score is drawn, once the cards have recorded this run's answers."""
+
+    @property
+    def n_files(self) -> int:
+        return len(self.files) + (1 if self.strain else 0)
+
+
+def _read_samples(paths: list[str], label: str, batch: Batch) -> None:
+    for path in paths:
+        batch.files.append((Path(path).name, Path(path).read_bytes()))
+        batch.truth[glitch_key(Path(path).name)] = label
+
+
+def quiz_state() -> dict:
+    return st.session_state.setdefault(QUIZ_KEY, {"current": None, "answers": {}})
+
+
+def quiz_inputs(batch: Batch) -> None:
+    """Volunteer mode on a dataset: a random glitch with its label hidden; ``batch.score`` holds the score's place."""
+    found = ui.current_scan()
+    if found is None:
+        return
+    quiz = quiz_state()
+    cols = st.columns([2, 3], vertical_alignment="center")
+    if cols[0].button("Quiz me: a glitch from the dataset", icon=":material/quiz:"):
+        quiz["current"] = random_glitch(found.manifest)
+    batch.score = cols[1].empty()
+    if quiz["current"] is not None:
+        _read_samples(quiz["current"][1], quiz["current"][0], batch)
+
+
+def score(batch: Batch) -> None:
+    """The quiz's running score: the visitor's and the model's right answers on the glitches labelled so far."""
+    answers = list(quiz_state()["answers"].values())
+    if batch.score is not None and answers:
+        you = sum(yours == truth for yours, truth, _ in answers)
+        model = sum(said == truth for _, truth, said in answers)
+        batch.score.markdown(f"**Quiz score:** you {you} of {len(answers)}, the model {model} of {len(answers)}")
+
+
+def strain_inputs(batch: Batch) -> None:
+    """A GWOSC strain file and a GPS time: the four views made by the project's own scan."""
+    with st.expander("…or make the views from strain: a GWOSC HDF5 file and a GPS time"):
+        cols = st.columns([3, 2])
+        upload = cols[0].file_uploader("Strain file (GWOSC HDF5)", type=["hdf5", "h5", "hdf"], key="strain_file")
+        gps = cols[1].number_input("GPS time of the glitch (s)", min_value=0.0, value=None, step=0.01,
+                                   format="%.3f", key="strain_gps")
+        if upload is None:
+            return
+        limit = ui.upload_limit_bytes()
+        if upload.size > limit:
+            st.error(f"{upload.name}: larger than the {limit // 2**20} MB upload limit, skipped.")
+            return
+        if gps is None:
+            st.info("Enter the GPS time of the glitch to scan it.")
+            return
+        data = upload.getvalue()
+        try:
+            with st.spinner("Scanning the strain (whitening and Q transform)…"):
+                batch.strain = ui.strain_views(upload.name, ui.file_digest(data), float(gps), data)
+            batch.strain_key = f"{upload.name}:{ui.file_digest(data)}@{gps}"
+        except StrainError as exc:  # one line, fit for a user, by contract
+            st.error(str(exc) if upload.name in str(exc) else f"{upload.name}: {exc}")
+        except Exception as exc:  # any other reader failure: one line, the traceback to the log
+            ui.LOG.exception("scanning %s failed", upload.name)
+            st.error(f"{upload.name}: {one_line(exc)}")
+
+
+def inputs(volunteer: bool) -> Batch:
+    """Every uploaded file within the limits, every bundled sample picked, the quiz glitch and the strain views."""
+    batch = Batch()
     cols = st.columns([3, 2])
     limit = ui.upload_limit_bytes()
     uploads = cols[0].file_uploader(
         "Upload spectrograms", type=["png", "jpg", "jpeg", "gif"], accept_multiple_files=True,
-        help="Kaggle/Zenodo images, full Gravity Spy figures or screenshots; a golden GIF's four frames are its "
-             "four views. Files named like H1_<id>_spectrogram_1.0.png are also combined per glitch.")
-    files = []
+        help="Kaggle/Zenodo images, full Gravity Spy figures or screenshots. A golden GIF's four frames are its "
+             "four views; files named like H1_<id>_spectrogram_1.0.png are combined per glitch.")
     for upload in uploads or []:
         if upload.size > limit:
             st.error(f"{upload.name}: larger than the {limit // 2**20} MB upload limit, skipped.")
         else:
-            files.append((upload.name, upload.getvalue()))
+            batch.files.append((upload.name, upload.getvalue()))
     found = ui.current_scan()
-    samples = ui.examples_by_class(found, splits=("test", "validation", "train")) if found is not None else {}
-    picked = cols[1].multiselect("…or pick bundled samples", list(samples), placeholder="One image per class",
-                                 help="Images from the current dataset (test split first).")
-    files += [(Path(samples[label]).name, Path(samples[label]).read_bytes()) for label in picked]
-    if ui.hosted() and len(files) > ui.HOSTED_MAX_FILES:
-        st.warning(f"Only the first {ui.HOSTED_MAX_FILES} files are classified on this public server.")
-        files = files[:ui.HOSTED_MAX_FILES]
-    return files
+    samples = example_glitches(found.manifest) if found is not None else {}
+    picked = cols[1].multiselect("…or pick bundled samples", list(samples), placeholder="One glitch per class",
+                                 help="All views of one glitch per class from the current dataset (test split "
+                                      "first).")
+    for label in picked:
+        _read_samples(samples[label], label, batch)
+    if volunteer:
+        quiz_inputs(batch)
+    strain_inputs(batch)
+    if ui.hosted():
+        kept, left_out = cap_files([name for name, _ in batch.files], ui.HOSTED_MAX_FILES)
+        if left_out:
+            shown = ", ".join(left_out[:10]) + (f" and {len(left_out) - 10} more" if len(left_out) > 10 else "")
+            st.warning(f"This public server classifies at most {ui.HOSTED_MAX_FILES} files per batch, whole "
+                       f"glitches only. Left out: {shown}.")
+            batch.files = [batch.files[i] for i in kept]
+    return batch
 
 
 def top5_chart(pred: Prediction, key: str) -> None:
@@ -43,19 +140,25 @@ def top5_chart(pred: Prediction, key: str) -> None:
     fig = px.bar(x=probs, y=names, orientation="h", range_x=[0, 1], text=[format_probability(p) for p in probs],
                  labels={"x": "probability", "y": ""}, color=probs, color_continuous_scale="Viridis",
                  range_color=[0, 1])
-    fig.update_layout(height=220, margin={"t": 5, "b": 5, "l": 5, "r": 5}, coloraxis_showscale=False,
+    fig.update_layout(height=200, margin={"t": 5, "b": 5, "l": 5, "r": 5}, coloraxis_showscale=False,
                       yaxis={"autorange": "reversed"})
     st.plotly_chart(fig, key=key)
 
 
-def verdict(pred: Prediction, classes: list[str], yours: str | None = None) -> None:
-    if yours is not None:
+def verdict(pred: Prediction, classes: list[str], yours: str | None = None, truth: str | None = None) -> None:
+    """The combined verdict: label and honest confidence, or how it compares with the volunteer's label."""
+    said = f"**{pred.label}** ({format_probability(pred.confidence)})"
+    if truth is not None and yours is not None:
+        right = "You are right" if yours == truth else f"You said **{yours}**"
+        text = f"{right}: Gravity Spy's label is **{truth}**. The model says {said}."
+        (st.success if yours == truth else st.info)(text)
+    elif yours is not None:
         yours_p = float(pred.probabilities[classes.index(yours)]) if yours in classes else 0.0
         if yours == pred.label:
             st.success(f"The model agrees with you: **{pred.label}**, {format_probability(pred.confidence)} sure.")
         else:
-            st.info(f"You said **{yours}**; the model says **{pred.label}** ({format_probability(pred.confidence)}). "
-                    f"It gives your label {format_probability(yours_p)}.")
+            st.info(f"You said **{yours}**; the model says {said}. It gives your label "
+                    f"{format_probability(yours_p)}.")
     else:
         st.markdown(f"### {pred.label.replace('_', ' ')} · {format_probability(pred.confidence)}")
     if pred.warning:
@@ -68,37 +171,64 @@ def verdict(pred: Prediction, classes: list[str], yours: str | None = None) -> N
         st.caption(f"**Field guide, {info.name}:** {info.looks_like}. Origin: {info.origin}.")
 
 
-def card(result: ui.Result, classes: list[str], index: int, volunteer: bool, opacity: float,
-         yours: dict[str, str]) -> None:
-    pred = result.prediction
-    with st.container(border=True):
-        st.markdown(f"**{result.caption or pred.name}**")
-        if pred.error is not None:
-            st.error(f"{pred.name}: {pred.error}")
-            return
-        cols = st.columns([1, 1, 1.4])
-        cols[0].image(result.image, caption="plot area, as the model sees it", width="stretch")
-        with cols[2]:
-            if volunteer:
-                label = st.selectbox("Your label", [UNPICKED, *CLASSES], key=f"volunteer-{index}-{pred.name}")
-                if label == UNPICKED:
-                    st.caption("Pick your label to see what the model thinks.")
-                    return
-                yours[pred.name] = label
-            verdict(pred, classes, yours.get(pred.name))
-            top5_chart(pred, key=f"top5-{index}-{pred.name}")
-        cols[1].image(overlay(result.image, result.heat, opacity), width="stretch",
-                      caption="Grad-CAM: where the model looked")
+def views(glitch: Glitch, opacity: float, answered: bool) -> None:
+    """The views side by side (0.5, 1, 2, 4 s when present), with Grad-CAM once the verdict is shown."""
+    readable = glitch.readable
+    for col, view in zip(st.columns(max(len(readable), 2)), readable, strict=False):
+        if not answered or view.heat is None:
+            col.image(view.image, caption=view.caption, width="stretch")
+            continue
+        p = view.prediction
+        col.image(overlay(view.image, view.heat, opacity), width="stretch",
+                  caption=f"{view.caption}: {p.label} {format_probability(p.confidence)}")
 
 
-def fused_card(pred: Prediction, classes: list[str], index: int) -> None:
+def card(glitch: Glitch, classes: list[str], volunteer: bool, opacity: float, labels: dict[str, str],
+         truth: dict[str, str]) -> None:
+    n = len(glitch.readable)
     with st.container(border=True):
-        st.markdown(f"**{pred.name}**: all views combined")
-        if pred.error is not None:
-            st.error(pred.error)
+        what = f"{n} views" if n > 1 else "1 view" if n else "no readable view"
+        st.markdown(f"**{glitch.key}** · {what}")
+        for view in glitch.errors:
+            st.error(f"{view.name}: {view.error}")
+        if not n:
             return
-        verdict(pred, classes)
-        top5_chart(pred, key=f"fused-{index}-{pred.name}")
+        yours = None
+        if volunteer:
+            saved = labels.get(glitch.key, UNPICKED)
+            options = [UNPICKED, *CLASSES]
+            yours = st.selectbox("Your label for this glitch", options, index=options.index(saved),
+                                 key=f"volunteer-{glitch.key}")
+            if yours == UNPICKED:
+                labels.pop(glitch.key, None)
+                st.caption("Pick your label to see what the model thinks.")
+                views(glitch, opacity, answered=False)
+                return
+            labels[glitch.key] = yours
+            if glitch.key in truth:
+                quiz_state()["answers"][glitch.key] = (yours, truth[glitch.key], glitch.verdict.label)
+        cols = st.columns([3, 2])
+        with cols[0]:
+            verdict(glitch.verdict, classes, yours, truth.get(glitch.key) if volunteer else None)
+        with cols[1]:
+            top5_chart(glitch.verdict, key=f"top5-{glitch.key}")
+        title = "The view, with Grad-CAM" if n == 1 else f"The {n} views, with Grad-CAM for {glitch.verdict.label}"
+        with st.expander(title, expanded=True):
+            views(glitch, opacity, answered=True)
+
+
+def summary(glitches: list[Glitch], volunteer: bool, labels: dict[str, str]) -> None:
+    st.subheader("All results")
+    if volunteer:
+        glitches = [g for g in glitches if g.key in labels]
+        if not glitches:
+            st.caption("Label a glitch to see your answers in the results table and download them.")
+            return
+    table = results_table(glitches, labels)
+    st.dataframe(table, hide_index=True, column_config={
+        "confidence": st.column_config.NumberColumn(format="percent")})
+    st.download_button("Download results (CSV)", table.to_csv(index=False).encode(), "glitchnet_predictions.csv",
+                       "text/csv", icon=":material/download:")
 
 
 def main() -> None:
@@ -111,37 +241,34 @@ def main() -> None:
             st.button("Use the checkpoint from my training run", on_click=ui.use_training_run, type="primary")
         return
     st.caption(f"Model: {about}")
-    files = inputs()
     cols = st.columns(2)
-    volunteer = cols[0].toggle("Volunteer mode: choose your own label first, then see if the model agrees")
+    volunteer = cols[0].toggle("Volunteer mode: your label first, then the model's",
+                               help="For each glitch, choose your own label; then see whether the model agrees. "
+                                    "On the bundled samples it is a quiz, with Gravity Spy's label as the answer.")
     opacity = cols[1].slider("Heatmap opacity", 0.0, 1.0, 0.45, 0.05)
-    if not files:
-        st.info("Upload one or more spectrograms, or pick bundled samples, to classify them.")
+    batch = inputs(volunteer)
+    if not batch.files and not batch.strain:
+        st.info("Upload one or more spectrograms, pick bundled samples, or give a strain file and a GPS time.")
         return
-    with st.spinner(f"Classifying {len(files)} file(s)…"):
-        per_file = [ui.classify_cached(ui.model_key(predictor), name, data, predictor) for name, data in files]
-        fused = ui.fuse_views(predictor, per_file)
-    results = [r for rs in per_file for r in rs]
-    yours: dict[str, str] = {}
-    for index, result in enumerate(results[:MAX_CARDS]):
-        card(result, predictor.classes, index, volunteer, opacity, yours)
-    if len(results) > MAX_CARDS:
-        st.caption(f"{len(results) - MAX_CARDS} more result(s) are in the table below.")
-    all_labelled = all(r.prediction.name in yours or r.prediction.error for r in results[:MAX_CARDS])
-    if not volunteer or all_labelled:
-        for index, pred in enumerate(fused):
-            fused_card(pred, predictor.classes, index)
-    summary([r.prediction for r in results] + fused, volunteer, yours)
-
-
-def summary(predictions: list[Prediction], volunteer: bool, yours: dict[str, str]) -> None:
-    st.subheader("All results")
-    if volunteer:
-        predictions = [p for p in predictions if p.name in yours or p.error is not None]
-    table = results_table(predictions, yours)
-    st.dataframe(table, hide_index=True)
-    st.download_button("Download results (CSV)", table.to_csv(index=False).encode(), "glitchnet_predictions.csv",
-                       "text/csv", icon=":material/download:")
+    with st.spinner(f"Classifying {batch.n_files} file(s)…"):
+        digests = [ui.file_digest(data) for _, data in batch.files]
+        decoded = [v for (name, data), digest in zip(batch.files, digests) for v in ui.decoded(name, digest, data)]
+        key = tuple(f"{name}:{digest}" for (name, _), digest in zip(batch.files, digests)) + (batch.strain_key,)
+        glitches = ui.classified(ui.model_key(predictor), key, predictor, decoded + batch.strain)
+    pages = max(1, -(-len(glitches) // GLITCHES_PER_PAGE))
+    page = 1
+    if pages > 1:
+        page = st.selectbox("Page", range(1, pages + 1), key="predict_page",
+                            format_func=lambda k: f"{k} of {pages}")
+    first = (page - 1) * GLITCHES_PER_PAGE
+    shown = glitches[first:first + GLITCHES_PER_PAGE]
+    st.caption(f"{len(glitches)} glitch(es) from {batch.n_files} file(s)"
+               + (f"; glitches {first + 1}–{first + len(shown)} on this page" if pages > 1 else ""))
+    labels = st.session_state.setdefault(LABELS_KEY, {})
+    for glitch in shown:
+        card(glitch, predictor.classes, volunteer, opacity, labels, batch.truth)
+    score(batch)
+    summary(glitches, volunteer, labels)
 
 
 ui.run_page(main)

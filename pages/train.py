@@ -7,8 +7,9 @@ import plotly.express as px
 import plotly.graph_objects as go
 import streamlit as st
 
+from glitchnet import jobs
 from glitchnet.config import AUGMENTATION_LABELS, AUGMENTATION_MODES, FIRST_RUN_EPOCHS, VIEWS, TrainConfig
-from pages import _jobs as jobs
+from glitchnet.evaluate import present_classes
 from pages import _ui as ui
 
 GALLERY_SIZE = 12
@@ -34,7 +35,7 @@ def form(root: str) -> None:
                          weight_decay=float(weight_decay), view=view, augment=augment)
     try:
         jobs.start_job(ui.session_id(), config)
-    except RuntimeError as exc:
+    except jobs.JobBusyError as exc:
         st.warning(str(exc))
         return
     st.rerun()
@@ -67,15 +68,11 @@ def evaluation(result: jobs.Evaluation) -> None:
     cols[0].metric("Accuracy", f"{m['accuracy']:.1%}")
     cols[1].metric("Macro-F1", f"{m['macro_f1']:.3f}")
     cols[2].metric("Images", f"{m['n']:,}")
-    present = [i for i, c in enumerate(m["classes"]) if m["per_class"][c]["support"] or sum(
-        row[i] for row in m["confusion"])]
-    names = [m["classes"][i] for i in present]
-    matrix = [[m["confusion"][i][j] for j in present] for i in present]
+    names, matrix, table = present_classes(m)
     fig = px.imshow(matrix, x=names, y=names, color_continuous_scale="Viridis", text_auto=True, aspect="auto",
                     labels={"x": "predicted", "y": "true", "color": "images"})
     fig.update_layout(height=max(360, 28 * len(names)), margin={"t": 10})
     st.plotly_chart(fig)
-    table = pd.DataFrame(m["per_class"]).T.loc[names].reset_index(names="class")
     st.dataframe(table, hide_index=True, column_config={
         c: st.column_config.NumberColumn(format="%.3f") for c in ("precision", "recall", "f1")})
     wrong = result.misclassified

@@ -16,19 +16,18 @@ from PIL import Image
 from streamlit.testing.v1 import AppTest
 
 APP = Path(__file__).resolve().parents[1] / "streamlit_app.py"
-REAL = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "real"
 DURATIONS = ("0.5", "1.0", "2.0", "4.0")
 
 
-def make_golden_kaggle(root: Path, classes: tuple[str, ...] | None = None) -> Path:
-    """A tiny Kaggle-layout dataset of real golden subjects, plus a metadata CSV and one corrupt file.
+def make_golden_kaggle(root: Path, real: Path, classes: tuple[str, ...] | None = None) -> Path:
+    """A tiny Kaggle-layout dataset of the real golden subjects in ``real``, plus a metadata CSV and one corrupt file.
 
     Per class: ``*-1.jpg`` -> train (1 s view), ``*-2.gif`` -> train (its four frames = four views),
     ``*-3.gif`` -> test (1 s frame only). Metadata rows borrow the trigger parameters of a real row of the class.
     """
-    real_meta = pd.read_csv(REAL / "gravityspy_metadata_sample.csv")
+    real_meta = pd.read_csv(real / "gravityspy_metadata_sample.csv")
     rows = []
-    for class_dir in sorted((REAL / "golden").iterdir()):
+    for class_dir in sorted((real / "golden").iterdir()):
         if classes is not None and class_dir.name not in classes:
             continue
         for src in sorted(class_dir.glob("*-[123].*")):
@@ -54,10 +53,8 @@ def make_golden_kaggle(root: Path, classes: tuple[str, ...] | None = None) -> Pa
 
 
 @pytest.fixture(scope="module")
-def golden_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    if not REAL.is_dir():
-        pytest.skip(f"real Gravity Spy data not found at {REAL} (the ../shared folder is absent)")
-    return make_golden_kaggle(tmp_path_factory.mktemp("golden-kaggle"))
+def golden_dataset(tmp_path_factory: pytest.TempPathFactory, real: Path) -> Path:
+    return make_golden_kaggle(tmp_path_factory.mktemp("golden-kaggle"), real)
 
 
 @pytest.fixture
@@ -83,8 +80,6 @@ def _texts(elements: Iterable) -> list[str]:
 
 @pytest.mark.parametrize("page", ["home", "explore", "augment", "train", "predict"])
 def test_every_page_runs_inside_the_app_shell(app_env: Path, page: str) -> None:
-    if not (APP.parent / "pages" / f"{page}.py").is_file():
-        pytest.skip(f"pages/{page}.py is not in this checkout")
     at = _app(page)
     assert len(at.main.title) == 1 and not at.error
     assert [h.value for h in at.sidebar.subheader] == ["Dataset", "Model"]
@@ -116,11 +111,30 @@ def test_explore_lists_skipped_file_and_plots(app_env: Path) -> None:
     assert at.selectbox(key="explore_class").value == "Whistle"
 
 
-def test_predict_classifies_uploads_and_reports_bad_files(app_env: Path) -> None:
+def _upload(at: AppTest, paths: Iterable[Path]) -> AppTest:
+    files = [(p.name, p.read_bytes(), "image/gif" if p.suffix == ".gif" else "image/png") for p in paths]
+    at.file_uploader[0].set_value(files).run()
+    assert not at.exception
+    return at
+
+
+def _example_glitch(real_dir: Path, cls: str = "Blip", index: int = 0) -> list[Path]:
+    """The four views of one O1 example glitch of ``cls``."""
+    paths = sorted((real_dir / "gravityspy-examples" / cls).glob("*_spectrogram_*.png"))
+    keys = sorted({p.name.rsplit("_spectrogram_", 1)[0] for p in paths})
+    return [p for p in paths if p.name.startswith(keys[index] + "_spectrogram_")]
+
+
+def _key(paths: list[Path]) -> str:
+    """The glitch key (``{ifo}_{id}``) of a glitch's files."""
+    return paths[0].name.rsplit("_spectrogram_", 1)[0]
+
+
+def test_predict_classifies_uploads_and_reports_bad_files(app_env: Path, real: Path) -> None:
     at = _app("predict")
     assert "Upload one or more" in at.info[0].value
-    blip = (REAL / "golden" / "Blip" / "blip-1.jpg").read_bytes()
-    gif = (REAL / "golden" / "Whistle" / "whistle-2.gif").read_bytes()
+    blip = (real / "golden" / "Blip" / "blip-1.jpg").read_bytes()
+    gif = (real / "golden" / "Whistle" / "whistle-2.gif").read_bytes()
     too_big = b"\0" * (int(st.get_option("server.maxUploadSize")) * 2**20 + 1)
     at.file_uploader[0].set_value([("blip-1.jpg", blip, "image/jpeg"), ("whistle-2.gif", gif, "image/gif"),
                                    ("notes.png", b"definitely not a png", "image/png"),
@@ -128,30 +142,141 @@ def test_predict_classifies_uploads_and_reports_bad_files(app_env: Path) -> None
     assert not at.exception
     assert _texts(at.error) == [f"huge.png: larger than the {len(too_big) >> 20} MB upload limit, skipped.",
                                 "notes.png: not an image file (or a format Pillow cannot read)"]
+    assert "3 glitch(es) from 3 file(s)" in _texts(at.caption)
     table = at.dataframe[0].value
     assert list(table["name"]) == ["blip-1.jpg"] + [f"whistle-2.gif#frame{i}" for i in range(4)] + [
-        "notes.png", "whistle-2.gif (all frames)"]
+        "whistle-2.gif (combined, 4 views)", "notes.png"]
+    assert list(table["row"]) == ["view"] * 5 + ["combined", "view"]
     ok = table[table["error"].isna()]
     assert ok["confidence"].between(0, 1).all() and ok["top5"].str.count(";").eq(4).all()
-    assert table.loc[table["name"] == "whistle-2.gif (all frames)", "views"].item() == 4
-    assert len(at.get("image")) == 2 * 5  # plot area and Grad-CAM overlay for the JPG and each GIF frame
-    # a random model is never sure: every classified image says so plainly
-    assert len(at.warning) == len(ok) and all("not sure" in w for w in _texts(at.warning))
+    assert table.loc[table["row"] == "combined", "views"].item() == 4
+    assert list(table.loc[table["glitch"] == "whistle-2.gif", "duration_s"].iloc[:4]) == [0.5, 1.0, 2.0, 4.0]
+    # one Grad-CAM overlay per view: the JPG's and the GIF's four frames, in one expander per glitch
+    assert len(at.get("image")) == 5
+    assert [len(e.get("image")) for e in at.expander if "Grad-CAM" in e.label] == [1, 4]
+    # a random model is never sure: each glitch's verdict says so plainly, once
+    assert len(at.warning) == 2 and all("not sure" in w for w in _texts(at.warning))
     assert len(at.get("download_button")) == 1
 
 
-def test_volunteer_mode_hides_the_answer_until_labelled(app_env: Path) -> None:
+def test_one_card_per_glitch_verdict_first_then_its_views(app_env: Path, real: Path) -> None:
+    at = _upload(_app("predict"), reversed(_example_glitch(real)))  # any order: the card sorts the views
+    key = _key(_example_glitch(real))
+    cards = [m for m in _texts(at.markdown) if m.startswith(f"**{key}**")]
+    assert cards == [f"**{key}** · 4 views"]
+    verdicts = [m for m in _texts(at.markdown) if m.startswith("### ")]
+    assert len(verdicts) == 1 and "%" in verdicts[0]
+    [views] = [e for e in at.expander if "Grad-CAM" in e.label]
+    assert views.label.startswith("The 4 views, with Grad-CAM for ")
+    captions = [c for img in views.get("image") for c in img.proto.imgs[0].caption.splitlines()]
+    assert [c.split(":")[0] for c in captions] == ["0.5 s view", "1 s view", "2 s view", "4 s view"]
+    table = at.dataframe[0].value
+    assert list(table["row"]) == ["view"] * 4 + ["combined"]
+    combined = table.iloc[-1]
+    assert combined["name"] == f"{key} (combined, 4 views)" and combined["views"] == 4
+
+
+def test_long_batches_page_by_glitch(app_env: Path, real: Path) -> None:
+    jpgs = sorted((real / "golden").glob("*/*-1.jpg"))[:7]
+    at = _upload(_app("predict"), jpgs)
+    assert "7 glitch(es) from 7 file(s); glitches 1–6 on this page" in _texts(at.caption)
+    assert len([e for e in at.expander if "Grad-CAM" in e.label]) == 6
+    at.selectbox(key="predict_page").set_value(2).run()
+    assert not at.exception
+    assert "7 glitch(es) from 7 file(s); glitches 7–7 on this page" in _texts(at.caption)
+    assert len(at.dataframe[0].value) == 7  # the table holds every glitch, whatever the page
+
+
+def test_volunteer_mode_hides_the_answer_until_labelled(app_env: Path, real: Path) -> None:
     at = _app("predict")
-    at.file_uploader[0].set_value(("blip-1.jpg", (REAL / "golden" / "Blip" / "blip-1.jpg").read_bytes(),
+    at.file_uploader[0].set_value(("blip-1.jpg", (real / "golden" / "Blip" / "blip-1.jpg").read_bytes(),
                                    "image/jpeg"))
     at.toggle[0].set_value(True).run()
     assert "Pick your label to see what the model thinks." in _texts(at.caption)
-    assert at.dataframe[0].value.empty
-    at.selectbox(key="volunteer-0-blip-1.jpg").set_value("Blip").run()
+    assert not at.dataframe and not at.get("download_button")  # nothing to offer before a label
+    assert len(at.get("image")) == 1  # the view itself, to judge by
+    at.selectbox(key="volunteer-blip-1.jpg").set_value("Blip").run()
     assert not at.exception
     verdict = _texts(at.success) + _texts(at.info)
     assert any("Blip" in v for v in verdict)
     assert at.dataframe[0].value["your_label"].tolist() == ["Blip"]
+
+
+def test_volunteer_labels_a_glitch_once_and_the_csv_has_the_combined_row(app_env: Path, real: Path) -> None:
+    at = _upload(_app("predict"), _example_glitch(real))
+    at.toggle[0].set_value(True).run()
+    key = _key(_example_glitch(real))
+    assert [s.key for s in at.selectbox] == [f"volunteer-{key}"]  # one question per glitch, not per view
+    at.selectbox(key=f"volunteer-{key}").set_value("Whistle").run()
+    assert not at.exception
+    table = at.dataframe[0].value
+    assert list(table["row"]) == ["view"] * 4 + ["combined"] and set(table["your_label"]) == {"Whistle"}
+    [said] = [t for t in _texts(at.success) + _texts(at.info) if "the model" in t.lower()]
+    combined = table.iloc[-1]
+    assert combined["label"] in said  # the comparison is with the combined verdict
+    assert len(at.get("download_button")) == 1  # the CSV is this table
+
+
+def test_quiz_on_bundled_samples_keeps_score(app_env: Path) -> None:
+    at = _app("predict")
+    at.toggle[0].set_value(True).run()
+    [quiz] = [b for b in at.button if b.label.startswith("Quiz me")]
+    quiz.click().run()
+    assert not at.exception
+    truth, paths = at.session_state["quiz"]["current"]
+    key = [s.key for s in at.selectbox if s.key.startswith("volunteer-")][0]
+    assert not [m for m in _texts(at.markdown) if "Quiz score" in m]
+    at.selectbox(key=key).set_value(truth).run()
+    assert not at.exception
+    assert any(t.startswith("You are right") and truth in t for t in _texts(at.success))
+    [score] = [m for m in _texts(at.markdown) if "Quiz score" in m]
+    assert score.startswith("**Quiz score:** you 1 of 1, the model ")
+    wrong = next(c for c in ("Blip", "Whistle") if c != truth)
+    at.selectbox(key=key).set_value(wrong).run()  # a changed answer replaces the first, never counts twice
+    [score] = [m for m in _texts(at.markdown) if "Quiz score" in m]
+    assert score.startswith("**Quiz score:** you 0 of 1, the model ")
+
+
+def test_hosted_batch_cap_keeps_glitches_whole(app_env: Path, real: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GLITCHNET_HOSTED", "1")
+    _app()  # imports the page helpers, so they can be patched
+    monkeypatch.setattr(sys.modules["pages._ui"], "HOSTED_MAX_FILES", 5)
+    first, second = _example_glitch(real, index=0), _example_glitch(real, index=1)
+    jpg = real / "golden" / "Blip" / "blip-1.jpg"
+    at = _upload(_app("predict"), [*first, *second, jpg])
+    [warning] = [w for w in _texts(at.warning) if "at most 5 files" in w]
+    assert warning.endswith("Left out: " + ", ".join(p.name for p in second) + ".")
+    assert "2 glitch(es) from 5 file(s)" in _texts(at.caption)
+
+
+@pytest.mark.slow
+def test_strain_file_and_gps_make_one_glitch_card(app_env: Path, real: Path) -> None:
+    pytest.importorskip("gwpy", reason="the strain extra (gwpy, h5py) is not installed")
+    strain = real / "strain" / "H-H1_GWOSC_O3b_4KHZ_R1-1266281937-128.hdf5"
+    at = _app("predict")
+    at.file_uploader(key="strain_file").set_value((strain.name, strain.read_bytes(), "application/x-hdf5")).run()
+    assert "Enter the GPS time of the glitch to scan it." in _texts(at.info)
+    at.number_input(key="strain_gps").set_value(1266281982.66).run()
+    assert not at.exception and not at.error, _texts(at.error)
+    assert "**H1_1266281982660** · 4 views" in _texts(at.markdown)
+    assert "1 glitch(es) from 1 file(s)" in _texts(at.caption)
+    assert list(at.dataframe[0].value["name"])[:4] == [f"H1_1266281982660_spectrogram_{d}.png" for d in DURATIONS]
+    at.number_input(key="strain_gps").set_value(1266281000.0).run()
+    assert [e for e in _texts(at.error) if "outside the file" in e and "\n" not in e]
+    at.file_uploader(key="strain_file").set_value(("notes.hdf5", b"not hdf5 at all", "application/x-hdf5")).run()
+    assert not at.exception
+    assert _texts(at.error) == ["notes.hdf5 is not an HDF5 strain file"]
+
+
+def test_strain_upload_without_the_strain_extra_says_so_in_one_line(app_env: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "h5py", None)  # as if gwpy and h5py were not installed
+    monkeypatch.setitem(sys.modules, "gwpy.timeseries", None)
+    at = _app("predict")
+    at.file_uploader(key="strain_file").set_value(("x.hdf5", b"whatever", "application/x-hdf5"))
+    at.number_input(key="strain_gps").set_value(1e9).run()
+    assert not at.exception
+    assert _texts(at.error) == ["x.hdf5: reading strain files needs gwpy and h5py: pip install 'glitchnet[strain]'"]
 
 
 def test_bundled_samples_come_from_the_dataset(app_env: Path) -> None:
@@ -162,8 +287,8 @@ def test_bundled_samples_come_from_the_dataset(app_env: Path) -> None:
 
 
 def test_train_runs_in_background_and_evaluates(app_env: Path, tmp_path_factory: pytest.TempPathFactory,
-                                                monkeypatch: pytest.MonkeyPatch) -> None:
-    small = make_golden_kaggle(tmp_path_factory.mktemp("small"), classes=("Blip", "Koi_Fish", "Whistle"))
+                                                monkeypatch: pytest.MonkeyPatch, real: Path) -> None:
+    small = make_golden_kaggle(tmp_path_factory.mktemp("small"), real, classes=("Blip", "Koi_Fish", "Whistle"))
     monkeypatch.setenv("GLITCHNET_DATA", str(small))
     at = _app("train")
     at.number_input[0].set_value(1)

@@ -17,7 +17,6 @@ SIZE = 224
 ROWS_PER_OCTAVE = SIZE / aug.OCTAVES_IN_VIEW
 PINNED = [c for c in CLASSES if INFO_BY_NAME[c].pinned_frequency]
 DIRECTED = [c for c in CLASSES if not INFO_BY_NAME[c].time_symmetric]
-GOLDEN = Path(__file__).resolve().parents[2] / "shared" / "data" / "real" / "golden"
 
 
 def background(seed: int = 0) -> np.ndarray:
@@ -80,7 +79,6 @@ def track_slope(img: np.ndarray) -> float:
 
 def test_every_class_has_a_policy() -> None:
     assert set(aug.CLASS_POLICIES) == set(CLASSES)
-    assert aug.AUGMENTATION_MODES == ("class", "generic", "none")
 
 
 @pytest.mark.parametrize("label", CLASSES)
@@ -215,15 +213,18 @@ def test_loudness_scales_the_glitch_not_the_background_and_saturates() -> None:
     img = class_image("Koi_Fish")
     e0 = rgb_to_energy(img)
     quiet = e0 < 2.0
+    scaled = 0
     for seed in range(20):
         out, applied = aug.augment(img, "Koi_Fish", np.random.default_rng(seed), enabled={"loudness"})
         if not applied:
             continue
+        scaled += 1
         e = rgb_to_energy(out)
         assert e.max() <= ENERGY_MAX
         assert np.abs(e[quiet] - e0[quiet]).mean() < 0.05, "background untouched"
         if applied[0].amount > 1.05:
             assert e.sum() > e0.sum()
+    assert scaled >= 5
     # Extremely_Loud is only ever made louder.
     for seed in range(20):
         _, applied = aug.augment(class_image("Extremely_Loud"), "Extremely_Loud", np.random.default_rng(seed),
@@ -262,6 +263,7 @@ def test_axes_spines_stay_on_the_top_row_and_left_column() -> None:
 
 def test_augmenter_modes_pickle_and_behave() -> None:
     img = class_image("Chirp")
+    outputs = set()
     for mode in aug.AUGMENTATION_MODES:
         augmenter = aug.make_augmenter(mode)
         clone = pickle.loads(pickle.dumps(augmenter))
@@ -269,6 +271,8 @@ def test_augmenter_modes_pickle_and_behave() -> None:
         b = clone(img, "Chirp", np.random.default_rng(4))
         np.testing.assert_array_equal(a, b)
         assert a.shape == img.shape and a.dtype == np.uint8
+        outputs.add(b"".join(augmenter(img, "Chirp", np.random.default_rng(s)).tobytes() for s in range(4)))
+    assert len(outputs) == len(aug.AUGMENTATION_MODES), "no mode is another one under a second name"
     np.testing.assert_array_equal(aug.make_augmenter("none")(img, "Chirp", np.random.default_rng(0)), img)
     generic = [aug.make_augmenter("generic")(img, "Chirp", np.random.default_rng(s)) for s in range(4)]
     assert len({g.tobytes() for g in generic}) == 4
@@ -282,10 +286,9 @@ def test_applied_captions_read_well() -> None:
     assert str(aug.Applied("loudness", 1.25)) == "glitch energy ×1.25"
 
 
-@pytest.mark.skipif(not GOLDEN.is_dir(), reason="real golden images not available")
 @pytest.mark.parametrize("label", ["Blip", "Chirp", "Power_Line", "Scattered_Light"])
-def test_real_golden_images(label: str) -> None:
-    path = sorted((GOLDEN / label).glob("*-2.gif"))[0]
+def test_real_golden_images(real: Path, label: str) -> None:
+    path = sorted((real / "golden" / label).glob("*-2.gif"))[0]
     img = canonical_uint8(path, frame=1)
     for seed in range(3):
         out, _ = aug.augment(img, label, np.random.default_rng(seed))
@@ -313,3 +316,76 @@ def test_render_variation_stays_on_viridis_and_near_the_original():
         aug.make_augmenter("none", render_prob=1.5)
     always = aug.make_augmenter("none", render_prob=1.0)
     assert not np.array_equal(always(img, "Blip", np.random.default_rng(1)), img)
+
+
+# ------------------------------------------------------------------------------------------------- seeding
+
+
+def test_generic_augmentation_is_torchvisions_and_reproducible() -> None:
+    import threading
+
+    import torch
+
+    img = class_image("Chirp")
+    threads = torch.get_num_threads()
+    torch.manual_seed(11)
+    expected_stream = torch.rand(4)
+    torch.manual_seed(11)
+    out, applied = aug.generic_augment(img, np.random.default_rng([7, 2, 5]))
+    assert torch.equal(torch.rand(4), expected_stream)  # the caller's torch stream is left alone
+    assert torch.get_num_threads() == threads
+    assert out.shape == img.shape and out.dtype == np.uint8
+    names = [a.name for a in applied]
+    assert names[-4:] == ["resized_crop", "brightness", "contrast", "saturation"] and names[:-4] in ([], ["hflip"])
+    assert 0.8 <= applied[-4].amount <= 1.0 and all(0.8 <= a.amount <= 1.2 for a in applied[-3:])
+    # same (seed, epoch, index) generator, same image and amounts: alone, after other torch draws, or in threads
+    torch.rand(100)
+    again, applied_again = aug.generic_augment(img, np.random.default_rng([7, 2, 5]))
+    np.testing.assert_array_equal(again, out)
+    assert applied_again == applied
+    seeds = [[7, epoch, index] for epoch in range(2) for index in range(3)]
+    alone = [aug.generic_augment(img, np.random.default_rng(s))[0] for s in seeds]
+    threaded: dict[int, np.ndarray] = {}
+
+    def work(k: int) -> None:
+        threaded[k] = aug.generic_augment(img, np.random.default_rng(seeds[k]))[0]
+
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(len(seeds))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for k, a in enumerate(alone):
+        np.testing.assert_array_equal(threaded[k], a)
+    assert len({a.tobytes() for a in alone}) == len(seeds)
+    # RandomHorizontalFlip(0.5): about half the draws flip
+    flips = [s for s in range(24) if aug.generic_augment(img, np.random.default_rng(s))[1][0].name == "hflip"]
+    assert 6 <= len(flips) <= 18, len(flips)
+
+
+def test_training_augmentation_is_reproducible_per_seed_epoch_and_index() -> None:
+    from glitchnet.data import GlitchImages
+
+    images = np.stack([class_image("Chirp", seed=s) for s in range(3)])
+    labels = np.full(3, CLASSES.index("Chirp"))
+    for mode in ("class", "generic"):
+        first, second = (GlitchImages(images, labels, augmenter=aug.make_augmenter(mode), seed=5) for _ in range(2))
+        for item in ((0, 0), (2, 0), (2, 3)):
+            np.testing.assert_array_equal(first[item][0].numpy(), second[item][0].numpy())
+        assert not np.array_equal(first[(2, 0)][0].numpy(), first[(2, 1)][0].numpy())  # a new epoch, a new draw
+
+
+def test_preview_is_the_policy_drawn_from_one_seed():
+    rng = np.random.default_rng(0)
+    img = energy_to_rgb(rng.exponential(1.0, (224, 224)).astype(np.float32))
+    shown = aug.preview(img, "Blip", seed=7, n=3, enabled={"loudness"})
+    again = np.random.default_rng(7)
+    for out, applied in shown:
+        ref, ref_applied = aug.augment(img, "Blip", again, enabled={"loudness"})
+        assert np.array_equal(out, ref) and [str(a) for a in applied] == [str(a) for a in ref_applied]
+        assert all(str(a).startswith("glitch energy") for a in applied)
+    generic = aug.preview(img, "Blip", seed=7, n=2, mode="generic")
+    again = np.random.default_rng(7)
+    assert all(np.array_equal(out, aug.generic_augment(img, again)[0]) for out, _ in generic)
+    with pytest.raises(ValueError, match="not 'none'"):
+        aug.preview(img, "Blip", seed=0, mode="none")

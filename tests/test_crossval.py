@@ -82,6 +82,7 @@ def _tiny_pool(n_per_class: int = 4) -> RealPool:
     return RealPool(np.stack(images), pd.DataFrame(rows))
 
 
+@pytest.mark.slow
 def test_finetune_learns_and_cross_validation_scores_held_out_folds():
     torch.manual_seed(0)
     start = Checkpoint(state_dict=GlitchNet(width=8).state_dict(), width=8)

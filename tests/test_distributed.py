@@ -15,18 +15,20 @@ from conftest import make_kaggle, synthetic_crop
 
 from glitchnet import distributed
 from glitchnet.bulk import (
+    RESULT_TYPES,
     OutputError,
     existing_parts,
     expand_inputs,
-    glitch_key,
     merge,
     part_path,
     predict_to_file,
     read_results,
+    typed,
     write_results,
 )
 from glitchnet.distributed import RankError, World, backend_for, read_env, shard, shard_groups
-from glitchnet.inference import RESULT_COLUMNS, Prediction, Predictor, results_table
+from glitchnet.glitches import glitch_key, results_table
+from glitchnet.inference import Predictor
 
 ROOT = Path(__file__).resolve().parents[1]
 TORCHRUN = [sys.executable, "-m", "torch.distributed.run"]
@@ -106,29 +108,37 @@ def test_group_shards_keep_each_glitch_on_one_rank():
         start = shards[holders[0]].index(views[0])
         assert shards[holders[0]][start:start + 4] == views
     # the split depends on the set of files, not on the order they were given in
-    assert [shard_groups(names[::-1], glitch_key, r, 2) for r in range(2)] != [] and \
-        [sorted(shard_groups(names[::-1], glitch_key, r, 2)) for r in range(2)] == [sorted(s) for s in shards]
+    assert [sorted(shard_groups(names[::-1], glitch_key, r, 2)) for r in range(2)] == [sorted(s) for s in shards]
 
 
 # ------------------------------------------------------------------------------------------------ results files
 
 
-def test_results_table_has_the_app_columns_and_types():
-    rows = [Prediction(name="H1_abcdefghij_spectrogram_1.0.png", label="Blip", confidence=0.91234567,
-                       top5=[("Blip", 0.91234567), ("Tomte", 0.05)], gravityspy_id="abcdefghij", ifo="H1",
-                       duration=1.0),
-            Prediction(name="bad.png", error="not an image")]
-    df = results_table(rows, {"bad.png": "Blip"})
-    assert list(df.columns) == list(RESULT_COLUMNS)
-    assert df.loc[0, "confidence"] == 0.9123 and df.loc[0, "top5"] == "Blip 0.912; Tomte 0.050"
-    assert df.loc[0, "views"] == 1 and bool(df.loc[0, "low_confidence"]) is False
-    assert pd.isna(df.loc[1, "views"]) and df.loc[1, "error"] == "not an image" and df.loc[1, "your_label"] == "Blip"
-    assert df.to_csv(index=False).splitlines()[1].split(",")[5] == "1"  # a count, not "1.0"
+def _rows(*rows: dict) -> pd.DataFrame:
+    """A results table from partial rows (missing columns empty)."""
+    return typed(pd.DataFrame([{c: r.get(c) for c in RESULT_TYPES} for r in rows], columns=list(RESULT_TYPES)))
+
+
+def test_result_types_are_the_app_tables_columns(tmp_path, random_checkpoint):
+    files = []
+    for d in (0.5, 1.0):
+        files.append(str(tmp_path / f"H1_abcdefghij_spectrogram_{d}.png"))
+        synthetic_crop(0, int(10 * d), (190, 160)).save(files[-1])
+    (tmp_path / "bad.png").write_bytes(b"nope")
+    files.append(str(tmp_path / "bad.png"))
+    table = results_table(Predictor(random_checkpoint).classify_files([(f, f) for f in files], explain=False))
+    assert list(table.columns) == list(RESULT_TYPES)
+    df = typed(table)
+    assert list(df["row"]) == ["view", "view", "combined", "view"]
+    assert list(df["views"].astype(object).where(df["views"].notna(), None)) == [1, 1, 2, None]
+    assert df.to_csv(index=False).splitlines()[3].split(",")[8] == "2"  # a count, not "2.0"
+    assert pd.isna(df.loc[3, "label"]) and len(df.loc[3, "error"]) > 0
 
 
 def test_a_part_cut_by_a_killed_process_loses_only_its_last_line(tmp_path):
     part = tmp_path / ".out.csv.part00000of00001.csv"
-    text = results_table([Prediction(name=f"f{i}.png", error="x") for i in range(3)]).to_csv(index=False)
+    text = _rows(*({"glitch": f"f{i}.png", "row": "view", "name": f"f{i}.png", "error": "x"}
+                   for i in range(3))).to_csv(index=False)
     part.write_text(text[:-7])  # the last row cut short
     assert list(read_results(part)["name"]) == ["f0.png", "f1.png"]
     part.write_text("")
@@ -137,19 +147,21 @@ def test_a_part_cut_by_a_killed_process_loses_only_its_last_line(tmp_path):
 
 def test_merge_sorts_by_glitch_and_a_later_row_wins(tmp_path):
     out = tmp_path / "out.csv"
-    old = [Prediction(name="b/H1_bbbbbbbbbb_spectrogram_1.0.png", label="Blip", confidence=0.5, ifo="H1",
-                      gravityspy_id="bbbbbbbbbb", duration=1.0),
-           Prediction(name="zz.png", error="old reason")]
-    write_results(results_table(old), out)
-    part = part_path(out, 0, 2)
-    part.write_text(results_table([Prediction(name="zz.png", error="new reason"),
-                                   Prediction(name="a/L1_aaaaaaaaaa_spectrogram_2.0.png", label="Tomte",
-                                              confidence=0.7, ifo="L1", gravityspy_id="aaaaaaaaaa",
-                                              duration=2.0)]).to_csv(index=False))
+    b = {"glitch": "H1_bbbbbbbbbb", "row": "view", "ifo": "H1", "gravityspy_id": "bbbbbbbbbb", "label": "Blip"}
+    write_results(_rows({**b, "name": "b/H1_bbbbbbbbbb_spectrogram_2.0.png", "duration_s": 2.0},
+                        {**b, "name": "H1_bbbbbbbbbb (combined, 2 views)", "row": "combined", "views": 2},
+                        {**b, "name": "a/H1_bbbbbbbbbb_spectrogram_1.0.png", "duration_s": 1.0},
+                        {"glitch": "zz.png", "row": "view", "name": "zz.png", "error": "old reason"}), out)
+    part_path(out, 0, 2).write_text(_rows(
+        {"glitch": "zz.png", "row": "view", "name": "zz.png", "error": "new reason"},
+        {**b, "name": "H1_bbbbbbbbbb (combined, 3 views)", "row": "combined", "views": 3},
+        {**b, "name": "c/H1_bbbbbbbbbb_spectrogram_4.0.png", "duration_s": 4.0},
+        {"glitch": "H1_aaaaaaaaaa", "row": "view", "name": "H1_aaaaaaaaaa_spectrogram_0.5.png"}).to_csv(index=False))
     df = merge(out, existing_parts(out), previous=True)
-    assert list(df["name"]) == ["b/H1_bbbbbbbbbb_spectrogram_1.0.png", "a/L1_aaaaaaaaaa_spectrogram_2.0.png",
-                                "zz.png"]
-    assert df.loc[2, "error"] == "new reason"
+    assert list(df["name"]) == ["H1_aaaaaaaaaa_spectrogram_0.5.png", "a/H1_bbbbbbbbbb_spectrogram_1.0.png",
+                                "b/H1_bbbbbbbbbb_spectrogram_2.0.png", "c/H1_bbbbbbbbbb_spectrogram_4.0.png",
+                                "H1_bbbbbbbbbb (combined, 3 views)", "zz.png"]
+    assert df.loc[5, "error"] == "new reason"
 
 
 def _glitch_folder(root: Path, views: int = 4, glitches: int = 3) -> Path:
@@ -171,13 +183,13 @@ def test_predict_to_file_fuses_glitches_and_refuses_to_overwrite(tmp_path, rando
     df = read_results(out)
     assert (result.rows, result.predicted, result.skipped, result.errors) == (14 + 3, 14, 0, 1)
     assert len(df) == 17 and df["name"].is_unique
-    fused = df[df["views"] == 4]
-    assert list(fused["name"]) == [f"H1_gl{g:08d} (4 views)" for g in range(3)]
-    # each fused row follows its views
-    first = df.index[df["name"] == "H1_gl00000000 (4 views)"][0]
+    combined = df[df["row"] == "combined"]
+    assert list(combined["name"]) == [f"H1_gl{g:08d} (combined, 4 views)" for g in range(3)]
+    # each combined row follows its views
+    first = df.index[df["name"] == "H1_gl00000000 (combined, 4 views)"][0]
     assert list(df.loc[first - 4:first - 1, "duration_s"]) == [0.5, 1.0, 2.0, 4.0]
-    single = predictor.predict([files[0]])[0]
-    assert df.loc[df["name"] == files[0], "label"].item() == single.label
+    app = results_table(predictor.classify_files([(f, f) for f in files[:4]], explain=False))
+    assert df.loc[first, "label"] == app.iloc[-1]["label"] and df.loc[first, "top5"] == app.iloc[-1]["top5"]
     assert df.loc[df["name"] == str(data / "broken.png"), "error"].notna().item()
     assert not existing_parts(out)
     with pytest.raises(OutputError, match="out.csv exists: add --resume"):
@@ -189,14 +201,14 @@ def test_resume_classifies_only_what_is_missing(tmp_path, random_checkpoint):
     predictor = Predictor(random_checkpoint)
     out = tmp_path / "out.parquet"
     predict_to_file(predictor, list(expand_inputs([str(data)])), out)
-    assert "H1_gl00000001 (3 views)" in set(read_results(out)["name"])
+    assert "H1_gl00000001 (combined, 3 views)" in set(read_results(out)["name"])
     # a fourth view of one glitch arrives, and a new glitch
     synthetic_crop(0, 500, (190, 160)).save(data / "H1_gl00000001_spectrogram_4.0.png")
     synthetic_crop(2, 501, (190, 160)).save(data / "L1_newglitch0_spectrogram_1.0.png")
     result = predict_to_file(predictor, list(expand_inputs([str(data)])), out, resume=True)
     assert result.predicted == 4 + 1 and result.skipped == 3 + 3 + 2
     names = list(read_results(out)["name"])
-    assert "H1_gl00000001 (4 views)" in names and "H1_gl00000001 (3 views)" not in names
+    assert "H1_gl00000001 (combined, 4 views)" in names and "H1_gl00000001 (combined, 3 views)" not in names
     assert len(names) == len(set(names)) == 13 + 3  # 13 files, 3 fused glitches
 
 
@@ -206,9 +218,8 @@ def test_an_unfinished_run_is_resumed_from_its_parts(tmp_path, random_checkpoint
     files = list(expand_inputs([str(data)]))
     out = tmp_path / "out.csv"
     # what a killed two-rank run leaves: rank 1's part with one whole glitch, cut in its next line
-    done = predictor.predict(files[:4])
-    text = results_table(done + [predictor.fuse(done, name="H1_gl00000000 (4 views)")]).to_csv(index=False)
-    part_path(out, 1, 2).write_text(text + "data/cut-off")
+    done = results_table(predictor.classify_files([(f, f) for f in files[:4]], explain=False))
+    part_path(out, 1, 2).write_text(typed(done).to_csv(index=False) + "H1_gl00000001,view,data/cut-off")
     with pytest.raises(OutputError, match="unfinished run left parts of out.csv"):
         predict_to_file(predictor, files, out)
     result = predict_to_file(predictor, files, out, resume=True)

@@ -67,6 +67,7 @@ def test_preprocess_is_normalized_tensor():
     assert -1.0 <= float(x.min()) and float(x.max()) <= 1.0
 
 
+@pytest.mark.slow
 def test_scratchy_full_figures_crop_to_the_kaggle_box(real):
     files = sorted((real / "scratchy-fixtures").glob("*.png"))
     assert len(files) == 32
@@ -81,6 +82,7 @@ def test_scratchy_full_figures_crop_to_the_kaggle_box(real):
     assert find_plot_box(open_image(latex)) == (100, 60, 669, 539)
 
 
+@pytest.mark.slow
 def test_golden_jpgs_and_gif_frames(real):
     for cls_dir in sorted((real / "golden").iterdir()):
         for f in sorted(cls_dir.iterdir()):

@@ -125,12 +125,14 @@ def verified_pool(real):
     return load_real_pool(real, sources=VERIFIED_SOURCES)
 
 
+@pytest.mark.slow
 def test_real_pool_table(verified_pool):
     table = class_statistics(verified_pool.images, verified_pool.table["label"])
     assert list(table.index) == list(CLASSES)
     assert np.isfinite(table[list(STATISTICS)].to_numpy()).all()
 
 
+@pytest.mark.slow
 def test_real_mains_and_compressor_lines(verified_pool):
     """Every golden Power_Line view has its line at 59-66 Hz (60-61 Hz Hanford, ~65 Hz Livingston); every golden
     Air_Compressor view at 46-50 Hz: measured 59.8-64.6 Hz and 47.3-49.0 Hz, with a row (2.4 %) of margin."""

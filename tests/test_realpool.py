@@ -45,6 +45,7 @@ def pool(real) -> RealPool:
     return load_real_pool(real, sources=("golden", "scratchy-fixtures", "scratchy-fixtures-latex"))
 
 
+@pytest.mark.slow
 def test_folds_never_split_a_glitch(pool):
     folds = glitch_folds(pool, k=3, seed=0)
     assert set(folds.tolist()) == {0, 1, 2}

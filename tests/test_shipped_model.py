@@ -50,6 +50,7 @@ def test_metrics_json_matches_the_checkpoint_the_table_and_the_card():
     assert f"{golden:.1%}" in head
 
 
+@pytest.mark.slow
 def test_simulated_only_model_on_real_golden_images(real):
     """The card's simulated-only golden figure is reproducible from the committed checkpoint."""
     from glitchnet.evaluate import evaluate_labelled_folder

@@ -1,4 +1,4 @@
-"""The Omega-scan simulator: image format, determinism, dataset layout and resume, class features, gwpy agreement."""
+"""The Omega-scan simulator: image format, determinism, dataset layout and resume, class features."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import pytest
 
 from glitchnet.classes import CLASSES, DURATIONS_S
 from glitchnet.images import PLOT_SIZE, frequency_of_row, rgb_to_energy, row_of_frequency, viridis_fraction
+from glitchnet.omega.qtransform import SAMPLE_RATE_HZ
 from glitchnet.simulate import (
     DEFAULT_VERSION,
     MODELS,
@@ -22,9 +23,8 @@ from glitchnet.simulate import (
     simulate_strain,
 )
 from glitchnet.simulate import dataset as sim_dataset
-from glitchnet.simulate.noise import SAMPLE_RATE_HZ, SEGMENT_S, whiten
-from glitchnet.simulate.qtransform import FRANGE_HZ, FRES_HZ, QRANGE, TRES_S, make_tiling, q_scan
-from glitchnet.simulate.render import view_energies
+from glitchnet.simulate.glitches import Canvas, Chance, Integers, LogNormal, Normal, Uniform
+from glitchnet.simulate.noise import SEGMENT_S
 
 NAME = re.compile(r"^(H1|L1)_[A-Za-z0-9]{10}_spectrogram_(0\.5|1\.0|2\.0|4\.0)\.png$")
 
@@ -94,6 +94,63 @@ def test_every_class_has_a_model_with_a_reason():
         assert m.reason and "\n" not in m.reason
         for lo, hi in (m.peak_frequency_hz, m.duration_s, m.bandwidth_hz, m.snr, *m.extra.values()):
             assert lo <= hi
+        for dist in m.dists.values():
+            if isinstance(dist, (Uniform, Integers)):
+                assert dist.lo < dist.hi, (m.label, dist)
+            elif isinstance(dist, Chance):
+                assert 0 < dist.p < 1, (m.label, dist)
+            else:
+                assert dist.sigma > 0, (m.label, dist)
+
+
+class _Recording(dict):
+    """A class's ``dists`` that remembers which names the waveform read."""
+
+    def __init__(self, dists: dict) -> None:
+        super().__init__(dists)
+        self.read: set[str] = set()
+
+    def __getitem__(self, name: str):
+        self.read.add(name)
+        return super().__getitem__(name)
+
+
+SUB_KIND_KNOBS = {"Extremely_Loud": "form", "None_of_the_Above": "kind", "Whistle": "shape"}
+
+
+@pytest.mark.slow
+def test_waveforms_draw_only_from_their_table_and_use_all_of_it():
+    n = int(SEGMENT_S * SAMPLE_RATE_HZ)
+    for m in MODELS:
+        dists = _Recording(m.dists)
+        knob = SUB_KIND_KNOBS.get(m.label)
+        kinds = range(int(m.extra[knob][1]) + 1) if knob else [None]
+        for seed in range(12):
+            for kind in kinds:
+                rng = np.random.default_rng(seed)
+                d = m.draw(rng, "H1" if seed % 2 else "L1")
+                if knob:
+                    d.extra[knob] = float(kind)
+                d.dist = dists  # a name missing from the table raises KeyError here
+                canvas = Canvas(n, SAMPLE_RATE_HZ)
+                m.waveform(canvas, rng, d)
+                assert np.isfinite(canvas.data).all()
+                assert m.label == "No_Glitch" or np.abs(canvas.data).max() > 0, (m.label, seed, kind)
+        assert dists.read == set(m.dists), (m.label, set(m.dists) - dists.read)
+
+
+def test_component_distributions():
+    rng = np.random.default_rng(0)
+    assert set(Integers(3, 5)(rng, 2000).tolist()) == {3, 4, 5}  # both ends included
+    u = Uniform(2.0, 3.0)(rng, 2000)
+    assert u.min() >= 2.0 and u.max() < 3.0 and abs(u.mean() - 2.5) < 0.03
+    assert abs(np.std(Normal(0.5)(rng, 4000, scale=2.0)) - 1.0) < 0.05
+    assert abs(np.median(LogNormal(0.4)(rng, 4000)) - 1.0) < 0.05
+    assert abs(np.mean([Chance(0.25)(rng) for _ in range(4000)]) - 0.25) < 0.03
+    # the same generator state gives the same draw as the numpy call it stands for
+    a, b = np.random.default_rng(7), np.random.default_rng(7)
+    assert (Uniform(0.3, 0.5)(a), Normal(0.01)(a, scale=3.0), Integers(8, 24)(a)) == (
+        b.uniform(0.3, 0.5), b.normal(0, 0.01 * 3.0), b.integers(8, 25))
 
 
 # ------------------------------------------------------------------------------------------ class features
@@ -132,6 +189,7 @@ def test_class_features(seed):
     assert energy(views["No_Glitch"][1.0]).max() < 20.0, "No_Glitch: no bright pixels"
 
 
+@pytest.mark.slow
 def test_violin_modes_come_with_low_frequency_excess_about_half_the_time():
     """Violin modes are rung up by large disturbances, so about half the simulated scans also carry loud ground
     motion below ~60 Hz; the rest are clean there. Either way the ~500 Hz modes are present."""
@@ -158,52 +216,6 @@ def test_reworked_class_features(seed):
     assert (energy(view) > 20.0).mean() > 0.05, "Extremely_Loud: a huge saturated region"
 
 
-# -------------------------------------------------------------------------------------- the transform vs gwpy
-
-
-def test_q_transform_agrees_with_gwpy():
-    from gwpy.segments import Segment
-    from gwpy.timeseries import TimeSeries
-
-    strain, row = simulate_strain("Blip", 7)
-    fseries = whiten(strain, SAMPLE_RATE_HZ, row["ifo"])
-    white = TimeSeries(np.fft.irfft(fseries, n=strain.size), sample_rate=SAMPLE_RATE_HZ, t0=0)
-    centre, dur = SEGMENT_S / 2, 1.0
-    outseg = Segment(centre - dur / 2, centre + dur / 2)
-    ref = white.q_transform(qrange=QRANGE, frange=FRANGE_HZ, gps=centre, search=0.5, tres=TRES_S, fres=FRES_HZ,
-                            outseg=outseg, whiten=False, norm="median")
-    scan = q_scan(np.fft.rfft(white.value), make_tiling(SEGMENT_S, SAMPLE_RATE_HZ), centre,
-                  (centre - 2.1, centre + 2.1), norm="median")
-    assert scan.q == pytest.approx(ref.q)
-    ours = scan.grid(np.arange(outseg[0], outseg[1], TRES_S), ref.frequencies.value)
-    rel = np.abs(ours - ref.value) / np.maximum(ref.value, 1e-3)
-    assert np.median(rel) < 1e-5 and np.percentile(rel, 99) < 1e-4, (np.median(rel), np.percentile(rel, 99))
-    # the pixel path samples the same surface: compare at the cells the image shows
-    pix = view_energies(scan, centre, (dur,))[dur]
-    t_idx = np.floor((np.arange(PLOT_SIZE[0] - 1) + 0.5) * dur / 573 / TRES_S + 1e-9).astype(int)
-    f_pix = FRANGE_HZ[0] * (FRANGE_HZ[1] / FRANGE_HZ[0]) ** (1 - (np.arange(PLOT_SIZE[1] - 1) + 0.5) / 479)
-    f_idx = np.floor((f_pix - FRANGE_HZ[0]) / FRES_HZ).astype(int)
-    expect = ref.value[np.ix_(t_idx, f_idx)].T
-    rel = np.abs(pix - expect) / np.maximum(expect, 1e-3)
-    assert np.median(rel) < 1e-5 and np.percentile(rel, 99) < 1e-4
-
-
-def test_normalizations_give_gravity_spy_noise_levels():
-    rng = np.random.default_rng(0)
-    n = int(SAMPLE_RATE_HZ * SEGMENT_S)
-    fseries = np.fft.rfft(rng.standard_normal(n)) / np.sqrt(n)
-    tiling = make_tiling(SEGMENT_S, SAMPLE_RATE_HZ)
-    c = SEGMENT_S / 2
-    for norm, expected in (("median", 1.0), ("omega", np.log(2)), ("noise", np.log(2))):
-        scan = q_scan(fseries, tiling, c, (c - 2.1, c + 2.1), norm=norm)
-        e = view_energies(scan, c, (1.0,))[1.0]
-        assert abs(np.median(e) - expected) < 0.12, (norm, np.median(e))
-    with pytest.raises(ValueError, match="norm"):
-        q_scan(fseries, tiling, c, (c - 1, c + 1), norm="max")
-    with pytest.raises(ValueError, match="sample rate"):
-        make_tiling(8.0, 4096.0)
-
-
 # ------------------------------------------------------------------------------------------------ datasets
 
 
@@ -225,6 +237,7 @@ def _tree(root: Path) -> dict[str, bytes]:
     return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
 
 
+@pytest.mark.slow
 def test_dataset_layout_determinism_and_resume(tmp_path):
     calls = []
     a = simulate_dataset(tmp_path / "a", per_class=1, seed=4, workers=2, progress=lambda d, t: calls.append((d, t)))
@@ -255,6 +268,7 @@ def test_dataset_layout_determinism_and_resume(tmp_path):
     assert _tree(a) == before
 
 
+@pytest.mark.slow
 def test_default_dataset_is_built_once_and_renamed_into_place(tmp_path, monkeypatch):
     monkeypatch.setenv("GLITCHNET_DATA_HOME", str(tmp_path))
     monkeypatch.setattr(sim_dataset, "DEFAULT_PER_CLASS", 1)

@@ -7,10 +7,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+pytest.importorskip("gwpy", reason="the strain extra is not installed: pip install -e '.[strain]'")
+pytest.importorskip("h5py", reason="the strain extra is not installed: pip install -e '.[strain]'")
+
 from glitchnet.images import PLOT_SIZE, rgb_to_energy, row_of_frequency
-from glitchnet.simulate.qtransform import make_tiling, q_scan
+from glitchnet.omega.qtransform import make_tiling, q_scan
+from glitchnet.omega.whiten import TAPER_S
 from glitchnet.strain import (
-    TAPER_S,
     GPSRangeError,
     NotStrainError,
     SampleRateError,
@@ -19,17 +22,14 @@ from glitchnet.strain import (
     whitened_block,
 )
 
-REAL = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "real"
-STRAIN = REAL / "strain" / "H-H1_GWOSC_O3b_4KHZ_R1-1266281937-128.hdf5"
+STRAIN_FILE = "H-H1_GWOSC_O3b_4KHZ_R1-1266281937-128.hdf5"
 LOUD_GPS = 1266281982.66
 QUIET_GPS = 1266282020.0
 
 
 @pytest.fixture(scope="module")
-def strain_file() -> Path:
-    if not STRAIN.is_file():
-        pytest.skip(f"real strain file not found at {STRAIN} (the ../shared folder is absent)")
-    return STRAIN
+def strain_file(real: Path) -> Path:
+    return real / "strain" / STRAIN_FILE
 
 
 def energy(image) -> np.ndarray:

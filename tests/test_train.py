@@ -23,6 +23,7 @@ def _config(data, out, **kw):
     return TrainConfig(**base)
 
 
+@pytest.mark.slow
 def test_two_epochs_then_resume_gives_identical_weights(tiny, tmp_path):
     events = []
     full = train(_config(tiny, tmp_path / "full.pt", epochs=3), progress=events.append)
@@ -50,6 +51,7 @@ def test_two_epochs_then_resume_gives_identical_weights(tiny, tmp_path):
     assert full.metrics["validation"]["accuracy"] == pytest.approx(resumed.metrics["validation"]["accuracy"])
 
 
+@pytest.mark.slow
 def test_checkpoint_describes_itself(tiny, tmp_path):
     ckpt = train(_config(tiny, tmp_path / "m.pt", epochs=1, augment="none", view="1.0"))
     loaded = load_checkpoint(tmp_path / "m.pt")
@@ -61,6 +63,7 @@ def test_checkpoint_describes_itself(tiny, tmp_path):
     assert load_checkpoint(last_checkpoint_path(tmp_path / "m.pt")).training_state["history"]
 
 
+@pytest.mark.slow
 def test_training_is_reproducible(tiny, tmp_path):
     a = train(_config(tiny, tmp_path / "a.pt", epochs=1))
     b = train(_config(tiny, tmp_path / "b.pt", epochs=1))
@@ -68,6 +71,7 @@ def test_training_is_reproducible(tiny, tmp_path):
         assert torch.equal(a.state_dict[k], b.state_dict[k])
 
 
+@pytest.mark.slow
 def test_init_starts_from_a_checkpoint(tiny, tmp_path):
     first = train(_config(tiny, tmp_path / "first.pt", epochs=1))
     events = []
@@ -80,6 +84,7 @@ def test_init_starts_from_a_checkpoint(tiny, tmp_path):
     assert not torch.equal(tuned.state_dict[key], scratch_again.state_dict[key])  # another start
 
 
+@pytest.mark.slow
 def test_frequency_arch_starts_from_a_seed_checkpoint_and_names_itself(tiny, tmp_path):
     from glitchnet.checkpoint import CheckpointError
     from glitchnet.model import FrequencyGlitchNet
@@ -120,6 +125,7 @@ def test_precise_batchnorm_sets_the_statistics_of_the_images_and_leaves_the_weig
     assert int(bn.num_batches_tracked) == 2
 
 
+@pytest.mark.slow
 def test_training_validates_with_recomputed_statistics(tiny, tmp_path, monkeypatch):
     import glitchnet.train as train_module
 
@@ -173,6 +179,7 @@ def test_evaluate_gives_the_cross_entropy_and_metrics_of_the_logits(tiny):
     assert metrics["n"] == 6 and metrics["accuracy"] == pytest.approx((logits.argmax(1) == data.y_val).mean())
 
 
+@pytest.mark.slow
 def test_start_or_resume_restores_the_run_state(tiny, tmp_path):
     from glitchnet.checkpoint import CheckpointError, save_checkpoint
     from glitchnet.train import build_training, start_or_resume

@@ -1,4 +1,5 @@
-"""Gravity Spy Omega-scan simulator: glitch strain models, the Q-transform, and datasets in the Kaggle layout."""
+"""Gravity Spy Omega-scan simulator: glitch strain models and noise, scanned by :mod:`glitchnet.omega`, and datasets
+in the Kaggle layout."""
 
 from .dataset import (
     DEFAULT_VERSION,

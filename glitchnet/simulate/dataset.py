@@ -17,9 +17,11 @@ import numpy as np
 from PIL import Image
 
 from ..classes import CLASSES, DURATIONS_S, class_index
+from ..omega.png import encode_png
+from ..omega.qtransform import SAMPLE_RATE_HZ
+from ..omega.render import omega_views
 from .glitches import MODEL_BY_LABEL, Canvas
-from .noise import SAMPLE_RATE_HZ, SEGMENT_S, colour, whiten
-from .render import encode_png, omega_views
+from .noise import SEGMENT_S, colour, whiten
 
 V1D1_COUNTS: dict[str, int] = {
     "Blip": 1821, "Koi_Fish": 706, "Low_Frequency_Burst": 621, "Light_Modulation": 512, "Power_Line": 449,

@@ -1,4 +1,4 @@
-"""Detector noise: an analytic O1/O2-like LIGO amplitude spectral density, coloured Gaussian strain, whitening."""
+"""Detector noise: an analytic O1/O2-like LIGO amplitude spectral density, coloured Gaussian strain, whitening by it."""
 
 from __future__ import annotations
 
@@ -6,8 +6,7 @@ from functools import lru_cache
 
 import numpy as np
 
-SAMPLE_RATE_HZ = 8192.0
-"""Simulation sample rate, Hz: Nyquist 4096 Hz leaves Gravity Spy's lowest-Q rows (up to ~2.6 kHz) unaliased."""
+from ..omega.whiten import divide_by_asd
 
 SEGMENT_S = 8.0
 """Length of one simulated block, s: the 4 s view plus the ~1.5 s reach of the longest tiles on either side."""
@@ -96,8 +95,4 @@ def whiten(strain: np.ndarray, sample_rate_hz: float, ifo: str) -> np.ndarray:
     numpy.ndarray
         Complex whitened spectrum, ``n // 2 + 1`` bins (DC zero).
     """
-    c = colouring(strain.size, sample_rate_hz, ifo)
-    safe = np.where(c > 0, c, 1.0)
-    out = np.fft.rfft(strain) / (safe * np.sqrt(strain.size))
-    out[0] = 0.0
-    return out
+    return divide_by_asd(np.fft.rfft(strain), colouring(strain.size, sample_rate_hz, ifo) * np.sqrt(strain.size))

@@ -22,6 +22,9 @@ import numpy as np
 from scipy import sparse
 from scipy.interpolate import CubicSpline
 
+SAMPLE_RATE_HZ = 8192.0
+"""Sample rate scans run at, Hz: Nyquist 4096 Hz leaves Gravity Spy's lowest-Q rows (up to ~2.6 kHz) unaliased."""
+
 QRANGE = (4.0, 64.0)
 """Gravity Spy's range of Q searched."""
 

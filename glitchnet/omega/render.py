@@ -10,8 +10,6 @@ interpolated spectrogram (``tres`` = 2 ms by ``fres`` = 0.5 Hz) under its centre
 from __future__ import annotations
 
 import math
-import struct
-import zlib
 
 import numpy as np
 
@@ -86,27 +84,6 @@ def to_rgba(energy: np.ndarray) -> np.ndarray:
     return rgba
 
 
-def encode_png(rgba: np.ndarray) -> bytes:
-    """Encode an 8-bit RGBA array as PNG: one IDAT, every row "up"-filtered, zlib level 1.
-
-    About 3x faster than Pillow's encoder at its fastest setting, with smaller files, for these images whose
-    rows change little from one to the next.
-    """
-    h, w, _ = rgba.shape
-    flat = rgba.reshape(h, w * 4)
-    raw = np.empty((h, w * 4 + 1), dtype=np.uint8)
-    raw[:, 0] = 2  # filter type "up": each byte minus the byte above it
-    raw[0, 1:] = flat[0]
-    np.subtract(flat[1:], flat[:-1], out=raw[1:, 1:])
-
-    def chunk(tag: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + tag + data + struct.pack(">I", zlib.crc32(tag + data) & 0xFFFFFFFF)
-
-    header = struct.pack(">IIBBBBB", w, h, 8, 6, 0, 0, 0)  # 8-bit RGBA, no interlace
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(raw.tobytes(), 1))
-            + chunk(b"IEND", b""))
-
-
 def omega_views(fseries: np.ndarray, duration_s: float, sample_rate_hz: float, centre_s: float,
                 norm: Norm = "noise", edge_s: float = 0.0,
                 durations_s: tuple[float, ...] = DURATIONS_S) -> dict[float, np.ndarray]:
@@ -125,7 +102,7 @@ def omega_views(fseries: np.ndarray, duration_s: float, sample_rate_hz: float, c
     centre_s : float
         Time the views are centred on, s from the block start.
     norm : {"noise", "omega", "median"}
-        Energy normalization, see :func:`~glitchnet.simulate.qtransform.q_scan`.
+        Energy normalization, see :func:`~glitchnet.omega.qtransform.q_scan`.
     edge_s : float
         Block ends left out of the normalization statistics, s.
     durations_s : tuple of float

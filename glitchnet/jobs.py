@@ -1,4 +1,7 @@
-"""Background training runs for the app: one thread per run, its latest progress, and the held-out evaluation."""
+"""Background training runs: one thread per run, its latest progress, a stop flag, and the held-out evaluation.
+
+Plain data for any front end: the app's Train page polls ``TrainingJob.view()`` from a fragment and draws it.
+"""
 
 from __future__ import annotations
 
@@ -9,10 +12,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from glitchnet.evaluate import Evaluation, evaluate_checkpoint
-from glitchnet.train import Event, TrainConfig, train
+from .evaluate import Evaluation, evaluate_checkpoint
+from .train import Event, TrainConfig, train
 
-LOG = logging.getLogger("glitchnet.app")
+LOG = logging.getLogger("glitchnet.jobs")
 
 
 def one_line(exc: BaseException) -> str:
@@ -103,12 +106,16 @@ class TrainingJob:
                            checkpoint=out if out.is_file() else None)
 
 
+class JobBusyError(RuntimeError):
+    """Another training run is in progress on this server."""
+
+
 _JOBS: dict[str, TrainingJob] = {}
 _JOBS_LOCK = threading.Lock()
 
 
 def job_for(session_id: str) -> TrainingJob | None:
-    """The latest training run started by a browser session, if any."""
+    """The latest training run started by a session (any string: the app uses its browser session id), if any."""
     with _JOBS_LOCK:
         return _JOBS.get(session_id)
 
@@ -118,6 +125,6 @@ def start_job(session_id: str, config: TrainConfig) -> TrainingJob:
     with _JOBS_LOCK:
         busy = [j for j in _JOBS.values() if j.view().status in ("running", "evaluating")]
         if busy:
-            raise RuntimeError("another training run is in progress on this server; wait for it to finish")
+            raise JobBusyError("another training run is in progress on this server; wait for it to finish")
         job = _JOBS[session_id] = TrainingJob(config).start()
         return job

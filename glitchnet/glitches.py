@@ -1,0 +1,205 @@
+"""The glitch as the unit: files and GIF frames grouped into glitches, batch caps that keep glitches whole, results.
+
+A glitch is one detector event seen in up to four views (0.5, 1, 2, 4 s). Its views arrive as separate files named
+``{ifo}_{gravityspy_id}_spectrogram_{duration}.png`` (Kaggle, Zenodo, ``glitchnet scan``), as the frames of one
+golden GIF, or as a single image. ``glitch_key`` names the glitch a file belongs to; ``Predictor.classify`` (in
+``inference``) classifies every view and fuses each glitch's views; ``results_table`` is the table the app shows and
+downloads and ``glitchnet predict --by-glitch`` prints.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+
+from .classes import DURATIONS_S
+from .data import NAME_RE
+
+if TYPE_CHECKING:
+    from .inference import Prediction
+
+
+def parse_name(name: str) -> tuple[str | None, str | None, float | None]:
+    """(ifo, gravityspy_id, duration_s) from a Gravity Spy file name, or Nones."""
+    m = NAME_RE.match(Path(name).stem)
+    return (m["ifo"], m["gid"], float(m["dur"])) if m else (None, None, None)
+
+
+def glitch_key(name: str) -> str:
+    """The glitch a file belongs to: ``{ifo}_{gravityspy_id}`` for Gravity Spy names (wherever the file lies), else
+    the name itself (a file of its own)."""
+    ifo, gid, _ = parse_name(name)
+    return f"{ifo}_{gid}" if gid else name
+
+
+def frame_duration(frame: int, frames: int) -> float | None:
+    """View duration (s) of a frame of a multi-frame image: a golden GIF's four frames are the 0.5/1/2/4 s views."""
+    return DURATIONS_S[frame] if frames == len(DURATIONS_S) else None
+
+
+def group_files(names: Sequence[str]) -> list[tuple[str, list[int]]]:
+    """(glitch key, indices of its files) for every glitch among ``names``, in first-seen order."""
+    groups: dict[str, list[int]] = {}
+    for i, name in enumerate(names):
+        groups.setdefault(glitch_key(name), []).append(i)
+    return list(groups.items())
+
+
+def cap_files(names: Sequence[str], max_files: int | None) -> tuple[list[int], list[str]]:
+    """Which files a batch of at most ``max_files`` keeps, never splitting a glitch: (kept indices in their
+    original order, names of the files left out). Glitches are taken in first-seen order; one that no longer fits
+    is left out whole and a later, smaller one may still fit."""
+    if max_files is None or len(names) <= max_files:
+        return list(range(len(names))), []
+    kept: list[int] = []
+    left_out: list[int] = []
+    for _, indices in group_files(names):
+        (kept if len(kept) + len(indices) <= max_files else left_out).extend(indices)
+    return sorted(kept), [names[i] for i in sorted(left_out)]
+
+
+@dataclass
+class View:
+    """One view of a glitch, decoded once: a file, or one frame of a multi-frame GIF."""
+
+    name: str
+    """The file name, or ``{file}#frame{k}`` for a frame of a multi-frame image."""
+    file: str
+    frame: int = 0
+    duration_s: float | None = None
+    image: np.ndarray | None = None
+    """The canonical uint8 model input (H, W, 3); None when the view could not be read."""
+    warning: str | None = None
+    """Why the model's answer on this view deserves less trust (a blank or uniformly dark view)."""
+    error: str | None = None
+    prediction: Prediction | None = None
+    heat: np.ndarray | None = None
+    """Grad-CAM heatmap in [0, 1] (H, W) for the glitch's combined label, once classified."""
+
+    @property
+    def caption(self) -> str:
+        """How a page names the view: its duration when known, else its name."""
+        return f"{self.duration_s:g} s view" if self.duration_s is not None else self.name
+
+
+@dataclass
+class Glitch:
+    """One glitch: its views (sorted by duration when known) and, once classified, the combined verdict."""
+
+    key: str
+    files: list[str]
+    views: list[View] = field(default_factory=list)
+    verdict: Prediction | None = None
+    """The views' probabilities fused (``evaluate.fuse_log_probabilities``); ``error`` set when none was readable."""
+
+    @property
+    def readable(self) -> list[View]:
+        return [v for v in self.views if v.error is None]
+
+    @property
+    def errors(self) -> list[View]:
+        return [v for v in self.views if v.error is not None]
+
+
+def group_views(views: Sequence[View]) -> list[Glitch]:
+    """Views gathered into glitches by their file's ``glitch_key``, first-seen order, each sorted by duration."""
+    glitches: dict[str, Glitch] = {}
+    for view in views:
+        key = glitch_key(view.file)
+        glitch = glitches.setdefault(key, Glitch(key=key, files=[]))
+        if view.file not in glitch.files:
+            glitch.files.append(view.file)
+        glitch.views.append(view)
+    for glitch in glitches.values():
+        if all(v.duration_s is not None for v in glitch.views):
+            glitch.views.sort(key=lambda v: v.duration_s)
+    return list(glitches.values())
+
+
+def combined_name(glitch: Glitch) -> str:
+    """The name of a glitch's combined row."""
+    return f"{glitch.key} (combined, {len(glitch.readable)} views)"
+
+
+def results_table(glitches: Sequence[Glitch], your_labels: dict[str, str] | None = None) -> pd.DataFrame:
+    """One row per view and, for a glitch of two or more views, a combined row after them; ``your_labels`` (by
+    glitch key) fills ``your_label`` on every row of that glitch. The app's table and CSV download."""
+    your_labels = your_labels or {}
+    rows = []
+
+    def row(glitch: Glitch, kind: str, name: str, p: Prediction | None, error: str | None,
+            duration_s: float | None) -> dict:
+        ok = p is not None and p.error is None and error is None
+        return {
+            "glitch": glitch.key,
+            "row": kind,
+            "name": name,
+            "label": p.label if ok else None,
+            "confidence": round(float(p.confidence), 4) if ok else None,
+            "low_confidence": p.low_confidence if ok else None,
+            "top5": "; ".join(f"{c} {q:.3f}" for c, q in p.top5) if ok else "",
+            "views": (p.views if kind == "combined" else 1) if ok else None,
+            "gravityspy_id": p.gravityspy_id if ok else None,
+            "ifo": p.ifo if ok else None,
+            "duration_s": duration_s,
+            "your_label": your_labels.get(glitch.key),
+            "error": error if error is not None else (p.error if p is not None else None),
+        }
+
+    for glitch in glitches:
+        for view in glitch.views:
+            rows.append(row(glitch, "view", view.name, view.prediction, view.error, view.duration_s))
+        if len(glitch.readable) > 1 and glitch.verdict is not None:
+            rows.append(row(glitch, "combined", combined_name(glitch), glitch.verdict, None, None))
+    columns = ["glitch", "row", "name", "label", "confidence", "low_confidence", "top5", "views", "gravityspy_id",
+               "ifo", "duration_s", "your_label", "error"]
+    return pd.DataFrame(rows, columns=columns)
+
+
+# ----------------------------------------------------------------------------------------- samples from a dataset
+
+
+def _by_glitch(manifest: pd.DataFrame, splits: Sequence[str]) -> pd.DataFrame:
+    """The manifest rows of the given splits, ranked by split order then path, with a ``_glitch`` key column."""
+    rank = {s: i for i, s in enumerate(splits)}
+    df = manifest[manifest["split"].isin(rank)]
+    df = df.assign(_rank=df["split"].map(rank),
+                   _glitch=df["ifo"].fillna("").astype(str) + "_" + df["gravityspy_id"].astype(str))
+    return df.sort_values(["_rank", "path"])
+
+
+def examples_by_class(manifest: pd.DataFrame, splits: Sequence[str] = ("train", "validation", "test"),
+                      duration_s: float = 1.0) -> dict[str, str]:
+    """One image path per class: the first (by path) of the given duration in the first split (in order) holding one.
+    Images without a duration in their name count as that duration."""
+    df = manifest[(manifest["duration"] == duration_s) | manifest["duration"].isna()]
+    return dict(_by_glitch(df, splits).groupby("label", sort=True)["path"].first())
+
+
+def example_glitches(manifest: pd.DataFrame, splits: Sequence[str] = ("test", "validation", "train"),
+                     ) -> dict[str, list[str]]:
+    """Every view's path of one glitch per class: the glitch of the first image (by path) of the first split holding
+    the class, views sorted by duration."""
+    df = _by_glitch(manifest, splits)
+    first = df.groupby("label", sort=True)["_glitch"].first()
+    return {label: df[(df["label"] == label) & (df["_glitch"] == key)].sort_values("duration")["path"].tolist()
+            for label, key in first.items()}
+
+
+def random_glitch(manifest: pd.DataFrame, rng: np.random.Generator | None = None,
+                  splits: Sequence[str] = ("test", "validation", "train")) -> tuple[str, list[str]]:
+    """(label, every view's path) of a glitch drawn at random, classes equally likely, for a volunteer quiz."""
+    rng = rng if rng is not None else np.random.default_rng()
+    df = _by_glitch(manifest, splits)
+    if df.empty:
+        raise ValueError("the dataset has no images to draw a glitch from")
+    labels = sorted(df["label"].unique())
+    label = labels[int(rng.integers(len(labels)))]
+    keys = sorted(df.loc[df["label"] == label, "_glitch"].unique())
+    key = keys[int(rng.integers(len(keys)))]
+    return label, df[df["_glitch"] == key].sort_values("duration")["path"].tolist()
