@@ -230,7 +230,7 @@ def _classify_share(predictor: Predictor, files: list[str], part: Path, batch_si
 
 
 def predict_to_file(predictor: Predictor, inputs: Sequence[str], out: str | os.PathLike, resume: bool = False,
-                    overwrite: bool = False, batch_size: int = 32,
+                    overwrite: bool = False, batch_size: int = 32, decode_threads: int = 2,
                     progress: Callable[[int, int], None] | None = None) -> BulkResult:
     """Classify ``inputs`` (file names, in any order) into ``out`` (``.csv`` or ``.parquet``), sharded over the
     ranks of the current process group (one rank without torchrun); every rank calls it with the same arguments.
@@ -238,7 +238,8 @@ def predict_to_file(predictor: Predictor, inputs: Sequence[str], out: str | os.P
     The shards are whole glitches (``distributed.shard_groups`` over ``glitches.glitch_key``), so each glitch's
     views are fused on one rank, and its rows reach the part file together. ``resume`` skips each glitch whose files
     the output or an earlier run's parts already hold; ``overwrite`` replaces an existing output.
-    ``progress(done, total)`` follows this rank's share.
+    ``decode_threads`` decode images while the model runs (each keeps about one CPU core busy: on a GPU the decoding
+    is the bottleneck). ``progress(done, total)`` follows this rank's share.
     """
     out = Path(out).expanduser().absolute()
     rank, world_size = distributed.rank(), distributed.world_size()
@@ -255,7 +256,7 @@ def predict_to_file(predictor: Predictor, inputs: Sequence[str], out: str | os.P
     classified = 0
     with distributed.all_ranks_ok():
         classified = _classify_share(predictor, mine, part_path(out, rank, world_size), batch_size,
-                                     progress)
+                                     progress, decode_threads)
     classified = sum(distributed.all_gather_object(classified))
 
     summary = None

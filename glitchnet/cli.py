@@ -192,7 +192,8 @@ def _predict_to_file(args: argparse.Namespace, world) -> int:
     desc = f"classifying (rank 0 of {world.world_size})" if world.distributed else "classifying"
     with tqdm(desc=desc, unit="img", disable=not world.is_main, delay=1.0) as bar:
         result = predict_to_file(predictor, files, args.out, resume=args.resume, overwrite=args.overwrite,
-                                 batch_size=args.batch_size, progress=_feeds(bar))
+                                 batch_size=args.batch_size, decode_threads=args.decode_threads,
+                                 progress=_feeds(bar))
     if world.is_main:
         print(f"wrote {result.out}: {result.rows} rows; {result.predicted} file(s) classified on "
               f"{world.world_size} rank(s), {result.skipped} already there; {result.errors} unreadable in all "
@@ -333,6 +334,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true",
                    help="keep --out's rows (and a killed run's parts); classify only the rest")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --out")
+    p.add_argument("--decode-threads", type=int, default=2, metavar="N",
+                   help="with --out: threads decoding images while the model runs (about one core each; on a GPU "
+                        "give each rank the cores it has, e.g. 8)")
     p.add_argument("--device", default="cpu",
                    help="cpu (the default: the app's numbers exactly), cuda (under torchrun: this node's GPU number "
                         "LOCAL_RANK; bfloat16) or auto")

@@ -221,7 +221,7 @@ def evaluate(model: nn.Module, images_uint8: np.ndarray, labels: np.ndarray, dev
     block = np.array_split(np.arange(len(images_uint8)), distributed.world_size())[distributed.rank()]
     start, end = (int(block[0]), int(block[-1]) + 1) if len(block) else (0, 0)
     logits = predict_logits(model, images_uint8[start:end], batch_size=batch_size, device=device)
-    logits = np.concatenate(distributed.all_gather_object(logits))
+    logits = np.concatenate([block for block in distributed.all_gather_object(logits) if len(block)] or [logits])
     loss = float(nn.functional.cross_entropy(torch.as_tensor(logits), torch.as_tensor(labels)))
     return loss, compute_metrics(labels, logits.argmax(1), list(CLASSES))
 
@@ -366,6 +366,8 @@ def recompute_batchnorm(model: nn.Module, images_uint8: np.ndarray, n: int, batc
         # each rank the same number of batches (their BatchNorm layers meet at every one), dealt like EpochSampler's
         # shares: together the ranks' step-k batches are one process's step-k batch of ranks × batch_size images
         order = order[:len(order) - len(order) % ranks][distributed.rank()::ranks]
+        if len(order) == 0:
+            return  # fewer images than ranks: keep the running averages (the same on every rank)
     batches = (np.sort(order[start:start + batch_size])  # sorted: memory-mapped caches read forward
                for start in range(0, len(order), batch_size))
     inputs = (to_model_input(images_uint8[batch], device) for batch in batches if len(batch) >= 2)  # one: no variance
