@@ -7,7 +7,6 @@ when a function needs it, so the CLI can read ``BACKENDS`` and start instantly.
 
 from __future__ import annotations
 
-import hashlib
 import os
 from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -239,14 +238,6 @@ def broadcast_object(obj: Any, src: int = 0) -> Any:
     return box[0]
 
 
-def all_reduce_sum(tensor: torch.Tensor) -> torch.Tensor:
-    """``tensor`` summed over the ranks, in place (returned for convenience)."""
-    if _initialized():
-        dist = _dist()
-        dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
-    return tensor
-
-
 def check_all_ranks(error: BaseException | str | None) -> None:
     """Collective: each rank says whether its step failed; if any did, every rank raises the same ``RankError``
     naming the lowest failing rank. A world of one re-raises its own exception unchanged.
@@ -301,11 +292,6 @@ def _local_rank() -> int:
 
 
 # ---------------------------------------------------------------------------------------------------- sharding
-
-
-def stable_hash(key: Hashable) -> int:
-    """A hash of ``repr(key)`` that is the same in every process and on every machine (unlike ``hash``)."""
-    return int.from_bytes(hashlib.sha1(repr(key).encode()).digest()[:8], "big")
 
 
 def shard(items: Sequence[T], rank_: int | None = None, world_size_: int | None = None) -> list[T]:
