@@ -84,6 +84,58 @@ def test_rank_error_names_the_rank():
     assert str(exc) == "rank 3: no such folder: /data" and isinstance(exc, ValueError) and exc.agreed
 
 
+def test_device_for_takes_this_ranks_gpu_and_says_when_there_is_none():
+    import torch
+
+    from glitchnet.distributed import device_for
+
+    world = World(rank=3, world_size=4, local_rank=1)
+    assert device_for(world, "cpu") == torch.device("cpu")
+    if torch.cuda.is_available():
+        assert device_for(World(local_rank=0), "auto") == torch.device("cuda", 0)
+    else:
+        assert device_for(world, "auto") == torch.device("cpu")
+        with pytest.raises(ValueError, match="CUDA is not available"):
+            device_for(world, "cuda")
+    with pytest.raises(ValueError, match="device must be auto, cpu, cuda or cuda:N, not 'tpu9'"):
+        device_for(world, "tpu9")
+
+
+def test_learning_rate_follows_the_global_batch():
+    from glitchnet.distributed import lr_scale
+
+    assert [lr_scale("linear", n) for n in (1, 2, 8)] == [1.0, 2.0, 8.0]
+    assert [lr_scale("sqrt", n) for n in (1, 4, 64)] == [1.0, 2.0, 8.0]
+    assert lr_scale("none", 64) == 1.0
+    with pytest.raises(ValueError, match="one of linear, sqrt, none"):
+        lr_scale("cubic", 2)
+
+
+def test_ranks_batches_together_are_one_process_batch():
+    """EpochSampler as a DistributedSampler: step k of N ranks x batch B is step k of one process x batch N*B."""
+    from glitchnet.data import EpochSampler
+
+    def batches(sampler, size):
+        order = [i for i, _ in sampler]
+        return [order[k:k + size] for k in range(0, len(order) - size + 1, size)]
+
+    one = EpochSampler(70, shuffle=True, seed=3)
+    one.set_epoch(2)
+    shares = []
+    for r in range(2):
+        s = EpochSampler(70, shuffle=True, seed=3, num_replicas=2, rank=r)
+        s.set_epoch(2)
+        assert all(epoch == 2 for _, epoch in s) and len(s) == 35
+        shares.append(batches(s, 16))
+    for k, batch in enumerate(batches(one, 32)):
+        assert sorted(shares[0][k] + shares[1][k]) == sorted(batch)
+    another = EpochSampler(70, shuffle=True, seed=3)
+    another.set_epoch(3)
+    assert [i for i, _ in another] != [i for i, _ in one]  # reshuffled per epoch
+    padded = [[i for i, _ in EpochSampler(5, shuffle=False, num_replicas=3, rank=r)] for r in range(3)]
+    assert padded == [[0, 3], [1, 4], [2, 0]]  # padded by repeating the start, like DistributedSampler
+
+
 # ---------------------------------------------------------------------------------------------------- sharding
 
 
