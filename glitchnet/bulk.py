@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import io
 import os
-import tempfile
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -20,6 +19,8 @@ from pathlib import Path
 import pandas as pd
 
 from . import distributed
+from .errors import OutputError, one_line
+from .files import atomic_open
 from .glitches import glitch_key, group_files, results_table
 from .inference import Predictor
 
@@ -30,10 +31,6 @@ RESULT_TYPES = {"glitch": "string", "row": "string", "name": "string", "label": 
                 "ifo": "string", "duration_s": "Float64", "your_label": "string", "error": "string"}
 """``glitches.results_table``'s columns (the app's CSV) with the nullable pandas types a results file is written and
 read back with."""
-
-
-class OutputError(ValueError):
-    """An output file that cannot be written or resumed; one line, fit for a user."""
 
 
 @dataclass
@@ -114,28 +111,19 @@ def read_results(path: Path) -> pd.DataFrame:
     try:
         df = pd.read_csv(io.BytesIO(data), dtype=RESULT_TYPES, keep_default_na=False, na_values=[""])
     except (ValueError, pd.errors.ParserError) as exc:
-        raise OutputError(f"{path.name} is not a GlitchNet results file ({distributed.first_line(exc)})") from None
+        raise OutputError(f"{path.name} is not a GlitchNet results file ({one_line(exc)})") from None
     if list(df.columns) != list(RESULT_TYPES):
         raise OutputError(f"{path.name} is not a GlitchNet results file (its columns differ)")
     return df
 
 
 def write_results(df: pd.DataFrame, out: Path) -> None:
-    """Write the table atomically: a temp file beside ``out``, fsync, rename, so no reader sees half a file."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            if output_format(out) == "parquet":
-                df.to_parquet(fh, index=False)
-            else:
-                fh.write(df.to_csv(index=False).encode())
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, out)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Write the table atomically (``files.atomic_open``), so no reader ever sees half a file."""
+    with atomic_open(out) as fh:
+        if output_format(out) == "parquet":
+            df.to_parquet(fh, index=False)
+        else:
+            fh.write(df.to_csv(index=False).encode())
 
 
 def merge(out: Path, parts: Sequence[Path], previous: bool) -> pd.DataFrame:

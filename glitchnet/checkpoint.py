@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import math
 import os
 import pickle
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -12,16 +12,21 @@ from typing import Any
 import torch
 
 from . import __version__
-from .architectures import DEFAULT_ARCH
-from .classes import CLASSES
+from .architectures import ARCHITECTURE_NAMES, DEFAULT_ARCH
+from .classes import CLASS_TO_INDEX, CLASSES, DURATIONS_S
+from .errors import GlitchNetError, first_line
+from .files import atomic_open
 from .images import INPUT_SIZE, MEAN, STD
 from .model import GlitchNet, build_architecture
 
 FORMAT = "glitchnet-checkpoint"
 FORMAT_VERSION = 1
+MAX_WIDTH = 512
+"""Widest network a checkpoint may declare (channels); the shipped model has 64. A header is checked against this
+before anything is built, so a crafted ``width`` cannot make the loader allocate gigabytes."""
 
 
-class CheckpointError(ValueError):
+class CheckpointError(GlitchNetError):
     """A file that is not a usable GlitchNet checkpoint; the message is one line, fit for a user."""
 
 
@@ -81,8 +86,8 @@ class Checkpoint:
         try:
             model.load_state_dict(self.state_dict)
         except RuntimeError as exc:
-            first = str(exc).splitlines()[0]
-            raise CheckpointError(f"the weights do not fit the GlitchNet architecture ({first[:120]})") from None
+            raise CheckpointError(f"the weights do not fit the GlitchNet architecture ({first_line(str(exc), 120)})") \
+                from None
         return model.to(memory_format=torch.channels_last).eval()
 
     def to_payload(self) -> dict[str, Any]:
@@ -106,62 +111,155 @@ class Checkpoint:
 
 
 def save_checkpoint(ckpt: Checkpoint, path: str | os.PathLike) -> Path:
-    """Write ``ckpt`` atomically: a temp file in the same folder, fsync, then rename over ``path``."""
+    """Write ``ckpt`` atomically (``files.atomic_open``): readers see the old file or the whole new one."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            torch.save(ckpt.to_payload(), fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600; a checkpoint is an ordinary, shareable file
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_open(path, "wb") as fh:
+        torch.save(ckpt.to_payload(), fh)
     return path
 
 
+def _refuse(name: str, reason: str) -> CheckpointError:
+    return CheckpointError(f"{name} is not a usable GlitchNet checkpoint: {reason}")
+
+
+def _sniff(path: Path) -> str | None:
+    """Why ``path`` cannot be a PyTorch file at all (from its first bytes), or None if it might be one."""
+    with path.open("rb") as fh:
+        head = fh.read(512)
+    if head.startswith(b"PK\x03\x04") or head.startswith(b"\x80"):  # torch.save's zip format, or a raw pickle
+        return None
+    try:
+        head.decode("utf-8")
+    except UnicodeDecodeError:
+        return "it is not a PyTorch file (unknown format)"
+    return "it is a text file, not a PyTorch file"
+
+
+def _number(value: Any) -> float | None:
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+def _check_header(payload: dict[str, Any], name: str) -> dict[str, Any]:
+    """The header's fields, checked and normalized, before any model is built; ``CheckpointError`` says what is
+    wrong in one line."""
+    classes = payload.get("classes")
+    if not isinstance(classes, (list, tuple)) or not all(isinstance(c, str) for c in classes):
+        raise _refuse(name, "its class list is missing or is not a list of class names")
+    if not 2 <= len(classes) <= len(CLASSES):
+        raise _refuse(name, f"it names {len(classes)} classes (a GlitchNet has 2 to {len(CLASSES)})")
+    unknown = [c for c in classes if c not in CLASS_TO_INDEX]
+    if unknown or len(set(classes)) != len(classes):
+        what = f"unknown class {unknown[0][:40]!r}" if unknown else "a class named twice"
+        raise _refuse(name, f"its class list has {what}")
+    width = payload.get("width", 64)
+    if not isinstance(width, int) or isinstance(width, bool) or not 1 <= width <= MAX_WIDTH:
+        raise _refuse(name, f"width {repr(width)[:20]} is not a whole number from 1 to {MAX_WIDTH}")
+    views = payload.get("views", ["1.0"])
+    known = {str(d) for d in DURATIONS_S}
+    try:
+        views = [str(float(v)) for v in views] if isinstance(views, (list, tuple)) else None
+    except (TypeError, ValueError):
+        views = None
+    if not views or not set(views) <= known or len(set(views)) != len(views):
+        raise _refuse(name, f"its views must be a non-empty list of distinct durations from {sorted(known)}")
+    temperature = _number(payload.get("temperature", 1.0))
+    if temperature is None or not math.isfinite(temperature) or temperature <= 0:
+        raise _refuse(name, f"its temperature {str(payload.get('temperature'))[:20]} is not a finite number above 0")
+    arch = payload.get("arch", DEFAULT_ARCH)
+    if arch not in ARCHITECTURE_NAMES:
+        raise _refuse(name, f"unknown architecture {str(arch)[:40]!r} (known: {', '.join(ARCHITECTURE_NAMES)})")
+    norm = payload.get("normalization") or {}
+    input_size = payload.get("input_size", INPUT_SIZE)
+    mean, std = (norm.get("mean", MEAN), norm.get("std", STD)) if isinstance(norm, dict) else (None, None)
+    if input_size != INPUT_SIZE or not isinstance(mean, (list, tuple)) or tuple(mean) != MEAN \
+            or not isinstance(std, (list, tuple)) or tuple(std) != STD:
+        raise CheckpointError(f"{name} expects preprocessing this GlitchNet does not provide "
+                              f"(input {str(input_size)[:12]}px, mean {str(mean)[:40]}, std {str(std)[:40]})")
+    epoch = payload.get("epoch", 0)
+    if not isinstance(epoch, int) or isinstance(epoch, bool) or epoch < 0:
+        raise _refuse(name, f"its epoch {repr(epoch)[:20]} is not a whole number")
+    for key in ("config", "metrics", "training_state"):
+        if payload.get(key) is not None and not isinstance(payload[key], dict):
+            raise _refuse(name, f"its {key} is not a table")
+    _check_weights(payload.get("state_dict"), arch, len(classes), width, name)
+    return {"classes": list(classes), "width": width, "views": views, "temperature": temperature, "arch": arch,
+            "epoch": epoch}
+
+
+def _check_weights(state_dict: Any, arch: str, num_classes: int, width: int, name: str) -> None:
+    """The weights are tensors of exactly the shapes the declared network has (checked on a model built on the
+    ``meta`` device, which allocates nothing), and finite."""
+    if not isinstance(state_dict, dict) or not state_dict:
+        raise _refuse(name, "it holds no weights (no state_dict table)")
+    if not all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state_dict.items()):
+        raise _refuse(name, "its state_dict holds something other than named tensors")
+    with torch.device("meta"):
+        expected = build_architecture(arch, num_classes=num_classes, width=width).state_dict()
+    missing = [k for k in expected if k not in state_dict]
+    extra = [k for k in state_dict if k not in expected]
+    if missing or extra:
+        what = f"{missing[0]} is missing" if missing else f"{extra[0][:60]} is unexpected"
+        raise CheckpointError(f"{name}: the weights do not fit the {arch} architecture of width {width} "
+                              f"({what})")
+    for key, want in expected.items():
+        got = state_dict[key]
+        if tuple(got.shape) != tuple(want.shape):
+            raise CheckpointError(f"{name}: the weights do not fit the {arch} architecture of width {width} "
+                                  f"({key} is {tuple(got.shape)}, expected {tuple(want.shape)})")
+        if got.is_floating_point() and not bool(torch.isfinite(got).all()):
+            raise _refuse(name, f"its weights hold NaN or infinite values ({key})")
+
+
 def load_checkpoint(path: str | os.PathLike, expected_classes: list[str] | None = None) -> Checkpoint:
-    """Read a checkpoint with ``weights_only=True`` (no code can run) and check that it is GlitchNet's."""
+    """Read a checkpoint with ``weights_only=True`` (no code can run) and check that it is GlitchNet's.
+
+    Every field of the header is checked before a model is built (``_check_header``): a crafted or damaged file
+    is refused with one line that says what is wrong.
+    """
     path = Path(path)
     if not path.is_file():
-        raise CheckpointError(f"no checkpoint at {path}")
+        raise CheckpointError(f"no checkpoint at {path}" + (" (it is a folder)" if path.is_dir() else ""))
+    try:
+        not_torch = _sniff(path)
+    except OSError as exc:
+        raise CheckpointError(f"cannot read {path}: {exc.strerror or type(exc).__name__}") from None
+    if not_torch:
+        raise CheckpointError(f"{path.name} is not a GlitchNet checkpoint: {not_torch}")
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError:
-        raise CheckpointError(f"{path.name} was refused: it holds Python objects that could run code, "
-                              "so it is not a GlitchNet checkpoint") from None
+    except pickle.UnpicklingError as exc:
+        if "weights only" in str(exc).lower() or "weights_only" in str(exc).lower():
+            raise CheckpointError(f"{path.name} was refused: it holds Python objects that could run code, "
+                                  "so it is not a GlitchNet checkpoint") from None
+        raise CheckpointError(f"{path.name} is not a readable checkpoint (corrupt: {first_line(str(exc), 100)})") \
+            from None
     except Exception as exc:  # whatever the reader trips on, the file is unusable: say so in one line
-        reason = str(exc).splitlines()[0][:100] if str(exc) else type(exc).__name__
+        reason = first_line(str(exc), 100) or type(exc).__name__
         raise CheckpointError(f"{path.name} is not a readable checkpoint (truncated or corrupt: {reason})") from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise CheckpointError(f"{path.name} is a PyTorch file but not a GlitchNet checkpoint")
-    if payload.get("format_version", 0) > FORMAT_VERSION:
-        raise CheckpointError(f"{path.name} was written by a newer GlitchNet (format {payload['format_version']})")
-    classes = list(payload.get("classes") or [])
-    if expected_classes is not None and classes != list(expected_classes):
-        raise CheckpointError(f"{path.name} was trained on another class list ({len(classes)} classes)")
-    norm = payload.get("normalization") or {}
+    version = payload.get("format_version", 0)
+    if not isinstance(version, int) or version > FORMAT_VERSION:
+        raise CheckpointError(f"{path.name} was written by a newer GlitchNet (format {str(version)[:20]})")
+    header = _check_header(payload, path.name)
+    if expected_classes is not None and header["classes"] != list(expected_classes):
+        raise CheckpointError(f"{path.name} was trained on another class list ({len(header['classes'])} classes, "
+                              f"expected {len(expected_classes)})")
     ckpt = Checkpoint(
         state_dict=payload["state_dict"],
-        classes=classes,
-        width=int(payload.get("width", 64)),
-        input_size=int(payload.get("input_size", INPUT_SIZE)),
-        views=[str(v) for v in payload.get("views", ["1.0"])],
-        mean=list(norm.get("mean", MEAN)),
-        std=list(norm.get("std", STD)),
-        temperature=float(payload.get("temperature", 1.0)),
+        classes=header["classes"],
+        width=header["width"],
+        input_size=INPUT_SIZE,
+        views=header["views"],
+        mean=list(MEAN),
+        std=list(STD),
+        temperature=header["temperature"],
         config=payload.get("config") or {},
         metrics=payload.get("metrics") or {},
-        epoch=int(payload.get("epoch", 0)),
+        epoch=header["epoch"],
         training_state=payload.get("training_state"),
-        library_version=str(payload.get("library_version", "?")),
-        arch=str(payload.get("arch", DEFAULT_ARCH)),
+        library_version=str(payload.get("library_version", "?"))[:40],
+        arch=header["arch"],
     )
-    if ckpt.input_size != INPUT_SIZE or tuple(ckpt.mean) != MEAN or tuple(ckpt.std) != STD:
-        raise CheckpointError(f"{path.name} expects preprocessing this GlitchNet does not provide "
-                              f"(input {ckpt.input_size}px, mean {ckpt.mean}, std {ckpt.std})")
-    ckpt.build_model()  # fail now, with a clear message, if the weights do not fit
+    ckpt.build_model()  # fail now, with a clear message, if the weights still do not load
     return ckpt

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -12,8 +13,41 @@ from .architectures import ARCHITECTURE_NAMES, DEFAULT_ARCH
 from .classes import DURATIONS_S
 from .config import ALL_VIEWS, AUGMENTATION_MODES, DURATION_VIEWS, LR_SCALING, TrainConfig
 from .distributed import BACKENDS
+from .errors import GlitchNetError, first_line, one_line
 
 EPILOG = "Errors are one line on stderr; exit status 2 for bad input, 1 for a failed run."
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with the one-line error promise: the usage text stays in ``--help``."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _positive(text: str) -> int:
+    """argparse type: a whole number of at least 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number, not {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
+def _dumps(obj) -> str:
+    """JSON that is always valid: NaN and infinities (JSON has none) become null."""
+    def clean(x):
+        if isinstance(x, float) and not math.isfinite(x):
+            return None
+        if isinstance(x, dict):
+            return {k: clean(v) for k, v in x.items()}
+        if isinstance(x, (list, tuple)):
+            return [clean(v) for v in x]
+        return x
+
+    return json.dumps(clean(obj), allow_nan=False)
 
 
 def _tqdm():
@@ -34,19 +68,21 @@ def _feeds(bar) -> Callable[[int, int], None]:
 def cmd_train(args: argparse.Namespace) -> int:
     from . import distributed
 
-    return distributed.run(lambda world: _train(args), device=args.device, backend=args.backend)
+    return distributed.run(lambda world: _train(args, world), device=args.device, backend=args.backend)
 
 
-def _train(args: argparse.Namespace) -> int:
+def _train(args: argparse.Namespace, world) -> int:
     from . import distributed
-    from .train import TrainConfig, train
+    from .simulate import DEFAULT_VERSION, data_home
+    from .train import Prepared, TrainConfig, prepare_run, train
 
-    data = args.data or str(distributed.main_first(_default_data))
+    data = args.data or str(data_home() / DEFAULT_VERSION)
     config = TrainConfig(data=data, out=args.out, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                          weight_decay=args.weight_decay, label_smoothing=args.label_smoothing, view=args.view,
                          augment=args.augment, seed=args.seed, arch=args.arch, width=args.width, device=args.device,
                          workers=args.workers, cache_dir=args.cache_dir, resume=args.resume, init=args.init,
-                         compile=args.compile, precise_bn=args.precise_bn, lr_scaling=args.lr_scaling)
+                         compile=args.compile, precise_bn=args.precise_bn, overwrite=args.overwrite,
+                         lr_scaling=args.lr_scaling)
     tqdm = _tqdm()
     bars: dict[str, object] = {}
 
@@ -71,9 +107,15 @@ def _train(args: argparse.Namespace) -> int:
         elif event.kind in ("scan", "done", "stopped") and event.message:
             tqdm.write(event.message)
 
+    if not world.is_main:  # rank 0 alone reports
+        show = lambda event: None  # noqa: E731
+    with distributed.all_ranks_ok():  # settings and outputs fail now, before the default dataset or any scan
+        prepared = prepare_run(config, show) if world.is_main else Prepared()
+    if not args.data:
+        distributed.main_first(_default_data)
     try:
-        train(config, progress=show)
-    finally:  # an error's line starts on a line of its own
+        train(config, progress=show, prepared=prepared)
+    finally:  # cleared before any error line is printed
         for bar in bars.values():
             bar.close()
     return 0
@@ -86,13 +128,14 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         return _evaluate_figures(args)
     if not args.data:
         raise ValueError("give --data DIR (a dataset) or --figures DIR (labelled figures, e.g. the golden set)")
+    _check_cache_dir(args.cache_dir)
     tqdm = _tqdm()
     with tqdm(desc=f"evaluating {args.split}", unit="img", disable=args.json, delay=1.0) as bar:
         result = evaluate_checkpoint(args.model, args.data, view=args.view, split=args.split,
                                      cache_dir=args.cache_dir, fallback_split=None, progress=_feeds(bar))
     metrics = dict(result.metrics, split=args.split, data=str(args.data), model=str(args.model))
     if args.json:
-        print(json.dumps(metrics))
+        print(_dumps(metrics))
         return 0
     print(f"{args.split}: {metrics['n']} images  accuracy {metrics['accuracy']:.4f}  "
           f"macro-F1 {metrics['macro_f1']:.4f}")
@@ -111,7 +154,7 @@ def _evaluate_figures(args: argparse.Namespace) -> int:
 
     result = evaluate_labelled_folder(Predictor(args.model), args.figures)
     if args.json:
-        print(json.dumps(result))
+        print(_dumps(result))
         return 0
     img, glitch = result["per_image"], result["per_glitch"]
     print(f"per image : {img['n']} images   accuracy {img['accuracy']:.4f}  macro-F1 {img['macro_f1']:.4f}")
@@ -131,9 +174,13 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
 
     from .checkpoint import load_checkpoint, save_checkpoint
     from .data import load_split, scan_dataset
+    from .errors import TrainingError
     from .evaluate import expected_calibration_error, fit_temperature, predict_logits, softmax
+    from .files import check_output_file
 
     ckpt = load_checkpoint(args.model)
+    check_output_file(args.model, "checkpoint")  # it is rewritten in place: fail now if it cannot be
+    _check_cache_dir(args.cache_dir)
     scan = scan_dataset(args.data, view=ckpt.scan_view)
     images, labels, _ = load_split(scan, "validation", args.cache_dir, workers=2)
     if len(labels) < 10:
@@ -141,6 +188,8 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     logits = predict_logits(ckpt.build_model(), images)
     before = expected_calibration_error(softmax(logits), labels)
     temperature = fit_temperature(logits, labels)
+    if not np.isfinite(temperature) or temperature <= 0:
+        raise TrainingError(f"no usable temperature could be fitted ({temperature}); {args.model} is unchanged")
     after = expected_calibration_error(softmax(logits, temperature), labels)
     ckpt.temperature = temperature
     ckpt.metrics["calibration"] = {"split": "validation", "n": int(len(labels)), "temperature": temperature,
@@ -148,7 +197,15 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     save_checkpoint(ckpt, args.model)
     print(f"temperature {temperature:.3f}: expected calibration error {before:.4f} -> {after:.4f} "
           f"on {len(labels)} validation images; written into {args.model}")
-    return 0 if np.isfinite(temperature) else 1
+    return 0
+
+
+def _check_cache_dir(cache_dir: str | None) -> None:
+    """The decoded-image cache must be writable: say so before the dataset scan, not after it."""
+    from .data import default_cache_dir
+    from .files import check_writable_folder
+
+    check_writable_folder(cache_dir or default_cache_dir(), "cache folder")
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
@@ -170,12 +227,13 @@ def cmd_predict(args: argparse.Namespace) -> int:
     for pred in predictor.predict_stream(expand_inputs(args.files), batch_size=args.batch_size):
         failed += pred.error is not None
         if args.json:
-            print(json.dumps(pred.to_json()), flush=True)
+            print(_dumps(pred.to_json()), flush=True)
         elif pred.error:
             print(f"{pred.name}: error: {pred.error}", flush=True)
         else:
             flag = "  (low confidence)" if pred.low_confidence else ""
-            print(f"{pred.name}: {pred.label} {pred.confidence:.3f}{flag}", flush=True)
+            views = f"  ({pred.views} views fused)" if pred.views > 1 else ""
+            print(f"{pred.name}: {pred.label} {pred.confidence:.3f}{views}{flag}", flush=True)
     return 0 if not failed else 3
 
 
@@ -222,7 +280,7 @@ def _predict_glitches(predictor, paths: list[str], args: argparse.Namespace) -> 
             if args.json:
                 body = {"error": verdict.error} if verdict.error else {
                     k: v for k, v in verdict.to_json().items() if k != "path"}
-                print(json.dumps({"glitch": glitch.key, "files": glitch.files, "views": len(glitch.readable),
+                print(_dumps({"glitch": glitch.key, "files": glitch.files, "views": len(glitch.readable),
                                   **body, **({"errors": errors} if errors else {})}), flush=True)
             elif verdict.error:
                 print(f"{glitch.key}: error: {next(iter(errors.values()), verdict.error)}", flush=True)
@@ -234,8 +292,11 @@ def _predict_glitches(predictor, paths: list[str], args: argparse.Namespace) -> 
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
-    from .simulate import simulate_dataset
+    from .files import check_writable_folder
+    from .simulate import class_counts, simulate_dataset
 
+    class_counts(args.glitches, args.per_class, args.balanced)  # bad counts and outputs fail before the bar
+    check_writable_folder(args.out, "dataset folder")
     tqdm = _tqdm()
     with tqdm(desc="simulating glitches", unit="glitch") as bar:
         out = simulate_dataset(args.out, n_glitches=args.glitches, per_class=args.per_class, seed=args.seed,
@@ -245,9 +306,10 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
 
 def cmd_scan(args: argparse.Namespace) -> int:
+    from .files import check_writable_folder
     from .strain import scan
 
-    out = Path(args.out)
+    out = check_writable_folder(args.out, "output folder")
     views = scan(args.strain, args.gps, out_dir=out)
     for dur in sorted(views):
         print(f"{dur:g} s view written to {out}")
@@ -263,16 +325,16 @@ def _default_data() -> Path:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="glitchnet", description="Classify Gravity Spy glitch spectrograms.",
-                                     epilog=EPILOG)
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser = _Parser(prog="glitchnet", description="Classify Gravity Spy glitch spectrograms.", epilog=EPILOG)
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     p = sub.add_parser("train", help="train GlitchNet on a dataset folder",
                        description="Train GlitchNet. Started by torchrun (torchrun --nproc-per-node N -m glitchnet "
                                    "train ...), it trains with DistributedDataParallel over N processes on one machine "
                                    "or many; only rank 0 writes checkpoints and progress.")
     p.add_argument("--data", help="dataset root (Kaggle or class-folder layout); default: the simulated default")
-    p.add_argument("--out", default=TrainConfig.out, help="checkpoint path (best on validation)")
+    p.add_argument("--out", default=TrainConfig.out,
+                   help="checkpoint path (best on validation); an existing one needs --overwrite or --resume")
     p.add_argument("--epochs", type=int, default=TrainConfig.epochs)
     p.add_argument("--batch-size", type=int, default=TrainConfig.batch_size, help="images per process and step")
     p.add_argument("--lr", type=float, default=TrainConfig.lr,
@@ -296,7 +358,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="auto, cpu, cuda (under torchrun: this node's GPU number LOCAL_RANK)")
     p.add_argument("--workers", type=int, default=TrainConfig.workers, help="data loader workers (-1: automatic)")
     p.add_argument("--cache-dir", help="decoded-image cache folder (default ~/.cache/glitchnet/tensors)")
-    p.add_argument("--resume", action="store_true", help="continue from <out>.last.pt")
+    p.add_argument("--resume", action="store_true",
+                   help="continue from <out>.last.pt (refused if the settings changed)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing checkpoint at --out")
     p.add_argument("--init", help="start from this checkpoint's weights (fine-tune) with a fresh optimizer")
     p.add_argument("--compile", action="store_true", help="torch.compile the model")
     p.add_argument("--precise-bn", type=int, default=TrainConfig.precise_bn, metavar="N",
@@ -325,7 +389,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("files", nargs="+", help="images (PNG/JPG/GIF, crops or full figures) or folders")
     p.add_argument("--model", help="checkpoint (default: the shipped models/glitchnet.pt)")
     p.add_argument("--json", action="store_true", help="one JSON object per input, one per line")
-    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--batch-size", type=_positive, default=32)
     p.add_argument("--by-glitch", action="store_true",
                    help="one answer per glitch: a GIF's frames and same-id Gravity Spy files fused, as in the app")
     p.add_argument("--out", help="write one results table here (.csv or .parquet, the app's CSV columns: a row per "
@@ -350,7 +414,7 @@ def build_parser() -> argparse.ArgumentParser:
     group.add_argument("--per-class", type=int, help="glitches per class")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--balanced", action="store_true", help="even class proportions")
-    p.add_argument("--workers", type=int, help="processes (default: all cores)")
+    p.add_argument("--workers", type=_positive, help="processes (default: all cores)")
     p.set_defaults(func=cmd_simulate)
 
     p = sub.add_parser("scan", help="make the four Gravity Spy views of a GPS time from a GWOSC strain file")
@@ -363,15 +427,22 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help, or a usage error already printed in one line
+        return exc.code if isinstance(exc.code, int) else 2
     try:
         return args.func(args)
     except KeyboardInterrupt:
         print("glitchnet: interrupted; finished work is kept (rerun to resume)", file=sys.stderr)
         return 130
-    except (ValueError, FileNotFoundError, PermissionError) as exc:
-        print(f"glitchnet: error: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}", file=sys.stderr)
+    except (GlitchNetError, ValueError, FileNotFoundError, PermissionError) as exc:  # bad input
+        plain = isinstance(exc, ValueError) and not isinstance(exc, GlitchNetError)  # a bad value says it all
+        print(f"glitchnet: error: {first_line(str(exc)) if plain and str(exc) else one_line(exc)}", file=sys.stderr)
         return 2
+    except Exception as exc:  # a failed run (a full disk, a broken install): one line, never a traceback
+        print(f"glitchnet: error: {one_line(exc)}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -6,9 +6,11 @@ from here, so the command line starts in an instant (no torch import) and a defa
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
+from typing import Any
 
-from .architectures import DEFAULT_ARCH
+from .architectures import ARCHITECTURE_NAMES, DEFAULT_ARCH
 from .classes import DURATIONS_S
 
 AUGMENTATION_MODES: tuple[str, ...] = ("class", "generic", "none")
@@ -71,6 +73,45 @@ class TrainConfig:
     """Before each validation, recompute BatchNorm's statistics over this many (clean, shuffled) training images;
     0 keeps the running averages. At a high learning rate the running averages lag the weights: measured on
     simulated data at epoch 3 of a 1e-3 schedule, validation accuracy was 78.1% with them and 84.8% recomputed."""
+    overwrite: bool = False
+    """Replace an existing checkpoint at ``out`` (and its ``.last.pt``); without it (or ``resume``) the run refuses."""
     lr_scaling: str = "linear"
     """One of ``LR_SCALING``. Under torchrun, how the rate follows the global batch (N ranks × ``batch_size``):
     "linear" trains at N × ``lr`` (``distributed.lr_scale``); one process always trains at ``lr``."""
+
+    def check(self) -> None:
+        """Refuse, with one line naming the setting, any knob a run cannot use (before any work starts)."""
+        from .checkpoint import MAX_WIDTH  # imported here: this module stays free of torch
+        from .data import parse_view
+        from .errors import TrainingError
+        from .train import pick_device
+
+        def whole(name: str, value: Any, low: int, high: int | None = None) -> None:
+            if not isinstance(value, int) or isinstance(value, bool) or value < low or (high and value > high):
+                bound = f"from {low} to {high}" if high else f"of at least {low}"
+                raise TrainingError(f"{name} must be a whole number {bound}, not {value!r}")
+
+        def real(name: str, value: Any, low: float, high: float | None = None, low_open: bool = False) -> None:
+            ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) \
+                and (value > low if low_open else value >= low) and (high is None or value < high)
+            if not ok:
+                bound = (f"{'above' if low_open else 'at least'} {low:g}" + (f" and below {high:g}" if high else ""))
+                raise TrainingError(f"{name} must be a finite number {bound}, not {value!r}")
+
+        whole("epochs", self.epochs, 1, 100_000)
+        whole("batch size", self.batch_size, 1, 65_536)
+        real("learning rate", self.lr, 0.0, low_open=True)
+        real("weight decay", self.weight_decay, 0.0)
+        real("label smoothing", self.label_smoothing, 0.0, 1.0)
+        whole("width", self.width, 1, MAX_WIDTH)
+        whole("workers", self.workers, -1, 256)
+        whole("precise-bn", self.precise_bn, 0)
+        whole("seed", self.seed, -(2**62), 2**62)
+        parse_view(self.view)
+        if self.augment not in AUGMENTATION_MODES:
+            raise TrainingError(f"augment must be one of {', '.join(AUGMENTATION_MODES)}, not {self.augment!r}")
+        if self.arch not in ARCHITECTURE_NAMES:
+            raise TrainingError(f"arch must be one of {', '.join(ARCHITECTURE_NAMES)}, not {self.arch!r}")
+        if self.lr_scaling not in LR_SCALING:
+            raise TrainingError(f"lr-scaling must be one of {', '.join(LR_SCALING)}, not {self.lr_scaling!r}")
+        pick_device(self.device)

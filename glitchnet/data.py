@@ -6,7 +6,6 @@ import hashlib
 import json
 import os
 import re
-import tempfile
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -19,6 +18,8 @@ from PIL import Image
 
 from .classes import CLASS_TO_INDEX, CLASSES, DURATIONS_S
 from .config import ALL_VIEWS, DURATION_VIEWS
+from .errors import GlitchNetError
+from .files import atomic_path, clean_stale_temps, write_text_atomic
 from .images import INPUT_SIZE, ImageError, canonical_uint8
 
 SPLITS = ("train", "validation", "test")
@@ -32,7 +33,7 @@ _SPLIT_ALIASES = {"train": "train", "training": "train", "validation": "validati
                   "valid": "validation", "test": "test", "testing": "test"}
 
 
-class DatasetError(ValueError):
+class DatasetError(GlitchNetError):
     """A folder that cannot be used as a dataset; the message is one line, fit for a user."""
 
 
@@ -266,12 +267,10 @@ def load_cached(paths: list[str], cache_dir: str | os.PathLike | None = None, si
 
 def _build_cache(paths: list[str], size: int, key: str, data_file: Path, meta_file: Path, workers: int,
                  progress: Callable[[int, int], None] | None) -> None:
-    """Decode ``paths`` into ``data_file`` (temp name, then rename) and record the failures in ``meta_file``."""
-    data_file.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{key}.", suffix=".tmp", dir=data_file.parent)
-    os.close(fd)
+    """Decode ``paths`` into ``data_file`` (written atomically) and record the failures in ``meta_file``."""
+    clean_stale_temps(data_file)  # a killed build's half-written cache
     errors: dict[str, str] = {}
-    try:
+    with atomic_path(data_file) as tmp:
         shape = (len(paths), size, size, 3)
         out = np.memmap(tmp, dtype=np.uint8, mode="w+", shape=shape) if paths else np.zeros(shape, np.uint8)
         chunk = 64
@@ -287,10 +286,7 @@ def _build_cache(paths: list[str], size: int, key: str, data_file: Path, meta_fi
         if paths:
             out.flush()
         del out
-        os.replace(tmp, data_file)
-        meta_file.write_text(json.dumps({"key": key, "count": len(paths), "size": size, "errors": errors}))
-    finally:
-        Path(tmp).unlink(missing_ok=True)
+    write_text_atomic(meta_file, json.dumps({"key": key, "count": len(paths), "size": size, "errors": errors}))
 
 
 def _store(out: np.ndarray, results: list, done: int, errors: dict[str, str], paths: list[str],

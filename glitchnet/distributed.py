@@ -15,6 +15,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from .config import LR_SCALING
+from .errors import GlitchNetError, one_line
 
 if TYPE_CHECKING:
     import torch
@@ -29,7 +30,7 @@ images on 2 cores; a 1M-image set takes far longer)."""
 T = TypeVar("T")
 
 
-class RankError(ValueError):
+class RankError(GlitchNetError):
     """A failure on one rank that ends the whole run; the message names the rank (``rank 1: ...``).
 
     ``agreed`` is True when every rank learnt of the failure at the same collective and raises this same error:
@@ -39,12 +40,6 @@ class RankError(ValueError):
     def __init__(self, rank: int, message: str, agreed: bool = False) -> None:
         super().__init__(f"rank {rank}: {message}")
         self.rank, self.message, self.agreed = rank, message, agreed
-
-
-def first_line(exc: BaseException) -> str:
-    """An exception as one line: its message's first line, or its type's name when it has none."""
-    text = (str(exc).strip().splitlines() or [""])[0][:300]
-    return text or type(exc).__name__
 
 
 # --------------------------------------------------------------------------------------------------- environment
@@ -97,26 +92,32 @@ def read_env(environ: Mapping[str, str] | None = None) -> World:
 
 
 def device_for(world: World, device: str = "auto") -> torch.device:
-    """The device this rank drives: ``auto`` is this node's GPU number ``LOCAL_RANK`` if CUDA is present, else the CPU;
-    ``cuda`` also takes GPU ``LOCAL_RANK``; ``cpu`` or an explicit ``cuda:N`` are kept."""
+    """The device this rank drives: ``auto`` (CUDA when available, else the CPU), ``cpu``, ``cuda`` or ``cuda:N``;
+    anything else is refused in one line. "auto" and "cuda" take this node's GPU number ``LOCAL_RANK`` (GPU 0 for a
+    plain process), so torchrun's N processes per node drive its N GPUs."""
     import torch
 
-    if device not in ("auto", "cpu", "cuda") and not device.startswith("cuda:"):
-        try:
-            return torch.device(device)  # another accelerator torch knows by name (e.g. "mps")
-        except RuntimeError:
-            raise ValueError(f"device must be auto, cpu, cuda or cuda:N, not {device!r}") from None
-    if device == "cpu" or (device == "auto" and not torch.cuda.is_available()):
-        return torch.device("cpu")
-    if not torch.cuda.is_available():
-        raise ValueError(f"device {device!r} was asked for but CUDA is not available here")
-    if device.startswith("cuda:"):
-        return torch.device(device)
-    count = torch.cuda.device_count()
-    if world.local_rank >= count:
-        raise ValueError(f"local rank {world.local_rank} has no GPU of its own ({count} on this node): start at most "
-                         f"{count} processes per node (torchrun --nproc-per-node {count})")
-    return torch.device("cuda", world.local_rank)
+    from .errors import TrainingError
+
+    name = device
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        chosen = torch.device(device)
+    except (RuntimeError, TypeError, ValueError):
+        raise TrainingError(f"device must be auto, cpu, cuda or cuda:N, not {name!r}") from None
+    if chosen.type == "cuda":
+        if not torch.cuda.is_available():
+            raise TrainingError(f"device {name!r}: no CUDA GPU is available here (use --device cpu or auto)")
+        if chosen.index is None:
+            chosen = torch.device("cuda", world.local_rank)
+        if chosen.index >= torch.cuda.device_count():
+            raise TrainingError(f"device {name!r}: only {torch.cuda.device_count()} CUDA GPU(s) here"
+                                + (f", and this is local rank {world.local_rank}: start at most that many processes "
+                                   "per node" if world.distributed else ""))
+    elif chosen.type != "cpu":
+        raise TrainingError(f"device must be auto, cpu, cuda or cuda:N, not {name!r}")
+    return chosen
 
 
 def backend_for(device: torch.device, backend: str = "auto") -> str:
@@ -176,13 +177,17 @@ def run(body: Callable[[World], T], device: str = "auto", backend: str = "auto")
         if not world.distributed:
             return body(world)
         try:
-            return body(world)
+            result = body(world)
         except RankError as exc:
-            if exc.agreed and not world.is_main:
-                raise SystemExit(2) from None
+            if exc.agreed:
+                barrier()  # every rank is alive and here: take the process group down together, not in a race
+                if not world.is_main:
+                    raise SystemExit(2) from None
             raise
         except Exception as exc:
-            raise RankError(world.rank, first_line(exc)) from exc
+            raise RankError(world.rank, one_line(exc)) from exc
+        barrier()
+        return result
 
 
 # ------------------------------------------------------------------------------------------------- collectives
@@ -251,7 +256,7 @@ def check_all_ranks(error: BaseException | str | None) -> None:
         if error is not None:
             raise RankError(0, error)
         return
-    message = None if error is None else (error if isinstance(error, str) else first_line(error))
+    message = None if error is None else (error if isinstance(error, str) else one_line(error))
     failures = all_gather_object(message)
     for failed_rank, text in enumerate(failures):
         if text is not None:

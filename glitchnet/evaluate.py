@@ -13,6 +13,7 @@ import torch
 from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precision_recall_fscore_support
 
 from .checkpoint import load_checkpoint
+from .classes import CLASSES
 from .data import load_split, scan_dataset
 from .model import forward_uint8
 
@@ -226,7 +227,7 @@ def evaluate_checkpoint(checkpoint: str | Path, data: str | Path, view: str | No
 
     ``view`` defaults to the checkpoint's own: all four views if it was trained on all, else its one duration.
     """
-    ckpt = load_checkpoint(checkpoint)
+    ckpt = load_checkpoint(checkpoint, expected_classes=list(CLASSES))  # the dataset's labels are CLASSES' indices
     view = view or ckpt.scan_view
     scan = scan_dataset(data, view=view)
     if scan.split(split).empty and fallback_split:

@@ -21,6 +21,8 @@ import numpy as np
 import torch
 from PIL import Image, ImageFile, UnidentifiedImageError
 
+from .errors import GlitchNetError, first_line
+
 INPUT_SIZE = 224
 """Side of the square model input, pixels."""
 
@@ -46,13 +48,18 @@ MAX_PIXELS = 40_000_000
 MIN_SIDE = 32
 """Refuse images smaller than this on either side: no spectrogram survives that."""
 
+MAX_FRAMES = 16
+"""Most frames read from one file; later frames are never decoded. A golden Gravity Spy GIF has 4 (one per view), so
+this is generous for real files and bounds a frame bomb (a small GIF of a thousand frames) to 16 decodes. A hosted
+server may pass a lower ``max_frames``."""
+
 Source = Union[str, os.PathLike, bytes, "io.BufferedIOBase", Image.Image]
 
 Image.MAX_IMAGE_PIXELS = MAX_PIXELS
 ImageFile.LOAD_TRUNCATED_IMAGES = False
 
 
-class ImageError(ValueError):
+class ImageError(GlitchNetError):
     """An input that cannot be turned into a spectrogram; the message is one line, fit for a user."""
 
 
@@ -153,18 +160,26 @@ def open_image(source: Source, frame: int = 0) -> Image.Image:
     return _checked_rgb(_open(source, frame))
 
 
-def open_frames(source: Source) -> list[Image.Image]:
+def open_frames(source: Source, max_frames: int | None = MAX_FRAMES) -> list[Image.Image]:
     """Every frame of an image as RGB, in one pass over the file: one frame for most images, the 0.5/1/2/4 s views of
     a golden GIF. Equal to ``open_image(source, k)`` for each ``k``, without reopening (and re-decoding the frames
-    before ``k``, which a GIF needs) for every frame."""
+    before ``k``, which a GIF needs) for every frame: a thousand-frame GIF took minutes that way.
+
+    At most ``max_frames`` frames (``MAX_FRAMES`` when None; a hosted server passes its own, lower cap), and no more
+    than ``MAX_PIXELS`` pixels in all, are decoded; later frames never are (``frame_count`` says how many the file
+    holds)."""
     img = _open(source)
     frames = [_checked_rgb(img)]
-    for k in range(1, getattr(img, "n_frames", 1)):
+    cap = MAX_FRAMES if max_frames is None else max(1, max_frames)
+    budget = max(1, MAX_PIXELS // max(1, img.size[0] * img.size[1]))
+    for k in range(1, min(getattr(img, "n_frames", 1), cap, budget)):
         try:
             img.seek(k)
             img.load()
-        except (OSError, SyntaxError, ValueError, EOFError) as exc:
-            raise ImageError(f"frame {k} of the image is damaged ({str(exc).splitlines()[0][:80]})") from None
+        except EOFError:  # fewer frames than the header said
+            break
+        except (OSError, SyntaxError, ValueError) as exc:
+            raise ImageError(f"frame {k} of the image is damaged ({first_line(str(exc), 80)})") from None
         frames.append(_checked_rgb(img))
     return frames
 
@@ -195,6 +210,8 @@ def _open(source: Source, frame: int = 0) -> Image.Image:
                 if w * h > MAX_PIXELS:
                     raise ImageError(f"the image declares {w}x{h} pixels, more than the {MAX_PIXELS:,} allowed")
                 if frame:
+                    if frame >= MAX_FRAMES:
+                        raise ImageError(f"frame {frame} requested, but at most {MAX_FRAMES} frames of a file are read")
                     n = getattr(img, "n_frames", 1)
                     if frame >= n:
                         raise ImageError(f"frame {frame} requested but the image has {n} frame(s)")
@@ -207,7 +224,7 @@ def _open(source: Source, frame: int = 0) -> Image.Image:
         except UnidentifiedImageError:
             raise ImageError("not an image file (or a format Pillow cannot read)") from None
         except (OSError, SyntaxError, ValueError, EOFError) as exc:
-            raise ImageError(f"the image is damaged or truncated ({str(exc).splitlines()[0][:80]})") from None
+            raise ImageError(f"the image is damaged or truncated ({first_line(str(exc), 80)})") from None
     return img
 
 
@@ -229,8 +246,8 @@ def _to_rgb(img: Image.Image) -> Image.Image:
     return img.convert("RGB")
 
 
-def n_frames(source: Source) -> int:
-    """Number of frames in an image (4 for a golden GIF with all the views, else 1)."""
+def frame_count(source: Source) -> int:
+    """How many frames an image holds, read from its headers without decoding any (1 for a still image)."""
     if isinstance(source, Image.Image):
         return getattr(source, "n_frames", 1)
     data = source if isinstance(source, (bytes, bytearray)) else None
@@ -239,6 +256,11 @@ def n_frames(source: Source) -> int:
             return getattr(img, "n_frames", 1)
     except Exception:
         return 1
+
+
+def n_frames(source: Source, max_frames: int = MAX_FRAMES) -> int:
+    """Number of frames read from an image (4 for a golden GIF with all the views, else 1): at most ``max_frames``."""
+    return min(frame_count(source), max(1, max_frames))
 
 
 def _is_background(arr: np.ndarray) -> np.ndarray:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import os
 import threading
 from collections.abc import Iterable, Iterator, Sequence
@@ -17,7 +18,16 @@ import torch
 from .checkpoint import Checkpoint, CheckpointError, load_checkpoint
 from .evaluate import fuse_log_probabilities
 from .glitches import Glitch, View, frame_duration, group_views, parse_name
-from .images import INPUT_SIZE, ImageError, Source, canonical_checked, open_frames, to_model_input
+from .images import (
+    INPUT_SIZE,
+    MAX_FRAMES,
+    ImageError,
+    Source,
+    canonical_checked,
+    frame_count,
+    open_frames,
+    to_model_input,
+)
 from .model import forward_uint8
 
 MODELS_DIR = Path(__file__).resolve().parents[1] / "models"
@@ -65,10 +75,15 @@ class Prediction:
     """Why this answer deserves less trust than its confidence suggests (a blank or uniformly dark view)."""
 
     def to_json(self) -> dict[str, Any]:
+        """A JSON-safe dict (never NaN): ``{"path", "error"}`` or the answer, with ``views`` when several were fused."""
+        if self.error is None and not (self.confidence is not None and np.isfinite(self.confidence)
+                                       and all(np.isfinite(p) for _, p in self.top5)):
+            return {"path": self.name, "error": "the model gave no finite answer for this image"}
         if self.error is not None:
             return {"path": self.name, "error": self.error}
         return {"path": self.name, "label": self.label, "confidence": round(float(self.confidence), 6),
                 "top5": [[c, round(float(p), 6)] for c, p in self.top5], "low_confidence": self.low_confidence,
+                **({"views": self.views} if self.views > 1 else {}),
                 **({"warning": self.warning} if self.warning else {})}
 
 
@@ -135,17 +150,19 @@ class Predictor:
                           low_confidence=conf < LOW_CONFIDENCE or warning is not None, views=views, warning=warning)
 
     def predict(self, sources: Iterable[Source], names: Iterable[str] | None = None,
-                batch_size: int = 32) -> list[Prediction]:
-        """Classify every source; unreadable ones get a ``Prediction`` with ``error`` set, the rest go on."""
-        return list(self.predict_stream(sources, names, batch_size))
+                batch_size: int = 32, max_frames: int = MAX_FRAMES) -> list[Prediction]:
+        """Classify every source, one answer per file (``verdict``: a multi-frame GIF's frames fused, as the app
+        does); unreadable ones get a ``Prediction`` with ``error`` set, the rest go on."""
+        return list(self.predict_stream(sources, names, batch_size, max_frames=max_frames))
 
     def predict_stream(self, sources: Iterable[Source], names: Iterable[str] | None = None,
-                       batch_size: int = 32, decode_threads: int = 2) -> Iterator[Prediction]:
+                       batch_size: int = 32, decode_threads: int = 2,
+                       max_frames: int = MAX_FRAMES) -> Iterator[Prediction]:
         """Like ``predict`` but lazy, for a folder of any size in constant memory.
 
-        Images are decoded by a small thread pool one batch ahead of the model (PNG inflate, resizing and the
-        colour lookups release the GIL), so decoding batch k+1 overlaps the forward pass of batch k; at most
-        two batches are held at once.
+        Files are decoded (``decode``) by a small thread pool one batch ahead of the model (PNG inflate, resizing and
+        the colour lookups release the GIL), so decoding batch k+1 overlaps the forward pass of batch k; at most
+        two batches of files are held at once.
         """
         names_iter = iter(names) if names is not None else None
 
@@ -154,12 +171,9 @@ class Predictor:
                 return next(names_iter), source
             return (str(source) if isinstance(source, (str, os.PathLike)) else "upload"), source
 
-        def decode(item: tuple[str, Source]) -> tuple[str, np.ndarray | None, str | None, str | None]:
+        def decode(item: tuple[str, Source]) -> tuple[str, list[View]]:
             name, source = item
-            try:
-                return name, *self.load_checked(source), None
-            except ImageError as exc:
-                return name, None, None, str(exc)
+            return name, self.decode(name, source, max_frames)
 
         def chunks() -> Iterator[list[tuple[str, Source]]]:
             chunk: list[tuple[str, Source]] = []
@@ -181,38 +195,61 @@ class Predictor:
             if pending is not None:
                 yield from self._flush([f.result() for f in pending])
 
-    def _flush(self, pending: list[tuple[str, np.ndarray | None, str | None, str | None]]) -> Iterator[Prediction]:
-        good = [img for _, img, _, _ in pending if img is not None]
-        probs = iter(self.probabilities(np.stack(good))) if good else iter(())
-        for name, img, warning, err in pending:
-            yield Prediction(name=name, error=err) if img is None else self._result(name, next(probs),
-                                                                                      warning=warning)
+    def _flush(self, pending: list[tuple[str, list[View]]]) -> Iterator[Prediction]:
+        readable = [v for _, views in pending for v in views if v.error is None]
+        probs = self.probabilities(np.stack([v.image for v in readable])) if readable else []
+        for v, p in zip(readable, probs):
+            v.prediction = self._result(v.name, p, warning=v.warning)
+        for name, views in pending:
+            yield self.verdict([v.prediction or Prediction(name=v.name, error=v.error) for v in views], name)
 
-    def predict_frames(self, source: Source, name: str = "upload") -> list[Prediction]:
-        """One prediction per frame: a golden GIF holds the four views of one glitch."""
-        views = self.decode(name, source)
+    def predict_frames(self, source: Source, name: str = "upload", max_frames: int = MAX_FRAMES) -> list[Prediction]:
+        """One prediction per frame: a golden GIF holds the four views of one glitch (at most ``max_frames``)."""
+        views = self.decode(name, source, max_frames)
         self.classify(views, explain=False)
         return [v.prediction for v in views]
+
+    def predict_file(self, source: Source, name: str = "upload",
+                     max_frames: int = MAX_FRAMES) -> tuple[list[Prediction], Prediction]:
+        """A file's per-frame predictions and its ``verdict``: what the app shows and the CLI prints."""
+        frames = self.predict_frames(source, name, max_frames)
+        return frames, self.verdict(frames, name)
+
+    def verdict(self, frames: list[Prediction], name: str) -> Prediction:
+        """The one answer for a file, in the CLI and the app alike: a still image's own; a multi-frame file's frames
+        are the views of one glitch (Gravity Spy's golden GIFs), so they are fused (``fuse``), as ``classify``
+        fuses a glitch's views."""
+        if len(frames) == 1:
+            return dataclasses.replace(frames[0], name=name)
+        answer = self.fuse(frames, name=name)
+        if answer.error is not None:
+            answer.error = next((p.error for p in frames if p.error), answer.error)
+        return answer
 
     # ------------------------------------------------------------------------------------ glitches, explained
 
     @staticmethod
-    def decode(name: str, source: Source) -> list[View]:
+    def decode(name: str, source: Source, max_frames: int | None = MAX_FRAMES) -> list[View]:
         """Every view in one file, decoded once: one ``View`` per frame (a golden GIF holds a glitch's four views),
-        or one ``View`` with ``error`` set when the file cannot be read."""
+        or one ``View`` with ``error`` set when the file cannot be read. At most ``max_frames`` frames are decoded
+        (``MAX_FRAMES`` when None); when a file holds more, each view's warning says how many were read."""
         if isinstance(source, (str, os.PathLike)) and Path(source).is_file():
             source = Path(source).read_bytes()  # one read from disk, whatever the number of frames
         _, _, duration = parse_name(name)
         try:
-            frames = open_frames(source)
+            frames = open_frames(source, max_frames)
         except ImageError as exc:
             return [View(name=name, file=name, duration_s=duration, error=str(exc))]
+        total = frame_count(source)
+        unread = (f"only the first {len(frames)} of its {total} frames were read (a Gravity Spy GIF has 4)"
+                  if total > len(frames) else None)
         views = []
         for k, frame in enumerate(frames):
             view = View(name=f"{name}#frame{k}" if len(frames) > 1 else name, file=name, frame=k,
                         duration_s=frame_duration(k, len(frames)) if len(frames) > 1 else duration)
             try:
                 view.image, view.warning = Predictor.load_checked(frame)
+                view.warning = unread or view.warning
             except ImageError as exc:
                 view.error = str(exc)
             views.append(view)

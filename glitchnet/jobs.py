@@ -12,18 +12,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .errors import one_line
 from .evaluate import Evaluation, evaluate_checkpoint
 from .train import Event, TrainConfig, train
 
 LOG = logging.getLogger("glitchnet.jobs")
-
-
-def one_line(exc: BaseException) -> str:
-    """An exception as one short line fit for a user: the message alone for GlitchNet's own errors."""
-    text = (str(exc).strip().splitlines() or [""])[0][:200]
-    if type(exc).__name__ in ("ImageError", "DatasetError", "CheckpointError"):
-        return text
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 @dataclass

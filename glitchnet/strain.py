@@ -14,16 +14,22 @@ is nothing above 2048 Hz. Files sampled below 4096 Hz cannot reach 2048 Hz at al
 
 from __future__ import annotations
 
+import io
 import math
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image
 from scipy import signal
 
+from .errors import GlitchNetError, first_line
+from .files import write_bytes_atomic
 from .omega.png import encode_png
 from .omega.qtransform import SAMPLE_RATE_HZ
 from .omega.render import omega_views
@@ -39,7 +45,7 @@ MIN_SAMPLE_RATE_HZ = 4096.0
 """Lowest sample rate whose Nyquist frequency reaches the top of Gravity Spy's 10-2048 Hz axis, Hz."""
 
 
-class StrainError(ValueError):
+class StrainError(GlitchNetError):
     """A strain file or GPS time that cannot be scanned; the message is one line, fit for a user."""
 
 
@@ -55,27 +61,159 @@ class SampleRateError(StrainError):
     """The data are sampled too slowly to show frequencies up to 2048 Hz."""
 
 
-def _find_channel(path: Path) -> tuple[str | None, str]:
-    """The gwpy dataset name (``None`` for a GWOSC-format file) and gwpy format of the strain in ``path``."""
+StrainSource = str | os.PathLike | bytes | bytearray
+"""A strain file's path, or its bytes (an upload)."""
+
+MAX_STRAIN_SAMPLES = 4096 * 16384
+"""Most samples a strain dataset may declare: a full GWOSC file (4096 s at 16 kHz). Only a scan's block is read."""
+
+MAX_SAMPLE_RATE_HZ = 65536.0
+"""Highest sample rate accepted, Hz (GWOSC publishes 4 and 16 kHz)."""
+
+MAX_CHUNK_BYTES = 16 * 2**20
+"""Largest HDF5 chunk read, bytes: a compressed chunk is inflated whole, so this bounds a compression bomb."""
+
+MAX_HDF5_OBJECTS = 10_000
+"""Most groups and datasets visited while looking for the strain."""
+
+
+def _describe(source: StrainSource) -> str:
+    return "the file" if isinstance(source, (bytes, bytearray)) else Path(source).name
+
+
+def _strain_dataset(fh, channel: str | None, label: str):
+    """The strain dataset of an open HDF5 file: ``channel`` if given, GWOSC's ``strain/Strain``, else the first 1-d
+    dataset with a sample spacing (one whose name says STRAIN first)."""
     import h5py
 
-    try:
-        with h5py.File(path, "r") as fh:
-            if isinstance(fh.get("strain/Strain"), h5py.Dataset):
-                return None, "hdf5.gwosc"
+    if channel is not None:
+        obj = fh.get(channel)
+        if not isinstance(obj, h5py.Dataset):
             names: list[str] = []
-            fh.visititems(lambda name, obj: names.append(name) if isinstance(obj, h5py.Dataset)
-                          and obj.ndim == 1 and obj.dtype.kind == "f" and "dx" in obj.attrs else None)
-    except OSError:
-        raise NotStrainError(f"{path.name} is not an HDF5 strain file") from None
-    if not names:
-        raise NotStrainError(f"{path.name} holds no strain time series (no 1-d dataset with a sample spacing)")
-    strain = [n for n in names if "STRAIN" in n.upper()]
-    return (strain or names)[0], "hdf5"
+
+            def listed(name: str, o) -> bool | None:
+                if isinstance(o, h5py.Dataset):
+                    names.append(name)
+                return True if len(names) >= 5 else None
+
+            fh.visititems(listed)
+            raise NotStrainError(f"{label} has no channel {channel!r}"
+                                 + (f" (it holds {', '.join(names)})" if names else ""))
+        return obj
+    gwosc = fh.get("strain/Strain")
+    if isinstance(gwosc, h5py.Dataset):
+        return gwosc
+    found: list[str] = []
+    visited = [0]
+
+    def visit(name: str, obj) -> bool | None:
+        visited[0] += 1
+        if visited[0] > MAX_HDF5_OBJECTS:
+            return True
+        if isinstance(obj, h5py.Dataset) and len(obj.shape) == 1 and obj.dtype.kind == "f" and "dx" in obj.attrs:
+            found.append(name)
+        return None
+
+    fh.visititems(visit)
+    if not found:
+        raise NotStrainError(f"{label} holds no strain time series (no 1-d dataset with a sample spacing)")
+    strain = [n for n in found if "STRAIN" in n.upper()]
+    return fh[(strain or found)[0]]
 
 
-def read_strain(strain_file: str | os.PathLike) -> tuple[np.ndarray, float, float, str | None]:
-    """Read a GWOSC strain file (gwpy HDF5 or GWOSC's own HDF5 layout) with gwpy.
+def _scalar(attrs, *keys: str) -> float | None:
+    for key in keys:
+        if key in attrs:
+            try:
+                return float(np.asarray(attrs[key]).reshape(-1)[0])
+            except (TypeError, ValueError, IndexError):
+                return None
+    return None
+
+
+@contextmanager
+def _open_strain(source: StrainSource, channel: str | None = None,
+                 label: str | None = None) -> Iterator[tuple[Any, float, float, str | None]]:
+    """Open a strain file and check it before reading any sample: yields (dataset, GPS start s, sample rate Hz, ifo).
+
+    Every check reads only metadata: the dataset's declared length, type, chunk size, start time and spacing.
+    ``label`` names the file in messages (default: its name, or "the file" for bytes).
+    """
+    try:
+        import h5py
+    except ImportError:
+        raise StrainError("reading strain files needs gwpy and h5py: pip install 'glitchnet[strain]'") from None
+
+    label = label or _describe(source)
+    if isinstance(source, (bytes, bytearray)):
+        if not source:
+            raise NotStrainError("the strain file is empty")
+        handle: Any = io.BytesIO(source)
+    else:
+        path = Path(source).expanduser()
+        if not path.is_file():
+            raise NotStrainError(f"no such strain file: {path}")
+        handle = path
+    try:
+        fh = h5py.File(handle, "r")
+    except (OSError, ValueError):
+        raise NotStrainError(f"{label} is not an HDF5 strain file") from None
+    with fh:
+        try:
+            ds = _strain_dataset(fh, channel, label)
+            if len(ds.shape) != 1 or ds.dtype.kind != "f" or ds.dtype.itemsize > 8:
+                raise NotStrainError(f"{label}: {ds.name} is not a 1-d series of real numbers "
+                                     f"(shape {ds.shape}, type {ds.dtype})")
+            n = int(ds.shape[0])
+            if n == 0:
+                raise NotStrainError(f"{label}: {ds.name} holds no samples")
+            if n > MAX_STRAIN_SAMPLES:
+                raise StrainError(f"{label} declares {n:,} samples, more than the {MAX_STRAIN_SAMPLES:,} of a full "
+                                  "GWOSC file")
+            if ds.chunks is not None:
+                chunk_bytes = int(np.prod(ds.chunks)) * ds.dtype.itemsize
+                if chunk_bytes > MAX_CHUNK_BYTES:
+                    raise StrainError(f"{label} stores its strain in chunks of {chunk_bytes / 2**20:,.0f} MB, more "
+                                      f"than the {MAX_CHUNK_BYTES // 2**20} MB read at once")
+            gwosc = ds.name == "/strain/Strain"
+            t0 = _scalar(ds.attrs, "Xstart") if gwosc else _scalar(ds.attrs, "x0", "epoch")
+            dt = _scalar(ds.attrs, "Xspacing") if gwosc else _scalar(ds.attrs, "dx")
+            if t0 is None or dt is None or not math.isfinite(t0) or not math.isfinite(dt) or dt <= 0:
+                raise NotStrainError(f"{label}: {ds.name} has no valid start time and sample spacing")
+            fs = 1.0 / dt
+            if fs > MAX_SAMPLE_RATE_HZ:
+                raise SampleRateError(f"{label} says it is sampled at {fs:,.0f} Hz; at most "
+                                      f"{MAX_SAMPLE_RATE_HZ:,.0f} Hz is accepted")
+            name = str(ds.attrs.get("channel", ds.attrs.get("name", ds.name.lstrip("/"))))
+            if isinstance(name, bytes):
+                name = name.decode(errors="replace")
+            ifo = name.split(":")[0] if ":" in name else None
+            if gwosc and ifo is None:
+                detector = fh.get("meta/Detector")
+                if isinstance(detector, h5py.Dataset) and detector.size == 1:
+                    value = detector[()]
+                    ifo = (value.decode(errors="replace") if isinstance(value, bytes) else str(value))[:2] or None
+            yield ds, t0, fs, ifo
+        except (OSError, KeyError, RuntimeError) as exc:  # h5py's errors for damaged files
+            raise NotStrainError(f"cannot read strain from {label}: {first_line(str(exc), 100)}") from None
+
+
+def _read(ds, start: int, stop: int, label: str) -> np.ndarray:
+    try:
+        return np.asarray(ds[start:stop], dtype=np.float64)
+    except (OSError, ValueError, RuntimeError) as exc:  # a damaged or undecodable chunk
+        raise NotStrainError(f"cannot read strain from {label}: {first_line(str(exc), 100)}") from None
+
+
+def read_strain(strain_file: StrainSource, channel: str | None = None) -> tuple[np.ndarray, float, float, str | None]:
+    """Read a GWOSC strain file (gwpy's HDF5 layout or GWOSC's own), or its bytes, whole.
+
+    Parameters
+    ----------
+    strain_file : path or bytes
+        The file, or its contents.
+    channel : str, optional
+        Dataset to read; by default GWOSC's ``strain/Strain`` or the first strain-like series.
 
     Returns
     -------
@@ -85,27 +223,12 @@ def read_strain(strain_file: str | os.PathLike) -> tuple[np.ndarray, float, floa
     Raises
     ------
     NotStrainError
-        If the file is missing, not HDF5, or holds no strain series.
+        If the file is missing, not HDF5, or holds no strain series (or not ``channel``).
     StrainError
-        If gwpy or h5py, the optional ``strain`` dependencies, are not installed.
+        If it declares more than ``MAX_STRAIN_SAMPLES`` samples or chunks over ``MAX_CHUNK_BYTES``.
     """
-    try:
-        import h5py  # noqa: F401  (read by _find_channel)
-        from gwpy.timeseries import TimeSeries
-    except ImportError:
-        raise StrainError("reading strain files needs gwpy and h5py: pip install 'glitchnet[strain]'") from None
-
-    path = Path(strain_file).expanduser()
-    if not path.is_file():
-        raise NotStrainError(f"no such strain file: {path}")
-    channel, fmt = _find_channel(path)
-    try:
-        ts = TimeSeries.read(path, channel, format=fmt) if channel else TimeSeries.read(path, format=fmt)
-    except Exception as exc:  # gwpy raises many types for malformed files
-        raise NotStrainError(f"cannot read strain from {path.name}: {str(exc).splitlines()[0][:100]}") from None
-    name = str(ts.name or channel or "")
-    ifo = name.split(":")[0] if ":" in name else None
-    return np.asarray(ts.value, dtype=np.float64), float(ts.t0.value), float(ts.sample_rate.value), ifo
+    with _open_strain(strain_file, channel) as (ds, t0, fs, ifo):
+        return _read(ds, 0, ds.shape[0], _describe(strain_file)), t0, fs, ifo
 
 
 def _ifo_from_name(path: Path) -> str | None:
@@ -130,31 +253,36 @@ class WhitenedBlock:
     """Detector named by the file's channel, if any."""
 
 
-def whitened_block(strain_file: str | os.PathLike, gps: float) -> WhitenedBlock:
-    """Read ``strain_file`` and whiten up to ``BLOCK_S`` seconds of it centred on ``gps``, at ``SAMPLE_RATE_HZ``.
+def whitened_block(strain_file: StrainSource, gps: float, channel: str | None = None,
+                   label: str | None = None) -> WhitenedBlock:
+    """Read up to ``BLOCK_S`` seconds of ``strain_file`` centred on ``gps`` and whiten them, at ``SAMPLE_RATE_HZ``.
+
+    Only that block is read from the file, whatever its length. ``label`` names the file in messages.
 
     Raises
     ------
     NotStrainError, GPSRangeError, SampleRateError, StrainError
         As :func:`scan`.
     """
-    data, t0, fs, channel_ifo = read_strain(strain_file)
-    if fs < MIN_SAMPLE_RATE_HZ:
-        raise SampleRateError(f"the data are sampled at {fs:g} Hz; Gravity Spy's 10-2048 Hz views need at least "
-                              f"{MIN_SAMPLE_RATE_HZ:g} Hz")
-    t1 = t0 + data.size / fs
-    gps = float(gps)
-    if not math.isfinite(gps) or not t0 <= gps < t1:
-        raise GPSRangeError(f"GPS time {gps} is outside the file, which covers {t0:.3f} to {t1:.3f}")
-    half = min(BLOCK_S / 2, gps - t0, t1 - gps)
-    if half < MIN_HALF_BLOCK_S:
-        raise GPSRangeError(f"GPS time {gps} is {half:.2f} s from the edge of the file ({t0:.3f} to {t1:.3f}); "
-                            f"a scan needs {MIN_HALF_BLOCK_S:g} s of data either side")
-    centre = int(round((gps - t0) * fs))
-    n_half = int(math.floor(half * fs)) - 1
-    block = data[centre - n_half:centre + n_half]
+    with _open_strain(strain_file, channel, label) as (ds, t0, fs, channel_ifo):
+        if fs < MIN_SAMPLE_RATE_HZ:
+            raise SampleRateError(f"the data are sampled at {fs:g} Hz; Gravity Spy's 10-2048 Hz views need at "
+                                  f"least {MIN_SAMPLE_RATE_HZ:g} Hz")
+        t1 = t0 + ds.shape[0] / fs
+        gps = float(gps)
+        if not math.isfinite(gps) or not t0 <= gps < t1:
+            raise GPSRangeError(f"GPS time {gps} is outside the file, which covers {t0:.3f} to {t1:.3f}")
+        half = min(BLOCK_S / 2, gps - t0, t1 - gps)
+        if half < MIN_HALF_BLOCK_S:
+            raise GPSRangeError(f"GPS time {gps} is {half:.2f} s from the edge of the file ({t0:.3f} to "
+                                f"{t1:.3f}); a scan needs {MIN_HALF_BLOCK_S:g} s of data either side")
+        centre = int(round((gps - t0) * fs))
+        n_half = int(math.floor(half * fs)) - 1
+        block = _read(ds, centre - n_half, centre + n_half, label or _describe(strain_file))
     if not np.isfinite(block).all():
         raise StrainError(f"the data within {half:.1f} s of GPS {gps} contain gaps (NaN or infinite samples)")
+    if not block.any():
+        raise StrainError(f"the data within {half:.1f} s of GPS {gps} are all zero")
     ratio = Fraction(SAMPLE_RATE_HZ / fs).limit_denominator(64)
     if ratio != 1:
         block = signal.resample_poly(block, ratio.numerator, ratio.denominator)
@@ -163,22 +291,26 @@ def whitened_block(strain_file: str | os.PathLike, gps: float) -> WhitenedBlock:
                          n_half / fs + (gps - (t0 + centre / fs)), channel_ifo)
 
 
-def _scan_arrays(strain_file: str | os.PathLike, gps: float, ifo: str | None) -> tuple[str, dict[float, np.ndarray]]:
+def _scan_arrays(strain_file: StrainSource, gps: float, ifo: str | None, channel: str | None = None,
+                 filename: str | None = None) -> tuple[str, dict[float, np.ndarray]]:
     """The detector naming the views and the four views as RGBA arrays keyed by duration, s."""
-    block = whitened_block(strain_file, gps)
+    block = whitened_block(strain_file, gps, channel, filename)
     views = omega_views(block.fseries, block.duration_s, block.sample_rate_hz, block.centre_s, norm="omega",
                         edge_s=TAPER_S)
-    return ifo or block.ifo or _ifo_from_name(Path(strain_file)) or "H1", views
+    if filename is None and not isinstance(strain_file, (bytes, bytearray)):
+        filename = str(strain_file)
+    return ifo or block.ifo or (_ifo_from_name(Path(filename)) if filename else None) or "H1", views
 
 
-def scan(strain_file: str | os.PathLike, gps: float, out_dir: str | os.PathLike | None = None,
-         ifo: str | None = None) -> dict[float, Image.Image]:
+def scan(strain_file: StrainSource, gps: float, out_dir: str | os.PathLike | None = None,
+         ifo: str | None = None, channel: str | None = None) -> dict[float, Image.Image]:
     """Make Gravity Spy's four views (0.5, 1, 2, 4 s) of GPS time ``gps`` in a GWOSC strain file.
 
     Parameters
     ----------
-    strain_file : str or os.PathLike
-        GWOSC strain file, HDF5 (gwpy's layout, e.g. dataset ``H1:GWOSC-4KHZ_R1_STRAIN``, or GWOSC's own).
+    strain_file : str, os.PathLike or bytes
+        GWOSC strain file, HDF5 (gwpy's layout, e.g. dataset ``H1:GWOSC-4KHZ_R1_STRAIN``, or GWOSC's own), or its
+        bytes (an upload).
     gps : float
         GPS time to centre the views on, s.
     out_dir : str or os.PathLike, optional
@@ -186,6 +318,8 @@ def scan(strain_file: str | os.PathLike, gps: float, out_dir: str | os.PathLike 
         milliseconds (digits only, so the files read as a Gravity Spy glitch id).
     ifo : str, optional
         Detector for the file names; default from the channel name or the file name, else ``"H1"``.
+    channel : str, optional
+        The dataset to scan; by default GWOSC's ``strain/Strain`` or the first strain-like series.
 
     Returns
     -------
@@ -195,23 +329,22 @@ def scan(strain_file: str | os.PathLike, gps: float, out_dir: str | os.PathLike 
     Raises
     ------
     NotStrainError
-        The file is not strain data.
+        The file is not strain data (not HDF5, no strain series, no such ``channel``).
     GPSRangeError
         ``gps`` lies outside the file or within ``MIN_HALF_BLOCK_S`` of its edges.
     SampleRateError
         The file is sampled below 4096 Hz.
     StrainError
-        The data around ``gps`` have gaps.
+        The data around ``gps`` have gaps or are all zero; the file declares more than ``MAX_STRAIN_SAMPLES``
+        samples or stores them in chunks over ``MAX_CHUNK_BYTES`` (a compression bomb).
     """
-    ifo, views = _scan_arrays(strain_file, gps, ifo)
+    ifo, views = _scan_arrays(strain_file, gps, ifo, channel)
     if out_dir is not None:
         out = Path(out_dir).expanduser()
         out.mkdir(parents=True, exist_ok=True)
         for d, a in views.items():
             path = out / view_file_name(ifo, gps, d)
-            tmp = path.with_name(f".{path.name}.tmp")
-            tmp.write_bytes(encode_png(a))
-            os.replace(tmp, path)
+            write_bytes_atomic(path, encode_png(a))
     return {d: Image.fromarray(a, "RGBA") for d, a in views.items()}
 
 
@@ -224,20 +357,14 @@ def scan_bytes(data: bytes, gps: float, filename: str = "strain.hdf5") -> dict[s
     """:func:`scan` of an uploaded strain file's bytes: the four views keyed by their Gravity Spy file names.
 
     ``filename`` is the upload's own name (its detector prefix, as in ``H-H1_GWOSC_...``, names the views when the
-    channel does not). The bytes go through a private temporary file, since gwpy reads HDF5 from a path.
+    channel does not). The bytes are read in memory, with the same checks as a file: only the scanned block is read.
 
     Raises
     ------
     NotStrainError, GPSRangeError, SampleRateError, StrainError
         As :func:`scan`.
     """
-    import tempfile
-
     if not data:
         raise NotStrainError(f"{Path(filename).name} is empty")
-    name = Path(filename).name or "strain.hdf5"
-    with tempfile.TemporaryDirectory(prefix="glitchnet-strain-") as tmp:
-        path = Path(tmp) / name
-        path.write_bytes(data)
-        ifo, views = _scan_arrays(path, gps, None)
+    ifo, views = _scan_arrays(data, gps, None, filename=Path(filename).name)
     return {view_file_name(ifo, gps, d): Image.fromarray(a, "RGBA") for d, a in sorted(views.items())}

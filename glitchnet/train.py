@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import math
 import os
 import random
 import threading
@@ -22,11 +23,32 @@ from . import distributed
 from .checkpoint import Checkpoint, CheckpointError, load_checkpoint, save_checkpoint
 from .classes import CLASSES
 from .config import DURATION_VIEWS, TrainConfig
-from .data import DatasetError, EpochSampler, GlitchImages, load_split, parse_view, scan_dataset
+from .data import (
+    DatasetError,
+    DatasetScan,
+    EpochSampler,
+    GlitchImages,
+    default_cache_dir,
+    load_split,
+    parse_view,
+    scan_dataset,
+)
+from .errors import TrainingError
 from .evaluate import compute_metrics, predict_logits
-from .images import to_model_input
+from .files import check_output_file, check_writable_folder, clean_stale_temps
+from .images import ImageError, canonical_checked, to_model_input
 from .model import FrequencyGlitchNet, GlitchNet, autocast, build_architecture, forward_uint8
 from .syncbn import synchronize_batchnorm
+
+RESUME_KEYS = ("data", "epochs", "batch_size", "lr", "weight_decay", "label_smoothing", "view", "augment", "seed",
+               "arch", "width", "precise_bn")
+"""Settings a resumed run must share with the run it continues (the rest, such as device or workers, may change)."""
+
+HOLDOUT_FRACTION = 0.15
+"""Share of training glitches held out for validation when a dataset has no validation split (as ``split_of_id``)."""
+
+VIRIDIS_SAMPLE = 32
+"""Training images checked up front for being Gravity Spy spectrograms (on the viridis colour scale)."""
 
 
 @dataclass
@@ -63,7 +85,8 @@ def last_checkpoint_path(out: str | os.PathLike) -> Path:
 
 
 def pick_device(name: str = "auto") -> torch.device:
-    """``auto``: CUDA if present, else the CPU; under torchrun, "auto" and "cuda" mean this rank's GPU (LOCAL_RANK)."""
+    """``auto`` (CUDA when available, else CPU), ``cpu``, ``cuda`` or ``cuda:N``; anything else is one-line refused.
+    Under torchrun, "auto" and "cuda" mean this node's GPU number LOCAL_RANK (``distributed.device_for``)."""
     return distributed.device_for(distributed.read_env(), name)
 
 
@@ -105,6 +128,134 @@ class RunState:
     """The best checkpoint written by this process (None until one is; a resumed run starts without)."""
 
 
+@dataclass
+class Prepared:
+    """What ``prepare_run`` checked and read before any dataset work: the ``--init`` and ``--resume`` checkpoints."""
+
+    init: Checkpoint | None = None
+    last: Checkpoint | None = None
+
+
+def prepare_run(config: TrainConfig, emit: Callable[[Event], None] = lambda e: None) -> Prepared:
+    """Everything that can fail without the dataset, checked before the (possibly long) scan: the settings, every
+    output location (writable, not a folder, not an existing checkpoint unless ``overwrite`` or ``resume``), the
+    ``--init`` checkpoint, and that ``--resume`` has a run to continue with the same settings. Temporary files left
+    by a killed run are removed. Raises a ``GlitchNetError`` (one line) when the run cannot start."""
+    config.check()
+    out = check_output_file(config.out, "output checkpoint")
+    last_path = last_checkpoint_path(out)
+    check_output_file(last_path, "resumable state")
+    check_writable_folder(config.cache_dir or default_cache_dir(), "cache folder")
+    for path in (out, last_path):
+        if clean_stale_temps(path):
+            emit(Event("scan", message=f"removed temporary files a killed run left beside {path.name}"))
+    prepared = Prepared()
+    if config.resume:
+        if last_path.is_file():
+            prepared.last = load_checkpoint(last_path, expected_classes=list(CLASSES))
+            _check_resumable(config, prepared.last, last_path)
+        elif out.exists() and not config.overwrite:
+            raise TrainingError(f"nothing to resume: {last_path} does not exist, and starting afresh would replace "
+                                f"{out}; pass --overwrite to do that")
+        else:
+            emit(Event("scan", message=f"nothing to resume ({last_path.name} does not exist): starting a new run"))
+    elif not config.overwrite:
+        existing = [p for p in (out, last_path) if p.exists()]
+        if existing:
+            raise TrainingError(f"{existing[0]} already exists; pass --overwrite to replace it, or --resume to "
+                                "continue its run")
+    if config.init and prepared.last is None:
+        prepared.init = load_checkpoint(config.init, expected_classes=list(CLASSES))
+        model = build_architecture(config.arch, len(CLASSES), config.width)
+        load_initial_weights(model, prepared.init)  # refuses an incompatible start now, not after the scan
+    return prepared
+
+
+def _same(key: str, a: Any, b: Any) -> bool:
+    if key == "data":
+        return Path(str(a)).expanduser().resolve() == Path(str(b)).expanduser().resolve()
+    if key == "view":
+        return parse_view(a) == parse_view(b)
+    return a == b
+
+
+def _check_resumable(config: TrainConfig, last: Checkpoint, last_path: Path) -> None:
+    if last.training_state is None:
+        raise CheckpointError(f"{last_path.name} holds no training state to resume from")
+    state = last.training_state
+    if not (isinstance(state.get("optimizer"), dict) and isinstance(state.get("scheduler"), dict)
+            and isinstance(state.get("history"), list) and isinstance(state.get("best_val_accuracy"), (int, float))):
+        raise CheckpointError(f"{last_path.name} holds an incomplete training state (optimizer, scheduler, history "
+                              "and best accuracy are needed to resume)")
+    before, now = last.config, asdict(config)
+    changed = [k for k in RESUME_KEYS if k in before and not _same(k, before[k], now[k])]
+    if changed:
+        what = ", ".join(f"{k} {before[k]!r} -> {now[k]!r}" for k in changed[:3])
+        raise TrainingError(f"--resume refused: the settings changed since {last_path.name} was written ({what}); "
+                            "resume with the same settings, or pass --overwrite without --resume to start afresh")
+
+
+def check_training_data(scan: DatasetScan, sample: int = VIRIDIS_SAMPLE) -> tuple[DatasetScan, list[str]]:
+    """Refuse a dataset no run could learn anything from, before decoding it; returns the scan to train on and notes
+    for the user.
+
+    - fewer than two classes among the training images: refused (``TrainingError``);
+    - no validation split: ``HOLDOUT_FRACTION`` of the training glitches (chosen by glitch id, so the views of one
+      glitch stay together and a resumed run holds out the same ones) become the validation split, and a note says so;
+    - most of a sample of training images off the viridis colour scale (not Gravity Spy spectrograms; prediction
+      refuses such images): refused; a few: a note.
+    """
+    from .inference import MIN_VIRIDIS_FRACTION
+
+    notes: list[str] = []
+    train_rows = scan.split("train")
+    if train_rows.empty:
+        return scan, notes  # no training images at all: ``load_data`` says so
+    classes = sorted(set(train_rows["label"]))
+    if len(classes) < 2:
+        found = f"only {classes[0]}" if classes else "none"
+        raise TrainingError(f"{scan.root} has training images of {len(classes)} class(es) ({found}); a classifier "
+                            "needs at least two to learn anything")
+    if scan.split("validation").empty:
+        key = train_rows["gravityspy_id"].where(train_rows["ifo"].notna(), train_rows["path"])
+        glitches = sorted(set(key), key=lambda g: hashlib.sha1(str(g).encode()).digest())
+        held = set(glitches[:max(1, round(HOLDOUT_FRACTION * len(glitches)))])
+        if len(held) >= len(glitches):
+            raise TrainingError(f"{scan.root} has no validation split and too few training glitches "
+                                f"({len(glitches)}) to hold some out")
+        manifest = scan.manifest.copy()
+        is_train = manifest["split"] == "train"
+        all_keys = manifest["gravityspy_id"].where(manifest["ifo"].notna(), manifest["path"])
+        manifest.loc[is_train & all_keys.isin(held), "split"] = "validation"
+        scan = dataclasses.replace(scan, manifest=manifest)
+        notes.append(f"no validation split: holding out {len(held)} of {len(glitches)} training glitches "
+                     f"({HOLDOUT_FRACTION:.0%}, chosen by glitch id) to validate on")
+    paths = train_rows["path"].tolist()
+    picked = [paths[i] for i in np.linspace(0, len(paths) - 1, min(sample, len(paths))).round().astype(int)]
+    off = []
+    for path in dict.fromkeys(picked):
+        try:
+            if canonical_checked(path)[1] < MIN_VIRIDIS_FRACTION:
+                off.append(path)
+        except ImageError:
+            pass  # undecodable files are skipped and reported when the split is decoded
+    checked = len(dict.fromkeys(picked))
+    if off and len(off) * 2 > checked:
+        raise TrainingError(f"{len(off)} of {checked} sampled training images are not on the viridis colour scale "
+                            f"of Gravity Spy spectrograms (e.g. {Path(off[0]).name}); a model trained on them could "
+                            "not classify anything")
+    if off:
+        notes.append(f"{len(off)} of {checked} sampled training images are mostly off the viridis colour scale "
+                     f"(e.g. {Path(off[0]).name}); they are trained on as they are")
+    return scan, notes
+
+
+def _skipped_summary(skipped) -> str:
+    """``skipped`` (path, reason) rows as counts per kind of reason, most common first."""
+    kinds = skipped["reason"].str.replace(r" '.*'$| \(.*\)$", "", regex=True).value_counts()
+    return ", ".join(f"{n} {reason}" for reason, n in kinds.head(4).items()) + (", ..." if len(kinds) > 4 else "")
+
+
 def load_data(config: TrainConfig, emit: Callable[[Event], None]) -> TrainingData:
     """Scan ``config.data`` and decode its train and validation splits through the tensor cache, reporting progress.
 
@@ -114,7 +265,11 @@ def load_data(config: TrainConfig, emit: Callable[[Event], None]) -> TrainingDat
     emit(Event("scan", message=f"scanning {config.data}"))
     scan = scan_dataset(config.data, view=config.view)
     if len(scan.skipped):
-        emit(Event("scan", message=f"skipped {len(scan.skipped)} file(s) or folder(s); see the dataset report"))
+        emit(Event("scan", message=f"skipped {len(scan.skipped)} file(s) or folder(s): "
+                                   f"{_skipped_summary(scan.skipped)}"))
+    scan, notes = check_training_data(scan)
+    for note in notes:
+        emit(Event("scan", message=note))
 
     def cache_progress(split: str) -> Callable[[int, int], None]:
         return lambda done, total: emit(Event("cache", step=done, steps=total, message=f"decoding {split} images"))
@@ -163,9 +318,10 @@ def build_training(config: TrainConfig, device: torch.device) -> tuple[nn.Module
 
 
 def start_or_resume(config: TrainConfig, model: nn.Module, optimizer: torch.optim.Optimizer, scheduler: Any,
-                    emit: Callable[[Event], None]) -> RunState:
+                    emit: Callable[[Event], None], prepared: Prepared | None = None) -> RunState:
     """Where the run starts: ``<out>.last.pt``'s weights, optimizer, schedule and history when resuming, else
-    ``config.init``'s weights (fine-tuning) or the fresh ones.
+    ``config.init``'s weights (fine-tuning) or the fresh ones. ``prepared`` holds those checkpoints when
+    ``prepare_run`` has already read them.
 
     Under torchrun rank 0 reads the files and sends them to the other ranks (no shared folder needed for them). A run
     saved with another number of ranks resumes with its learning rate rescaled to the new global batch.
@@ -173,13 +329,16 @@ def start_or_resume(config: TrainConfig, model: nn.Module, optimizer: torch.opti
     last_path = last_checkpoint_path(config.out)
 
     def read() -> tuple[Checkpoint | None, Checkpoint | None]:
-        if config.resume and last_path.is_file():
-            state = load_checkpoint(last_path)
+        resuming = prepared.last is not None if prepared is not None else config.resume and last_path.is_file()
+        if resuming:
+            state = prepared.last if prepared is not None and prepared.last is not None else load_checkpoint(last_path)
             if state.training_state is None:
                 raise CheckpointError(f"{last_path.name} holds no training state to resume from")
             return None, state
         if config.init:
-            return load_checkpoint(config.init, expected_classes=list(CLASSES)), None
+            start = prepared.init if prepared is not None and prepared.init is not None \
+                else load_checkpoint(config.init, expected_classes=list(CLASSES))
+            return start, None
         return None, None
 
     loaded = None
@@ -243,13 +402,14 @@ def save_epoch(config: TrainConfig, model: nn.Module, optimizer: torch.optim.Opt
 
 
 def train(config: TrainConfig, progress: Callable[[Event], None] | None = None,
-          stop: threading.Event | None = None) -> Checkpoint:
+          stop: threading.Event | None = None, prepared: Prepared | None = None) -> Checkpoint:
     """Train GlitchNet on ``config.data``; save the best-on-validation checkpoint at ``config.out``.
 
     Each epoch also writes ``<out>.last.pt`` with the optimizer, scheduler and history, so ``resume=True``
     continues exactly where an interrupted run stopped: shuffling and augmentation depend only on
     (seed, epoch, index), so a resumed run reaches the same weights as an uninterrupted one on CPU.
     Setting ``stop`` ends the run after the current batch, keeping the checkpoints written so far.
+    ``prepared`` is ``prepare_run``'s answer when the caller has already checked the run (it is checked here if not).
 
     Under torchrun (a process group of N ranks) the same call trains with DistributedDataParallel: each rank takes
     its share of every batch, gradients and BatchNorm statistics are those of the global batch, validation is split
@@ -258,12 +418,15 @@ def train(config: TrainConfig, progress: Callable[[Event], None] | None = None,
     """
     main = distributed.is_main()
     emit = (progress or (lambda e: None)) if main else (lambda e: None)
+    if prepared is None:
+        with distributed.all_ranks_ok():  # rank 0 checks the run; it alone reads and writes the checkpoints
+            prepared = prepare_run(config, emit) if main else Prepared()
     device = pick_device(config.device)
     seed_everything(config.seed)
     data = distributed.main_first(lambda: load_data(config, emit))  # each node's local rank 0 fills the cache
     distributed.check_same(data.fingerprint(), "dataset", TrainingData.describe_fingerprint)
     model, optimizer, scheduler, criterion = build_training(config, device)
-    run = start_or_resume(config, model, optimizer, scheduler, emit)
+    run = start_or_resume(config, model, optimizer, scheduler, emit, prepared)
     loader, sampler = make_train_loader(config, data, device)
     step_model = model
     if distributed.world_size() > 1:
@@ -298,8 +461,12 @@ def train(config: TrainConfig, progress: Callable[[Event], None] | None = None,
         if len(data.y_val):
             val_loss, val_metrics = evaluate(model, data.x_val, data.y_val, device)
             val_acc = val_metrics["accuracy"]
-        else:  # no validation split: the best checkpoint is the one that fits the training images best
+        else:  # every validation image failed to decode: the best checkpoint fits the training images best
             val_loss, val_acc, val_metrics = float("nan"), correct / seen, {}
+        with distributed.all_ranks_ok():  # every rank sees the same loss: one error, reported by rank 0
+            if len(data.y_val) and not math.isfinite(val_loss) and main:
+                raise TrainingError(f"the validation loss became {val_loss} at epoch {epoch} (the weights "
+                                    "diverged); the checkpoints of earlier epochs are kept")
         run.history.append({"epoch": epoch, "loss": loss_sum / seen, "accuracy": correct / seen,
                             "val_loss": val_loss, "val_accuracy": val_acc, "images_per_s": train_rate,
                             "lr": scheduler.get_last_lr()[0], "seconds": time.perf_counter() - t0})
@@ -337,9 +504,13 @@ def train_one_epoch(model: nn.Module, loader: Iterable, optimizer: torch.optim.O
         optimizer.step()
         if scheduler is not None:
             scheduler.step()
+        loss_value = float(loss.detach())
+        if not math.isfinite(loss_value):  # diverged: these weights must never be saved, let alone as the best
+            raise TrainingError(f"the training loss became {loss_value} at batch {step} (learning rate too high, or "
+                                "a diverged starting checkpoint); the checkpoints of earlier epochs are kept")
         seen += len(y)
         correct += int((logits.argmax(1) == y).sum())
-        loss_sum += float(loss.detach()) * len(y)
+        loss_sum += loss_value * len(y)
         if on_batch is not None:
             on_batch(step, seen, correct, loss_sum)
         if stop is not None and stop.is_set():

@@ -9,6 +9,8 @@ import runpy
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
+from functools import partial
 from pathlib import Path
 from typing import TypeVar
 
@@ -19,15 +21,14 @@ from streamlit.runtime.scriptrunner import get_script_run_ctx
 from glitchnet import glitches
 from glitchnet.checkpoint import CheckpointError
 from glitchnet.data import DatasetError, DatasetScan, scan_dataset
+from glitchnet.errors import GlitchNetError, one_line
 from glitchnet.glitches import Glitch, View
 from glitchnet.inference import Predictor, default_model_path
-from glitchnet.jobs import TrainingJob, job_for, one_line
+from glitchnet.jobs import TrainingJob, job_for
+from glitchnet.serving import Budget, BudgetError, InferenceQueue, Ticket, Upload, admit, scrub_paths
 
 LOG = logging.getLogger("glitchnet.app")
 APP_ROOT = Path(__file__).resolve().parents[1]
-HOSTED_MAX_FILES = 50
-"""Most files classified in one batch on a public server, to keep one visitor from filling the CPU."""
-
 DATASET_DEFAULT, DATASET_FOLDER = "Built-in dataset", "A folder on this computer"
 MODEL_SHIPPED, MODEL_RUN, MODEL_FILE = "Shipped model", "My training run", "A checkpoint file"
 
@@ -45,12 +46,28 @@ def session_id() -> str:
 
 
 def guard(body: Callable[[], None]) -> None:
-    """Run a page body; an unexpected exception becomes a one-line error, the traceback goes to the server log."""
+    """Run a page body; any exception becomes a one-line error (GlitchNet's own errors by their message alone), and
+    an unexpected one's traceback goes to the server log."""
     try:
         body()
+    except GlitchNetError as exc:  # bad input GlitchNet recognised: its message is the whole story
+        st.error(public(one_line(exc)))
     except Exception as exc:
         LOG.exception("page failed")
-        st.error(f"Something went wrong: {one_line(exc)}")
+        st.error(f"Something went wrong: {public(one_line(exc))}")
+
+
+def public(text: str) -> str:
+    """``text`` fit to show a visitor: on a hosted server, the server's folders are cut out of any path in it."""
+    if not hosted():
+        return text
+    roots = [APP_ROOT, Path.home(), default_model_path().parent]
+    if os.environ.get("GLITCHNET_DATA"):
+        roots.append(Path(os.environ["GLITCHNET_DATA"]).expanduser().parent)
+    root = st.session_state.get("dataset_root")
+    if root:
+        roots.append(Path(root).parent)
+    return scrub_paths(text, roots)
 
 
 def runs_dir() -> Path:
@@ -150,7 +167,7 @@ def _embedded_dataset() -> Path | None:
                          text=f"Making the built-in simulated dataset: {build.done} of {build.total} glitches")
         bar.empty()
     if build.error is not None:
-        st.error(f"The built-in dataset could not be made: {build.error}")
+        st.error(f"The built-in dataset could not be made: {public(build.error)}")
     return build.root
 
 
@@ -175,7 +192,7 @@ def current_scan() -> DatasetScan | None:
     try:
         return scan(root)
     except DatasetError as exc:
-        st.error(str(exc))
+        st.error(public(str(exc)))
         return None
 
 
@@ -192,7 +209,7 @@ def _checked(root: Path | None) -> Path | None:
     try:
         found = scan(str(root))
     except DatasetError as exc:
-        st.error(str(exc))
+        st.error(public(str(exc)))
         return None
     glitches = found.manifest["gravityspy_id"].nunique()
     st.caption(f"{len(found.manifest):,} images of {glitches:,} glitches in {found.manifest['label'].nunique()} "
@@ -250,11 +267,11 @@ def current_predictor() -> tuple[Predictor | None, str]:
         if path == default_model_path():
             return None, (f"No shipped model found ({path.name} is missing). Train one on the Train page"
                           + (" and pick “My training run” in the sidebar." if not hosted() else "."))
-        return None, f"No checkpoint at {path}."
+        return None, public(f"No checkpoint at {path}.")
     try:
         predictor = _load_predictor(str(path), path.stat().st_mtime_ns)
     except CheckpointError as exc:
-        return None, str(exc)
+        return None, public(str(exc))
     ckpt = predictor.checkpoint
     quality = ckpt.quality()
     acc = f"; {quality[0][0].lower()} {quality[0][1]}" if quality else ""
@@ -328,22 +345,182 @@ def file_digest(data: bytes) -> str:
     return hashlib.blake2b(data, digest_size=16).hexdigest()
 
 
-@st.cache_data(show_spinner=False, max_entries=256, ttl=3600)
-def decoded(name: str, digest: str, _data: bytes) -> list[View]:
-    """``Predictor.decode`` cached per file name and content: each upload is decoded once."""
-    return Predictor.decode(name, _data)
-
-
-@st.cache_data(show_spinner=False, max_entries=16, ttl=3600)
-def strain_views(filename: str, digest: str, gps: float, _data: bytes) -> list[View]:
-    """The four views of a strain file at a GPS time (``strain.scan_bytes``), decoded; cached per file and time."""
+def _scan_views(filename: str, gps: float, data: bytes) -> list[View]:
     from glitchnet.strain import scan_bytes
 
-    return [v for name, image in scan_bytes(_data, gps, filename).items() for v in Predictor.decode(name, image)]
+    return [v for name, image in scan_bytes(data, gps, filename).items() for v in Predictor.decode(name, image)]
 
 
-@st.cache_data(show_spinner=False, max_entries=32, ttl=3600)
-def classified(model: str, batch: tuple[str, ...], _predictor: Predictor, _views: Sequence[View]) -> list[Glitch]:
-    """``Predictor.classify`` (verdicts and Grad-CAM, one forward pass) cached per model version and batch of files,
-    so a slider or a volunteer's label does not recompute anything."""
-    return _predictor.classify(_views)
+def strain_views(filename: str, digest: str, gps: float, data: bytes) -> list[View]:
+    """The four views of a strain file at a GPS time (``strain.scan_bytes``), decoded: scanned on the server's queue
+    (the scan is the heaviest step a visitor can ask for) and kept in the session for the last file and time."""
+    kept = st.session_state.setdefault("strain_scan", {})
+    key = (filename, digest, float(gps))
+    if key not in kept:
+        views = run_queued(partial(_scan_views, filename, float(gps), data), "Scanning the strain")
+        kept.clear()
+        kept[key] = views
+    return kept[key]
+
+
+# ------------------------------------------------------------------------------------------------------ serving
+
+
+@st.cache_resource(show_spinner=False)
+def server_budget() -> Budget:
+    """The server's limits, read once from the environment (``glitchnet.serving.SETTINGS``)."""
+    return Budget.from_env()
+
+
+def budget() -> Budget:
+    """Limits for this visitor's batches: the server's on a hosted deployment; only the queue's on a local run."""
+    limits = server_budget()
+    return limits if hosted() else replace(limits, batch_mb=2**30, files=2**30, frames=0)
+
+
+def _session_alive(session: str) -> bool:
+    from streamlit import runtime
+
+    return session == "local" or not runtime.exists() or bool(runtime.get_instance().is_active_session(session))
+
+
+@st.cache_resource(show_spinner=False)
+def inference_queue() -> InferenceQueue:
+    """The one inference queue of this server process, shared by every visitor."""
+    limits = server_budget()
+    return InferenceQueue(workers=limits.worker_count(), max_batches=limits.queue, per_owner=limits.batches,
+                          alive=_session_alive)
+
+
+def release_uploads(uploads: Sequence[object]) -> None:
+    """Drop uploaded files from the server's memory (they are classified) and give the uploader a fresh key."""
+    from streamlit import runtime
+
+    if runtime.exists():
+        manager = runtime.get_instance().uploaded_file_mgr
+        for upload in uploads:
+            manager.remove_file(session_id(), getattr(upload, "file_id", ""))
+    st.session_state["upload_generation"] = st.session_state.get("upload_generation", 0) + 1
+
+
+def uploader_key() -> str:
+    """Key of the Predict page's uploader; it changes once the uploaded files are classified and released."""
+    return f"uploads-{st.session_state.get('upload_generation', 0)}"
+
+
+@dataclass
+class Classification:
+    """This visitor's latest batch: what it was made from, its place in the queue, and then its glitches."""
+
+    inputs: tuple
+    """(model key, uploaded file ids, other inputs): a new value means a new batch."""
+    released: tuple
+    """``inputs`` once the uploads are released (no file ids): the same batch."""
+    notes: list[str] = field(default_factory=list)
+    refused: list[str] = field(default_factory=list)
+    ticket: object | None = None
+    glitches: list[Glitch] | None = None
+    n_files: int = 0
+    """Files classified (a strain scan counts as one)."""
+    took_s: float = 0.0
+    """Seconds from submission to the last glitch classified, of which ``waited_s`` in line."""
+    waited_s: float = 0.0
+
+
+def _classify_glitch(predictor: Predictor, uploads: Sequence[Upload]) -> list[Glitch]:
+    """One step of the queue: decode one glitch's files (within their frame budget) and classify its views."""
+    return predictor.classify([v for u in uploads for v in Predictor.decode(u.name, u.data, max_frames=u.frames)])
+
+
+def _wait(ticket: Ticket, doing: str) -> None:
+    """Wait for a ticket, showing the visitor their place in line, then their progress."""
+    bar = st.progress(0.0, text="Waiting for the model…")
+    shown, polls = None, 0
+    while not ticket.wait(0.3):
+        polls += 1
+        ahead = ticket.position()
+        if ticket.done == 0 and ahead > 0:
+            now = (0.0, f"Your request is {_ordinal(ahead + 1)} in line: the server works on one glitch of each "
+                        "visitor in turn.")
+        else:
+            now = (ticket.done / max(1, ticket.total), f"{doing}: {ticket.done} of {ticket.total} done")
+        if now != shown or polls % 6 == 0:  # a message when the line moved, and now and then: a rerun or a
+            bar.progress(*now)                # closed tab interrupts the script only at a Streamlit call
+            shown = now
+    bar.empty()
+
+
+def run_queued(work: Callable[[], T], doing: str) -> T:
+    """Run ``work`` as one step on the server's queue and return its result here; its exception is raised here, so
+    the page reports it as it would have in its own thread."""
+
+    def captured() -> tuple[T | None, Exception | None]:
+        try:
+            return work(), None
+        except Exception as exc:
+            return None, exc
+
+    ticket = inference_queue().submit(session_id(), [captured])
+    _wait(ticket, doing)
+    if ticket.state != "done":
+        raise BudgetError(f"{doing.lower()} stopped: {ticket.error or 'the request was cancelled'}")
+    result, error = ticket.results[0]
+    if error is not None:
+        raise error
+    return result
+
+
+def _ordinal(n: int) -> str:
+    return f"{n}{'th' if 10 <= n % 100 <= 20 else {1: 'st', 2: 'nd', 3: 'rd'}.get(n % 10, 'th')}"
+
+
+def classify_batch(predictor: Predictor, files: list[tuple[str, bytes]], views: Sequence[View], inputs: tuple,
+                   release: Callable[[], None] | None = None, refused: Sequence[str] = ()) -> Classification | None:
+    """Classify a batch through the server's queue, within the visitor's budget, showing their place and progress.
+
+    ``files`` are (name, bytes) to decode; ``views`` are already decoded (a strain scan's). ``inputs`` identifies
+    the batch: (model key, uploaded file ids, anything else chosen). Returns the batch with its glitches, or None
+    (nothing to classify, or a refusal shown as one line). The glitches stay in the session: a slider or a label
+    redraws them without running the model again. Once classified, ``release`` is called (it drops the uploaded
+    bytes and draws an empty uploader). ``refused`` (files the page turned away) are shown as errors with the batch.
+    """
+    batch: Classification | None = st.session_state.get("predict_batch")
+    if not (batch is not None and inputs in (batch.inputs, batch.released)):
+        if not files and not views:
+            return None
+        if batch is not None and batch.ticket is not None:
+            batch.ticket.cancel()
+        admission = admit(files, budget())
+        batch = Classification(inputs, (inputs[0], (), *inputs[2:]), admission.notes, list(refused),
+                               n_files=len(admission.kept) + (1 if views else 0))
+        st.session_state["predict_batch"] = batch
+        kept = {u.index: u for u in admission.kept}
+        steps = [partial(_classify_glitch, predictor, [kept[i] for i in indices if i in kept])
+                 for _, indices in glitches.group_files([name for name, _ in files]) if kept.keys() & set(indices)]
+        if views:
+            steps.append(partial(predictor.classify, list(views)))
+        del admission, kept
+        try:
+            batch.ticket = inference_queue().submit(session_id(), steps)
+        except BudgetError as exc:
+            st.session_state.pop("predict_batch", None)
+            st.error(f"Not classified: {exc}.")
+            return None
+    for line in batch.refused:
+        st.error(line)
+    for note in batch.notes:
+        st.warning(note)
+    if batch.glitches is not None:
+        return batch
+    ticket = batch.ticket
+    _wait(ticket, "Classifying your glitches")
+    batch.ticket = None
+    if ticket.state != "done":
+        st.session_state.pop("predict_batch", None)
+        st.error("Classification stopped: " + public(ticket.error or "the batch was cancelled") + ".")
+        return None
+    batch.glitches = [g for found in ticket.results for g in found]
+    batch.took_s, batch.waited_s = ticket.took_s or 0.0, ticket.waited_s or 0.0
+    if release is not None:
+        release()
+    return batch

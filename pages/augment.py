@@ -10,6 +10,7 @@ import streamlit as st
 
 from glitchnet import augment as aug
 from glitchnet.classes import CLASSES, INFO_BY_NAME
+from glitchnet.errors import one_line
 from glitchnet.images import ImageError, canonical_uint8
 from glitchnet.simulate import simulate_glitch
 from pages import _ui as ui
@@ -28,7 +29,7 @@ def dataset_manifest(root: str) -> pd.DataFrame | str:
         manifest = ui.scan(root).manifest
         return manifest[(manifest["duration"] == 1.0) | manifest["duration"].isna()]
     except Exception as exc:  # a folder the reader refuses: say why in one line, never a traceback
-        return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        return one_line(exc)
 
 
 @st.cache_data(show_spinner="Simulating…")
@@ -39,7 +40,7 @@ def simulated_image(label: str, seed: int) -> np.ndarray | str:
         view = views.get(1.0) or next(iter(views.values()))
         return canonical_uint8(view)
     except Exception as exc:
-        return f"the simulator failed: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
+        return f"the simulator failed: {one_line(exc)}"
 
 
 def reseed() -> None:

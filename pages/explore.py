@@ -6,6 +6,7 @@ import streamlit as st
 
 from glitchnet.classes import CLASSES
 from glitchnet.data import DatasetScan
+from glitchnet.serving import dataset_relative
 from pages import _ui as ui
 
 SPLIT_ORDER = ["train", "validation", "test"]
@@ -100,8 +101,11 @@ def skipped_notice(found: DatasetScan) -> None:
         return
     st.warning(f"{len(found.skipped)} file(s) or folder(s) were skipped: unreadable images, unknown class folders "
                "or duplicate glitch ids. They are left out of every count, chart and training run.")
+    table = found.skipped
+    if ui.hosted():  # no server paths on a public deployment: names relative to the dataset folder
+        table = table.assign(path=table["path"].map(lambda p: dataset_relative(p, found.root)))
     with st.expander("Skipped files"):
-        st.dataframe(found.skipped, hide_index=True)
+        st.dataframe(table, hide_index=True)
 
 
 def main() -> None:

@@ -1,17 +1,20 @@
 """Predict: one card per glitch (images, GIFs, bundled samples or a strain file), the combined verdict first, then its
 views with Grad-CAM; a volunteer mode that asks for one label per glitch, and a quiz on the bundled samples."""
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import plotly.express as px
 import streamlit as st
+from streamlit.delta_generator import DeltaGenerator
 
 from glitchnet.classes import CLASSES, INFO_BY_NAME
-from glitchnet.glitches import Glitch, View, cap_files, example_glitches, glitch_key, random_glitch, results_table
+from glitchnet.glitches import Glitch, View, example_glitches, glitch_key, random_glitch, results_table
 from glitchnet.inference import Prediction, format_probability, overlay
 from glitchnet.jobs import one_line
+from glitchnet.serving import BudgetError, csv_bytes, plain
 from glitchnet.strain import StrainError
 from pages import _ui as ui
 
@@ -34,10 +37,14 @@ class Batch:
     """True label by glitch key, for bundled samples."""
     score: Any = None
     """Where the quiz score is drawn, once the cards have recorded this run's answers."""
-
-    @property
-    def n_files(self) -> int:
-        return len(self.files) + (1 if self.strain else 0)
+    upload_ids: tuple[str, ...] = ()
+    """The uploaded files' ids: with the rest, what identifies this batch."""
+    n_uploaded: int = 0
+    """How many of ``files`` (the first) were uploaded; the rest are bundled samples."""
+    release: Callable[[], None] | None = None
+    """Drops the uploaded files from the server's memory and draws an empty uploader."""
+    refused: list[str] = field(default_factory=list)
+    """One line per uploaded file turned away (over the size limit)."""
 
 
 def _read_samples(paths: list[str], label: str, batch: Batch) -> None:
@@ -84,7 +91,7 @@ def strain_inputs(batch: Batch) -> None:
             return
         limit = ui.upload_limit_bytes()
         if upload.size > limit:
-            st.error(f"{upload.name}: larger than the {limit // 2**20} MB upload limit, skipped.")
+            st.error(f"{plain(upload.name)}: larger than the {limit // 2**20} MB upload limit, skipped.")
             return
         if gps is None:
             st.info("Enter the GPS time of the glitch to scan it.")
@@ -94,27 +101,45 @@ def strain_inputs(batch: Batch) -> None:
             with st.spinner("Scanning the strain (whitening and Q transform)…"):
                 batch.strain = ui.strain_views(upload.name, ui.file_digest(data), float(gps), data)
             batch.strain_key = f"{upload.name}:{ui.file_digest(data)}@{gps}"
-        except StrainError as exc:  # one line, fit for a user, by contract
-            st.error(str(exc) if upload.name in str(exc) else f"{upload.name}: {exc}")
+        except (StrainError, BudgetError) as exc:  # one line, fit for a user, by contract
+            text = str(exc)  # one line, fit for a user, by contract; the file's name shown as plain text
+            st.error(text.replace(upload.name, plain(upload.name)) if upload.name in text
+                     else f"{plain(upload.name)}: {text}")
         except Exception as exc:  # any other reader failure: one line, the traceback to the log
             ui.LOG.exception("scanning %s failed", upload.name)
-            st.error(f"{upload.name}: {one_line(exc)}")
+            st.error(f"{plain(upload.name)}: {ui.public(one_line(exc))}")
+
+
+def uploader(slot: DeltaGenerator) -> list:
+    """The image uploader, drawn in ``slot``; a fresh, empty one once the last uploads are released."""
+    return slot.file_uploader(
+        "Upload spectrograms", type=["png", "jpg", "jpeg", "gif"], accept_multiple_files=True,
+        key=ui.uploader_key(),
+        help="Kaggle/Zenodo images, full Gravity Spy figures or screenshots. A golden GIF's four frames are its "
+             "four views; files named like H1_<id>_spectrogram_1.0.png are combined per glitch. Classified files "
+             "are released from the server's memory: upload more to classify another batch.") or []
 
 
 def inputs(volunteer: bool) -> Batch:
-    """Every uploaded file within the limits, every bundled sample picked, the quiz glitch and the strain views."""
+    """Every uploaded file within the size limit, every bundled sample picked, the quiz glitch and the strain
+    views."""
     batch = Batch()
     cols = st.columns([3, 2])
     limit = ui.upload_limit_bytes()
-    uploads = cols[0].file_uploader(
-        "Upload spectrograms", type=["png", "jpg", "jpeg", "gif"], accept_multiple_files=True,
-        help="Kaggle/Zenodo images, full Gravity Spy figures or screenshots. A golden GIF's four frames are its "
-             "four views; files named like H1_<id>_spectrogram_1.0.png are combined per glitch.")
-    for upload in uploads or []:
+    slot = cols[0].empty()
+    uploads = uploader(slot)
+    for upload in uploads:
         if upload.size > limit:
-            st.error(f"{upload.name}: larger than the {limit // 2**20} MB upload limit, skipped.")
+            batch.refused.append(f"{plain(upload.name)}: larger than the {limit // 2**20} MB upload limit, skipped.")
         else:
             batch.files.append((upload.name, upload.getvalue()))
+    batch.upload_ids, batch.n_uploaded = tuple(u.file_id for u in uploads), len(batch.files)
+
+    def release() -> None:
+        ui.release_uploads(uploads)
+        uploader(slot)
+
+    batch.release = release if uploads else None
     found = ui.current_scan()
     samples = example_glitches(found.manifest) if found is not None else {}
     picked = cols[1].multiselect("…or pick bundled samples", list(samples), placeholder="One glitch per class",
@@ -125,13 +150,6 @@ def inputs(volunteer: bool) -> Batch:
     if volunteer:
         quiz_inputs(batch)
     strain_inputs(batch)
-    if ui.hosted():
-        kept, left_out = cap_files([name for name, _ in batch.files], ui.HOSTED_MAX_FILES)
-        if left_out:
-            shown = ", ".join(left_out[:10]) + (f" and {len(left_out) - 10} more" if len(left_out) > 10 else "")
-            st.warning(f"This public server classifies at most {ui.HOSTED_MAX_FILES} files per batch, whole "
-                       f"glitches only. Left out: {shown}.")
-            batch.files = [batch.files[i] for i in kept]
     return batch
 
 
@@ -188,9 +206,9 @@ def card(glitch: Glitch, classes: list[str], volunteer: bool, opacity: float, la
     n = len(glitch.readable)
     with st.container(border=True):
         what = f"{n} views" if n > 1 else "1 view" if n else "no readable view"
-        st.markdown(f"**{glitch.key}** · {what}")
+        st.markdown(f"**{plain(glitch.key)}** · {what}")
         for view in glitch.errors:
-            st.error(f"{view.name}: {view.error}")
+            st.error(f"{plain(view.name)}: {view.error}")
         if not n:
             return
         yours = None
@@ -227,7 +245,7 @@ def summary(glitches: list[Glitch], volunteer: bool, labels: dict[str, str]) -> 
     table = results_table(glitches, labels)
     st.dataframe(table, hide_index=True, column_config={
         "confidence": st.column_config.NumberColumn(format="percent")})
-    st.download_button("Download results (CSV)", table.to_csv(index=False).encode(), "glitchnet_predictions.csv",
+    st.download_button("Download results (CSV)", csv_bytes(table), "glitchnet_predictions.csv",
                        "text/csv", icon=":material/download:")
 
 
@@ -247,14 +265,16 @@ def main() -> None:
                                     "On the bundled samples it is a quiz, with Gravity Spy's label as the answer.")
     opacity = cols[1].slider("Heatmap opacity", 0.0, 1.0, 0.45, 0.05)
     batch = inputs(volunteer)
-    if not batch.files and not batch.strain:
+    others = tuple(f"{name}:{ui.file_digest(data)}" for name, data in batch.files[batch.n_uploaded:])
+    chosen = (ui.model_key(predictor), batch.upload_ids, others, batch.strain_key)
+    done = ui.classify_batch(predictor, batch.files, batch.strain, chosen, batch.release, batch.refused)
+    batch.files = []  # the bytes: released once classified
+    if done is None:
+        for line in batch.refused:
+            st.error(line)
         st.info("Upload one or more spectrograms, pick bundled samples, or give a strain file and a GPS time.")
         return
-    with st.spinner(f"Classifying {batch.n_files} file(s)…"):
-        digests = [ui.file_digest(data) for _, data in batch.files]
-        decoded = [v for (name, data), digest in zip(batch.files, digests) for v in ui.decoded(name, digest, data)]
-        key = tuple(f"{name}:{digest}" for (name, _), digest in zip(batch.files, digests)) + (batch.strain_key,)
-        glitches = ui.classified(ui.model_key(predictor), key, predictor, decoded + batch.strain)
+    glitches = done.glitches
     pages = max(1, -(-len(glitches) // GLITCHES_PER_PAGE))
     page = 1
     if pages > 1:
@@ -262,8 +282,9 @@ def main() -> None:
                             format_func=lambda k: f"{k} of {pages}")
     first = (page - 1) * GLITCHES_PER_PAGE
     shown = glitches[first:first + GLITCHES_PER_PAGE]
-    st.caption(f"{len(glitches)} glitch(es) from {batch.n_files} file(s)"
+    st.caption(f"{len(glitches)} glitch(es) from {done.n_files} file(s)"
                + (f"; glitches {first + 1}–{first + len(shown)} on this page" if pages > 1 else ""))
+    st.caption(f"Classified in {done.took_s:.1f} s, {done.waited_s:.1f} s of it in line.")
     labels = st.session_state.setdefault(LABELS_KEY, {})
     for glitch in shown:
         card(glitch, predictor.classes, volunteer, opacity, labels, batch.truth)

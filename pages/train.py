@@ -9,7 +9,9 @@ import streamlit as st
 
 from glitchnet import jobs
 from glitchnet.config import AUGMENTATION_LABELS, AUGMENTATION_MODES, FIRST_RUN_EPOCHS, VIEWS, TrainConfig
+from glitchnet.errors import GlitchNetError, one_line
 from glitchnet.evaluate import present_classes
+from glitchnet.train import check_training_data, prepare_run
 from pages import _ui as ui
 
 GALLERY_SIZE = 12
@@ -33,6 +35,12 @@ def form(root: str) -> None:
     out = ui.runs_dir() / f"glitchnet-{time.strftime('%Y%m%d-%H%M%S')}.pt"
     config = TrainConfig(data=root, out=str(out), epochs=int(epochs), batch_size=int(batch_size), lr=float(lr),
                          weight_decay=float(weight_decay), view=view, augment=augment)
+    try:  # refuse up front what the run would refuse after its start (settings, outputs, a meaningless dataset)
+        prepare_run(config)
+        check_training_data(ui.scan(root, view))
+    except GlitchNetError as exc:
+        st.error(one_line(exc))
+        return
     try:
         jobs.start_job(ui.session_id(), config)
     except jobs.JobBusyError as exc:

@@ -140,8 +140,8 @@ def test_predict_classifies_uploads_and_reports_bad_files(app_env: Path, real: P
                                    ("notes.png", b"definitely not a png", "image/png"),
                                    ("huge.png", too_big, "image/png")]).run()
     assert not at.exception
-    assert _texts(at.error) == [f"huge.png: larger than the {len(too_big) >> 20} MB upload limit, skipped.",
-                                "notes.png: not an image file (or a format Pillow cannot read)"]
+    assert _texts(at.error) == [f"`huge.png`: larger than the {len(too_big) >> 20} MB upload limit, skipped.",
+                                "`notes.png`: not an image file (or a format Pillow cannot read)"]
     assert "3 glitch(es) from 3 file(s)" in _texts(at.caption)
     table = at.dataframe[0].value
     assert list(table["name"]) == ["blip-1.jpg"] + [f"whistle-2.gif#frame{i}" for i in range(4)] + [
@@ -162,8 +162,8 @@ def test_predict_classifies_uploads_and_reports_bad_files(app_env: Path, real: P
 def test_one_card_per_glitch_verdict_first_then_its_views(app_env: Path, real: Path) -> None:
     at = _upload(_app("predict"), reversed(_example_glitch(real)))  # any order: the card sorts the views
     key = _key(_example_glitch(real))
-    cards = [m for m in _texts(at.markdown) if m.startswith(f"**{key}**")]
-    assert cards == [f"**{key}** · 4 views"]
+    cards = [m for m in _texts(at.markdown) if m.startswith(f"**`{key}`**")]
+    assert cards == [f"**`{key}`** · 4 views"]
     verdicts = [m for m in _texts(at.markdown) if m.startswith("### ")]
     assert len(verdicts) == 1 and "%" in verdicts[0]
     [views] = [e for e in at.expander if "Grad-CAM" in e.label]
@@ -239,14 +239,15 @@ def test_quiz_on_bundled_samples_keeps_score(app_env: Path) -> None:
 
 def test_hosted_batch_cap_keeps_glitches_whole(app_env: Path, real: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("GLITCHNET_HOSTED", "1")
-    _app()  # imports the page helpers, so they can be patched
-    monkeypatch.setattr(sys.modules["pages._ui"], "HOSTED_MAX_FILES", 5)
+    monkeypatch.setenv("GLITCHNET_MAX_FILES", "5")
+    st.cache_resource.clear()  # the server's limits are read once per process
     first, second = _example_glitch(real, index=0), _example_glitch(real, index=1)
     jpg = real / "golden" / "Blip" / "blip-1.jpg"
     at = _upload(_app("predict"), [*first, *second, jpg])
     [warning] = [w for w in _texts(at.warning) if "at most 5 files" in w]
-    assert warning.endswith("Left out: " + ", ".join(p.name for p in second) + ".")
+    assert warning.endswith("left out 4: " + ", ".join(p.name for p in second[:3]) + " and 1 more.")
     assert "2 glitch(es) from 5 file(s)" in _texts(at.caption)
+    st.cache_resource.clear()
 
 
 @pytest.mark.slow
@@ -258,14 +259,14 @@ def test_strain_file_and_gps_make_one_glitch_card(app_env: Path, real: Path) -> 
     assert "Enter the GPS time of the glitch to scan it." in _texts(at.info)
     at.number_input(key="strain_gps").set_value(1266281982.66).run()
     assert not at.exception and not at.error, _texts(at.error)
-    assert "**H1_1266281982660** · 4 views" in _texts(at.markdown)
+    assert "**`H1_1266281982660`** · 4 views" in _texts(at.markdown)
     assert "1 glitch(es) from 1 file(s)" in _texts(at.caption)
     assert list(at.dataframe[0].value["name"])[:4] == [f"H1_1266281982660_spectrogram_{d}.png" for d in DURATIONS]
     at.number_input(key="strain_gps").set_value(1266281000.0).run()
     assert [e for e in _texts(at.error) if "outside the file" in e and "\n" not in e]
     at.file_uploader(key="strain_file").set_value(("notes.hdf5", b"not hdf5 at all", "application/x-hdf5")).run()
     assert not at.exception
-    assert _texts(at.error) == ["notes.hdf5 is not an HDF5 strain file"]
+    assert _texts(at.error) == ["`notes.hdf5` is not an HDF5 strain file"]
 
 
 def test_strain_upload_without_the_strain_extra_says_so_in_one_line(app_env: Path,
@@ -276,7 +277,7 @@ def test_strain_upload_without_the_strain_extra_says_so_in_one_line(app_env: Pat
     at.file_uploader(key="strain_file").set_value(("x.hdf5", b"whatever", "application/x-hdf5"))
     at.number_input(key="strain_gps").set_value(1e9).run()
     assert not at.exception
-    assert _texts(at.error) == ["x.hdf5: reading strain files needs gwpy and h5py: pip install 'glitchnet[strain]'"]
+    assert _texts(at.error) == ["`x.hdf5`: reading strain files needs gwpy and h5py: pip install 'glitchnet[strain]'"]
 
 
 def test_bundled_samples_come_from_the_dataset(app_env: Path) -> None:

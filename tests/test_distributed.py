@@ -95,7 +95,7 @@ def test_device_for_takes_this_ranks_gpu_and_says_when_there_is_none():
         assert device_for(World(local_rank=0), "auto") == torch.device("cuda", 0)
     else:
         assert device_for(world, "auto") == torch.device("cpu")
-        with pytest.raises(ValueError, match="CUDA is not available"):
+        with pytest.raises(ValueError, match="no CUDA GPU is available here"):
             device_for(world, "cuda")
     with pytest.raises(ValueError, match="device must be auto, cpu, cuda or cuda:N, not 'tpu9'"):
         device_for(world, "tpu9")

@@ -89,7 +89,7 @@ def test_open_frames_reads_every_frame_in_one_pass(real):
 def test_each_file_is_decoded_once(predictor, monkeypatch):
     calls = []
     real_open = inference.open_frames
-    monkeypatch.setattr(inference, "open_frames", lambda source: calls.append(1) or real_open(source))
+    monkeypatch.setattr(inference, "open_frames", lambda *a: calls.append(1) or real_open(*a))
     glitches = predictor.classify_files([("golden.gif", gif()), (VIEWS[0], png(1))])
     assert len(calls) == 2
     assert [g.key for g in glitches] == ["golden.gif", "H1_abcdefghij"]

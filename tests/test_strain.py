@@ -127,3 +127,137 @@ def test_files_that_are_not_strain(tmp_path):
         with pytest.raises(NotStrainError) as err:
             scan(path, 1e9)
         assert isinstance(err.value, ValueError) and "\n" not in str(err.value)
+
+
+# ------------------------------------------------------------------------------------ hostile strain uploads
+
+
+def _write_h5(path: Path, make) -> bytes:
+    import h5py
+
+    with h5py.File(path, "w") as fh:
+        make(fh)
+    return path.read_bytes()
+
+
+def _gwosc(fh, data: np.ndarray, rate: float = 4096.0, t0: float = 1e9, **kwargs) -> None:
+    ds = fh.create_dataset("strain/Strain", data=data, **kwargs)
+    ds.attrs["Xstart"], ds.attrs["Xspacing"] = t0, 1.0 / rate
+    fh.create_dataset("meta/Detector", data=b"L1")
+
+
+def _one_line(err: pytest.ExceptionInfo) -> str:
+    text = str(err.value)
+    assert text and "\n" not in text and len(text) < 200
+    return text
+
+
+def test_gwosc_layout_uploaded_as_bytes_is_scanned(tmp_path):
+    data = np.random.default_rng(3).standard_normal(4096 * 16)
+    upload = _write_h5(tmp_path / "gwosc.hdf5", lambda fh: _gwosc(fh, data, compression="gzip", chunks=(4096,)))
+    block = whitened_block(upload, 1e9 + 8)
+    assert block.ifo == "L1" and block.duration_s == pytest.approx(16.0, abs=0.01)
+    assert sorted(scan(upload, 1e9 + 8)) == [0.5, 1.0, 2.0, 4.0]
+
+
+def test_upload_that_is_not_hdf5():
+    for data in (b"", b"\x89PNG\r\n\x1a\n" + bytes(500), b"not strain at all\n" * 100):
+        with pytest.raises(NotStrainError) as err:
+            scan(data, 1e9)
+        assert "HDF5" in _one_line(err) or "empty" in str(err.value)
+
+
+def test_huge_declared_dataset_is_refused_before_reading(tmp_path):
+    from glitchnet.strain import MAX_STRAIN_SAMPLES
+
+    def make(fh):  # 2**33 samples (64 GiB) declared, none written: the file is a few kB
+        ds = fh.create_dataset("H1:HUGE_STRAIN", shape=(2**33,), dtype="f8", chunks=(2**16,))
+        ds.attrs["x0"], ds.attrs["dx"] = 1e9, 1 / 4096
+
+    upload = _write_h5(tmp_path / "huge.hdf5", make)
+    assert len(upload) < 100_000
+    with pytest.raises(StrainError) as err:
+        scan(upload, 1e9 + 100)
+    assert f"{MAX_STRAIN_SAMPLES:,}" in _one_line(err) and "8,589,934,592 samples" in str(err.value)
+
+
+def test_compression_bomb_chunk_is_refused(tmp_path):
+    from glitchnet.strain import MAX_CHUNK_BYTES
+
+    n = 2 * MAX_CHUNK_BYTES // 8  # one chunk inflating to twice the limit
+
+    def make(fh):
+        ds = fh.create_dataset("strain/Strain", shape=(n,), dtype="f8", chunks=(n,), compression="gzip")
+        ds[:] = 0.0
+        ds.attrs["Xstart"], ds.attrs["Xspacing"] = 1e9, 1 / 4096
+
+    upload = _write_h5(tmp_path / "bomb.hdf5", make)
+    assert len(upload) < 200_000  # 32 MB of zeros in a small file
+    with pytest.raises(StrainError) as err:
+        scan(upload, 1e9 + 100)
+    assert "chunks of 32 MB" in _one_line(err)
+
+
+def test_long_compressed_file_reads_only_the_scanned_block(tmp_path):
+    import tracemalloc
+
+    n = 2**24  # 128 MB of float64 declared, 4096 s at 4 kHz, in 1 MB chunks of zeros but for a noisy minute
+
+    def make(fh):
+        ds = fh.create_dataset("strain/Strain", shape=(n,), dtype="f8", chunks=(2**17,), compression="gzip",
+                               fillvalue=0.0)
+        ds[2**21:2**21 + 4096 * 64] = np.random.default_rng(0).standard_normal(4096 * 64)
+        ds.attrs["Xstart"], ds.attrs["Xspacing"] = 1e9, 1 / 4096
+
+    upload = _write_h5(tmp_path / "long.hdf5", make)
+    gps = 1e9 + 2**21 / 4096 + 32
+    tracemalloc.start()
+    try:
+        block = whitened_block(upload, gps)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert block.duration_s == pytest.approx(64.0, abs=0.01)
+    assert peak < 64 * 2**20, peak  # the whole series would be 128 MB before resampling
+    with pytest.raises(StrainError, match="all zero") as err:
+        whitened_block(upload, 1e9 + 3000)
+    _one_line(err)
+
+
+def test_wrong_channel_and_wrong_kind_of_dataset(tmp_path):
+    data = np.random.default_rng(1).standard_normal(4096 * 16)
+    upload = _write_h5(tmp_path / "ok.hdf5", lambda fh: _gwosc(fh, data))
+    with pytest.raises(NotStrainError) as err:
+        scan(upload, 1e9 + 8, channel="H1:GDS-CALIB_STRAIN")
+    assert "no channel 'H1:GDS-CALIB_STRAIN'" in _one_line(err) and "strain/Strain" in str(err.value)
+
+    ints = _write_h5(tmp_path / "ints.hdf5", lambda fh: _gwosc(fh, np.arange(4096 * 16)))
+    with pytest.raises(NotStrainError, match="not a 1-d series of real numbers") as err:
+        scan(ints, 1e9 + 8)
+    _one_line(err)
+    image = _write_h5(tmp_path / "image.hdf5", lambda fh: _gwosc(fh, np.zeros((64, 64))))
+    with pytest.raises(NotStrainError, match="not a 1-d series") as err:
+        scan(image, 1e9 + 8)
+    _one_line(err)
+
+
+def test_bad_time_attributes(tmp_path):
+    data = np.random.default_rng(2).standard_normal(4096 * 16)
+    for xstart, xspacing, match in ((float("nan"), 1 / 4096, "no valid start time"),
+                                    (1e9, 0.0, "no valid start time"),
+                                    (1e9, -1 / 4096, "no valid start time"),
+                                    (1e9, 1e-9, "at most 65,536 Hz")):
+        def make(fh, xstart=xstart, xspacing=xspacing):
+            ds = fh.create_dataset("strain/Strain", data=data)
+            ds.attrs["Xstart"], ds.attrs["Xspacing"] = xstart, xspacing
+
+        with pytest.raises(StrainError, match=match) as err:
+            scan(_write_h5(tmp_path / "t.hdf5", make), 1e9 + 8)
+        _one_line(err)
+
+
+def test_nan_strain_upload_is_refused(tmp_path):
+    data = np.full(4096 * 16, np.nan)
+    with pytest.raises(StrainError, match="gaps") as err:
+        scan(_write_h5(tmp_path / "nan.hdf5", lambda fh: _gwosc(fh, data)), 1e9 + 8)
+    _one_line(err)

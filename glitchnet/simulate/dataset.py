@@ -17,6 +17,7 @@ import numpy as np
 from PIL import Image
 
 from ..classes import CLASSES, DURATIONS_S, class_index
+from ..files import atomic_open, check_writable_folder, write_bytes_atomic
 from ..omega.png import encode_png
 from ..omega.qtransform import SAMPLE_RATE_HZ
 from ..omega.render import omega_views
@@ -253,20 +254,16 @@ def _run_job(root: str, job: _Job) -> dict:
         views, row = _glitch_rgba(job.label, job.seed, None)
         for d, path in paths.items():
             path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-            tmp.write_bytes(encode_png(views[d]))
-            os.replace(tmp, path)
+            write_bytes_atomic(path, encode_png(views[d]))
     return {"gravityspy_id": job.gravityspy_id, "sample_type": job.split, **row}
 
 
 def _write_metadata(root: Path, rows: Iterable[dict]) -> None:
-    tmp = root / ".metadata.csv.tmp"
-    with tmp.open("w", newline="") as fh:
+    with atomic_open(root / "metadata.csv", "w", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=list(METADATA_COLUMNS), lineterminator="\n")
         writer.writeheader()
         for row in rows:
             writer.writerow({k: row[k] for k in METADATA_COLUMNS})
-    os.replace(tmp, root / "metadata.csv")
 
 
 def simulate_dataset(out_dir: str | os.PathLike, n_glitches: int | None = None, per_class: int | None = None,
@@ -302,11 +299,11 @@ def simulate_dataset(out_dir: str | os.PathLike, n_glitches: int | None = None, 
     pathlib.Path
         The dataset root.
     """
-    root = Path(out_dir).expanduser()
-    root.mkdir(parents=True, exist_ok=True)
+    counts = class_counts(n_glitches, per_class, balanced)  # bad counts are refused before anything is written
+    root = check_writable_folder(out_dir, "dataset folder")
     for stale in root.glob("*/*/.*.tmp"):  # half-written PNGs of an interrupted run
         stale.unlink(missing_ok=True)
-    jobs = _plan(class_counts(n_glitches, per_class, balanced), seed)
+    jobs = _plan(counts, seed)
     total = len(jobs)
     workers = (os.cpu_count() or 1) if workers is None else max(1, int(workers))
     if progress is not None:

@@ -1,0 +1,440 @@
+"""Serving many visitors from one process: per-visitor budgets, one fair bounded inference queue, safe names.
+
+Nothing here imports Streamlit: the app's pages call these functions and draw what they return.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from PIL import Image
+
+from .glitches import cap_files, group_files
+
+# ------------------------------------------------------------------------------------------------------ budgets
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One server setting: its environment variable, default and what it bounds."""
+
+    env: str
+    default: int
+    meaning: str
+
+
+SETTINGS: dict[str, Setting] = {
+    "batch_mb": Setting("GLITCHNET_MAX_BATCH_MB", 40, "total megabytes of uploads classified in one batch"),
+    "files": Setting("GLITCHNET_MAX_FILES", 24, "files classified in one batch (six glitches of four views)"),
+    "frames": Setting("GLITCHNET_MAX_FRAMES", 4, "frames classified per file (a Gravity Spy GIF has four)"),
+    "batches": Setting("GLITCHNET_MAX_BATCHES", 1, "batches one visitor may have in the queue at once"),
+    "queue": Setting("GLITCHNET_QUEUE_LENGTH", 32, "batches waiting in the server's inference queue"),
+    "workers": Setting("GLITCHNET_WORKERS", 0, "inference threads (0: half the CPU cores, at least 1, at most 4)"),
+}
+"""Every hosted-server limit, written once: the README's hosted section lists the same names."""
+
+
+class BudgetError(ValueError):
+    """A request over one of the server's limits; the message is one line, fit for a visitor."""
+
+
+@dataclass(frozen=True)
+class Budget:
+    """Per-visitor and per-server limits of a hosted deployment (see ``SETTINGS``)."""
+
+    batch_mb: int = SETTINGS["batch_mb"].default
+    files: int = SETTINGS["files"].default
+    frames: int = SETTINGS["frames"].default
+    batches: int = SETTINGS["batches"].default
+    queue: int = SETTINGS["queue"].default
+    workers: int = SETTINGS["workers"].default
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None) -> Budget:
+        """The defaults, each overridden by its environment variable; a bad value is a one-line ``BudgetError``."""
+        environ = os.environ if environ is None else environ
+        values: dict[str, int] = {}
+        for f in fields(cls):
+            setting = SETTINGS[f.name]
+            text = environ.get(setting.env, "").strip()
+            if not text:
+                continue
+            try:
+                value = int(text)
+            except ValueError:
+                raise BudgetError(f"{setting.env}={text!r} is not a whole number") from None
+            if value < (0 if f.name == "workers" else 1):
+                raise BudgetError(f"{setting.env}={value} is too small")
+            values[f.name] = value
+        return cls(**values)
+
+    @property
+    def batch_bytes(self) -> int:
+        return self.batch_mb * 1024 * 1024
+
+    def worker_count(self) -> int:
+        """Inference threads: the setting, or half the cores (each thread's forward pass uses several)."""
+        return self.workers or max(1, min(4, (os.cpu_count() or 2) // 2))
+
+
+def count_frames(data: bytes, limit: int) -> int:
+    """Frames in an image, counted only up to ``limit + 1``: a 1,000-frame GIF costs ``limit`` frame reads."""
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            if not getattr(img, "is_animated", False):
+                return 1
+            count = 1
+            while count <= limit:
+                try:
+                    img.seek(count)
+                except EOFError:
+                    break
+                count += 1
+            return count
+    except Exception:  # unreadable files are counted as one and get their own error when classified
+        return 1
+
+
+@dataclass
+class Upload:
+    """A file admitted for classification, with the number of its frames to classify."""
+
+    name: str
+    data: bytes
+    frames: int | None = None
+    """Frames to classify; None: no per-visitor cap (the image reader's own applies)."""
+    index: int = 0
+    """Its place in the batch as uploaded."""
+
+
+@dataclass
+class Admission:
+    """The part of a batch within the budget, and one line per limit that left something out."""
+
+    kept: list[Upload]
+    notes: list[str] = field(default_factory=list)
+
+
+def _listed(names: Sequence[str], shown: int = 3) -> str:
+    head = ", ".join(names[:shown])
+    return head + (f" and {len(names) - shown} more" if len(names) > shown else "")
+
+
+def _mb(n_bytes: int) -> str:
+    return f"{n_bytes / 2**20:.1f} MB"
+
+
+def admit(files: Sequence[tuple[str, bytes]], budget: Budget) -> Admission:
+    """Keep the glitches of a batch that fit the budget, never splitting a glitch's views between kept and left out.
+
+    Files are grouped into glitches by ``glitches.glitch_key`` (the same id's views; any other file is a glitch of
+    its own) and taken in upload order; a glitch that would pass the file count or the total size is left out whole
+    (a later, smaller one may still fit). Each limit that left files out adds one line naming the limit, what was
+    classified and what was left out. A file with more frames than ``budget.frames`` keeps its first frames, with
+    one line saying so; the rest are never decoded. ``budget.frames`` 0 sets no per-visitor frame cap.
+    """
+    names = [name for name, _ in files]
+    within_count, _ = cap_files(names, budget.files)
+    counted = set(within_count)
+    kept: list[int] = []
+    left: dict[str, list[int]] = {"files": [i for i in range(len(files)) if i not in counted], "bytes": []}
+    n_bytes = 0
+    for _, indices in group_files(names):
+        indices = [i for i in indices if i in counted]
+        size = sum(len(files[i][1]) for i in indices)
+        if n_bytes + size > budget.batch_bytes:
+            left["bytes"] += indices
+        else:
+            kept += indices
+            n_bytes += size
+    kept.sort()
+    notes = []
+    limits = {"files": f"at most {budget.files} files per batch",
+              "bytes": f"at most {budget.batch_mb} MB of uploads per batch"}
+    for limit, indices in left.items():
+        if indices:
+            names = [files[i][0] for i in sorted(indices)]
+            notes.append(f"This server classifies {limits[limit]}: classified {len(kept)} file(s) ({_mb(n_bytes)}); "
+                         f"left out {len(names)}: {_listed(names)}.")
+    uploads = []
+    for i in kept:
+        name, data = files[i]
+        if not budget.frames:  # no per-visitor frame cap
+            uploads.append(Upload(name, data, None, i))
+            continue
+        frames = count_frames(data, budget.frames)
+        if frames > budget.frames:
+            notes.append(f"{name} has more than {budget.frames} frames, the most this server classifies per file: "
+                         f"only its first {budget.frames} are classified.")
+            frames = budget.frames
+        uploads.append(Upload(name, data, frames, i))
+    return Admission(uploads, notes)
+
+
+# ------------------------------------------------------------------------------------------------- the queue
+
+
+class QueueFull(BudgetError):
+    """The server's queue holds as many batches as it may."""
+
+
+@dataclass
+class Ticket:
+    """One visitor's batch in the queue: its steps, place in line, progress and results (in step order)."""
+
+    owner: str
+    steps: list[Callable[[], Any] | None]
+    results: list[Any] = field(default_factory=list)
+    done: int = 0
+    state: str = "queued"
+    """"queued", "running" (some steps done or one in progress), "done", "cancelled" or "failed"."""
+    error: str | None = None
+    submitted_at: float = field(default_factory=time.monotonic)
+    started_at: float | None = None
+    """When its first step began (``time.monotonic``)."""
+    finished_at: float | None = None
+    _queue: InferenceQueue | None = field(default=None, repr=False)
+    _finished: threading.Event = field(default_factory=threading.Event, repr=False)
+    _busy: bool = field(default=False, repr=False)
+
+    @property
+    def total(self) -> int:
+        return len(self.steps)
+
+    @property
+    def finished(self) -> bool:
+        return self._finished.is_set()
+
+    @property
+    def waited_s(self) -> float | None:
+        """Seconds in line before its first step began."""
+        return None if self.started_at is None else self.started_at - self.submitted_at
+
+    @property
+    def took_s(self) -> float | None:
+        """Seconds from submission to the end (in line and served)."""
+        return None if self.finished_at is None else self.finished_at - self.submitted_at
+
+    def position(self) -> int:
+        """Batches ahead of this one in line (0: being served, or next); 0 once finished."""
+        return self._queue.position(self) if self._queue is not None and not self.finished else 0
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until the batch is finished (done, failed or cancelled) or ``timeout`` seconds pass."""
+        return self._finished.wait(timeout)
+
+    def cancel(self) -> None:
+        """Drop this batch's remaining steps (a step already running finishes; its result is discarded)."""
+        if self._queue is not None:
+            self._queue.cancel(self)
+
+
+class InferenceQueue:
+    """One bounded queue of batches for the whole server, served by a small pool of threads, fairly.
+
+    Batches are served round-robin one step (one file) at a time: a visitor with one file waits for one step of each
+    batch ahead of it, not for whole batches. A step's input is released as soon as it has run. Before each step the
+    owner is checked with ``alive``; the work of a visitor who has left is dropped.
+    """
+
+    def __init__(self, workers: int = 1, max_batches: int = 32, per_owner: int = 1,
+                 alive: Callable[[str], bool] | None = None, start: bool = True) -> None:
+        self.max_batches, self.per_owner = max_batches, per_owner
+        self._alive = alive or (lambda owner: True)
+        self._line: deque[Ticket] = deque()
+        self._cond = threading.Condition()
+        self._stopping = False
+        self._threads = [threading.Thread(target=self._work, name=f"glitchnet-infer-{i}", daemon=True)
+                         for i in range(max(1, workers))]
+        if start:
+            for t in self._threads:
+                t.start()
+
+    # ------------------------------------------------------------------------------------------ visitors
+
+    def submit(self, owner: str, steps: Iterable[Callable[[], Any]]) -> Ticket:
+        """Queue a batch of steps (each a no-argument callable) for ``owner``; ``BudgetError`` when over a limit."""
+        ticket = Ticket(owner=owner, steps=list(steps), _queue=self)
+        ticket.results = [None] * ticket.total
+        with self._cond:
+            mine = sum(1 for t in self._line if t.owner == owner)
+            if mine >= self.per_owner:
+                raise BudgetError(f"you already have {mine} batch(es) being classified, the most this server allows "
+                                  "per visitor: wait for it to finish")
+            if len(self._line) >= self.max_batches:
+                raise QueueFull(f"the server is busy ({len(self._line)} batches waiting, the most it queues): "
+                                "try again in a minute")
+            if not ticket.steps:
+                self._finish(ticket, "done")
+                return ticket
+            self._line.append(ticket)
+            self._cond.notify()
+        return ticket
+
+    def position(self, ticket: Ticket) -> int:
+        with self._cond:
+            for index, t in enumerate(self._line):
+                if t is ticket:
+                    return index
+        return 0
+
+    def cancel(self, ticket: Ticket) -> None:
+        with self._cond:
+            if ticket in self._line:
+                self._line.remove(ticket)
+            if not ticket.finished:
+                self._finish(ticket, "cancelled")
+
+    def cancel_owner(self, owner: str) -> int:
+        """Cancel every unfinished batch of ``owner``; returns how many."""
+        with self._cond:
+            mine = [t for t in self._line if t.owner == owner]
+            for t in mine:
+                self._line.remove(t)
+                self._finish(t, "cancelled")
+        return len(mine)
+
+    def waiting(self) -> int:
+        """Batches in line (being served or waiting)."""
+        with self._cond:
+            return len(self._line)
+
+    def shutdown(self) -> None:
+        """Stop the workers once their current step ends; batches still in line are cancelled."""
+        with self._cond:
+            self._stopping = True
+            while self._line:
+                self._finish(self._line.popleft(), "cancelled")
+            self._cond.notify_all()
+        for t in self._threads:
+            if t.is_alive() and t is not threading.current_thread():
+                t.join()
+
+    # ------------------------------------------------------------------------------------------- workers
+
+    def _finish(self, ticket: Ticket, state: str, error: str | None = None) -> None:
+        ticket.state, ticket.error = state, error
+        ticket.steps = [None] * len(ticket.steps)  # release the inputs (uploaded bytes) at once
+        ticket.finished_at = time.monotonic()
+        ticket._finished.set()
+
+    def _next(self) -> tuple[Ticket, int, Callable[[], Any]] | None:
+        """Under the lock: the first batch in line not already running a step, and its next step."""
+        for ticket in list(self._line):
+            if ticket._busy:
+                continue
+            if not self._alive(ticket.owner):
+                self._line.remove(ticket)
+                self._finish(ticket, "cancelled")
+                continue
+            index = ticket.done
+            step = ticket.steps[index]
+            ticket.steps[index] = None
+            ticket._busy, ticket.state = True, "running"
+            if ticket.started_at is None:
+                ticket.started_at = time.monotonic()
+            return ticket, index, step
+        return None
+
+    def run_one(self) -> bool:
+        """Run one step of the first eligible batch in this thread (tests drive the queue with ``start=False``)."""
+        with self._cond:
+            picked = self._next()
+        if picked is None:
+            return False
+        self._run(*picked)
+        return True
+
+    def _run(self, ticket: Ticket, index: int, step: Callable[[], Any]) -> None:
+        try:
+            result, error = step(), None
+        except Exception as exc:  # the batch fails with one line; the server goes on
+            result, error = None, (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+        del step
+        with self._cond:
+            ticket._busy = False
+            if ticket.finished:  # cancelled while the step ran
+                return
+            if ticket in self._line:
+                self._line.remove(ticket)
+            if error is not None:
+                self._finish(ticket, "failed", error)
+                self._cond.notify_all()
+                return
+            ticket.results[index] = result
+            ticket.done += 1
+            if ticket.done == ticket.total:
+                self._finish(ticket, "done")
+            else:
+                self._line.append(ticket)  # round-robin: one step, then the back of the line
+            self._cond.notify_all()
+
+    def _work(self) -> None:
+        while True:
+            with self._cond:
+                picked = self._next()
+                while picked is None and not self._stopping:
+                    self._cond.wait(timeout=1.0)  # also re-checks ``alive`` for visitors who left
+                    picked = self._next()
+                if picked is None:
+                    return
+            self._run(*picked)
+
+
+# ----------------------------------------------------------------------------------------------- safe names
+
+CSV_FORMULA_LEAD = ("=", "+", "-", "@", "\t", "\r")
+"""Characters that make a spreadsheet read a cell as a formula (OWASP's list for CSV injection)."""
+
+
+def csv_safe(value: Any) -> Any:
+    """A cell value a spreadsheet shows as text: strings starting with a formula character get a leading ``'``."""
+    if isinstance(value, str) and value.startswith(CSV_FORMULA_LEAD):
+        return "'" + value
+    return value
+
+
+def csv_bytes(table: Any) -> bytes:
+    """A pandas DataFrame as UTF-8 CSV with every text cell passed through :func:`csv_safe`."""
+    import pandas as pd
+
+    safe = table.copy()
+    for column in safe.columns:
+        if safe[column].dtype == object or pd.api.types.is_string_dtype(safe[column]):
+            safe[column] = safe[column].map(csv_safe)
+    return safe.to_csv(index=False).encode()
+
+
+def plain(text: str) -> str:
+    """``text`` for a Markdown string, shown literally: a CommonMark code span, so no link, image, emphasis, HTML or
+    Streamlit directive in a file name is ever interpreted. Line breaks become spaces."""
+    text = re.sub(r"[\r\n]+", " ", str(text))
+    longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
+    fence = "`" * (longest + 1)
+    pad = " " if text.startswith("`") or text.endswith("`") or (text.startswith(" ") and text.endswith(" ")) else ""
+    return f"{fence}{pad}{text}{pad}{fence}"
+
+
+def dataset_relative(path: str | os.PathLike, root: str | os.PathLike) -> str:
+    """``path`` relative to the dataset ``root`` (the root itself is "."); a path outside it shows its name only."""
+    p, r = Path(path), Path(root)
+    try:
+        return p.relative_to(r).as_posix() or "."
+    except ValueError:
+        return p.name
+
+
+def scrub_paths(text: str, roots: Iterable[str | os.PathLike]) -> str:
+    """``text`` with every occurrence of the given folders (longest first) replaced by their last component."""
+    for root in sorted({str(Path(r)) for r in roots if str(r) not in ("", ".", "/")}, key=len, reverse=True):
+        text = text.replace(root + os.sep, "").replace(root, Path(root).name)
+    return text

@@ -1,0 +1,86 @@
+"""The app as a public server runs it: budgets refused in one line, uploads released, no server path, plain names."""
+
+from __future__ import annotations
+
+import io
+import sys
+from pathlib import Path
+
+import pytest
+import streamlit as st
+from PIL import Image
+from test_app import _app, _texts, app_env, golden_dataset  # noqa: F401  (fixtures)
+
+
+@pytest.fixture
+def hosted(app_env: Path, monkeypatch: pytest.MonkeyPatch) -> Path:  # noqa: F811
+    monkeypatch.setenv("GLITCHNET_HOSTED", "1")
+    st.cache_resource.clear()  # the server's budget and queue are read once per process
+    yield app_env
+    st.cache_resource.clear()
+
+
+def _gif_frames(path: Path, repeat: int) -> bytes:
+    """A GIF holding ``path``'s frames ``repeat`` times over (a frame-count bomb made of real views)."""
+    with Image.open(path) as gif:
+        frames = []
+        for i in range(gif.n_frames):
+            gif.seek(i)
+            frames.append(gif.convert("RGB"))
+    frames = frames * repeat
+    out = io.BytesIO()
+    frames[0].save(out, format="GIF", save_all=True, append_images=frames[1:])
+    return out.getvalue()
+
+
+def test_hosted_explore_shows_no_server_path(hosted: Path, golden_dataset: Path) -> None:  # noqa: F811
+    at = _app("explore")
+    skipped = at.dataframe[0].value
+    assert list(skipped["path"]) == ["train/Blip/H1_corrupt0000_spectrogram_1.0.png"]
+    shown = _texts(at.markdown) + _texts(at.caption) + _texts(at.warning) + _texts(at.error) + _texts(at.info)
+    assert shown and not [t for t in shown if str(golden_dataset) in t or str(golden_dataset.parent) in t]
+
+
+def test_hosted_error_lines_carry_no_server_path(hosted: Path, golden_dataset: Path,  # noqa: F811
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    _app()
+
+    def boom(*args: object, **kwargs: object) -> None:
+        raise OSError(f"cannot open {golden_dataset}/train/Blip/x.png")
+
+    monkeypatch.setattr(sys.modules["pages._ui"], "examples_by_class", boom)
+    at = _app()
+    assert _texts(at.error) == [f"Something went wrong: OSError: cannot open {golden_dataset.name}/train/Blip/x.png"]
+
+
+def test_hosted_budgets_are_refused_in_one_line_and_uploads_released(hosted: Path, real: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GLITCHNET_MAX_FILES", "2")
+    blip = (real / "golden" / "Blip" / "blip-1.jpg").read_bytes()
+    bomb = _gif_frames(real / "golden" / "Whistle" / "whistle-2.gif", repeat=3)  # 12 frames
+    at = _app("predict")
+    at.file_uploader[0].set_value([("bomb.gif", bomb, "image/gif"), ("blip-1.jpg", blip, "image/jpeg"),
+                                   ("extra.jpg", blip, "image/jpeg")]).run()
+    assert not at.exception and not at.error
+    assert _texts(at.warning)[:2] == [
+        "This server classifies at most 2 files per batch: classified 2 file(s) "
+        f"({(len(bomb) + len(blip)) / 2**20:.1f} MB); left out 1: extra.jpg.",
+        "bomb.gif has more than 4 frames, the most this server classifies per file: only its first 4 are classified."]
+    table = at.dataframe[0].value
+    assert list(table["name"]) == [f"bomb.gif#frame{i}" for i in range(4)] + ["bomb.gif (combined, 4 views)",
+                                                                               "blip-1.jpg"]
+    # classified, so released: the uploader is a fresh, empty one and the results stay on the page
+    assert at.session_state["upload_generation"] == 1 and at.file_uploader[0].value in (None, [])
+    at.slider[0].set_value(0.8).run()
+    assert list(at.dataframe[0].value["name"]) == list(table["name"]) and len(at.warning) >= 2
+
+
+def test_upload_names_are_plain_text(app_env: Path, real: Path) -> None:  # noqa: F811
+    blip = (real / "golden" / "Blip" / "blip-1.jpg").read_bytes()
+    name = "[click me](http://evil.example)=HYPERLINK.jpg"
+    at = _app("predict")
+    at.file_uploader[0].set_value([(name, blip, "image/jpeg")]).run()
+    assert not at.exception
+    assert f"**`{name}`** · 1 view" in _texts(at.markdown)
+    assert not [m for m in _texts(at.markdown) if "](http" in m and f"`{name}`" not in m]
+    assert list(at.dataframe[0].value["name"]) == [name]  # the table shows the name as it is
