@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -22,6 +22,8 @@ from .data import NAME_RE
 
 if TYPE_CHECKING:
     from .inference import Prediction
+
+T = TypeVar("T")
 
 
 def parse_name(name: str) -> tuple[str | None, str | None, float | None]:
@@ -104,6 +106,23 @@ class Glitch:
     @property
     def errors(self) -> list[View]:
         return [v for v in self.views if v.error is not None]
+
+
+def page_count(n_items: int, per_page: int) -> int:
+    """How many pages ``n_items`` fill, ``per_page`` to a page; at least one (an empty list is one empty page)."""
+    return max(1, -(-n_items // per_page))
+
+
+def page_items(items: Sequence[T], page: int, per_page: int) -> tuple[int, Sequence[T]]:
+    """Page ``page`` (from 1) of ``items``: the index of its first item and its items."""
+    first = (page - 1) * per_page
+    return first, items[first:first + per_page]
+
+
+def quiz_score(answers: Sequence[tuple[str, str, str]]) -> tuple[int, int]:
+    """Right answers in a quiz of (your label, the true label, the model's label) triples: (yours, the model's)."""
+    return (sum(yours == truth for yours, truth, _ in answers),
+            sum(said == truth for _, truth, said in answers))
 
 
 def group_views(views: Sequence[View]) -> list[Glitch]:

@@ -1,6 +1,7 @@
 """Background training runs: one thread per run, its latest progress, a stop flag, and the held-out evaluation.
 
-Plain data for any front end: the app's Train page polls ``TrainingJob.view()`` from a fragment and draws it.
+Plain data for any front end: the app's Train page polls ``TrainingJob.view()`` from a fragment and draws it, with
+the curves' data from ``loss_curves`` and ``accuracy_curve``. ``DatasetBuild`` makes the built-in dataset the same way.
 """
 
 from __future__ import annotations
@@ -8,9 +9,12 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import pandas as pd
 
 from .errors import one_line
 from .evaluate import Evaluation, evaluate_checkpoint
@@ -121,3 +125,76 @@ def start_job(session_id: str, config: TrainConfig) -> TrainingJob:
             raise JobBusyError("another training run is in progress on this server; wait for it to finish")
         job = _JOBS[session_id] = TrainingJob(config).start()
         return job
+
+
+def loss_curves(view: JobView) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The loss curves' points: the training batches' running mean (columns ``epoch``, a fractional epoch, and
+    ``loss``) and the validation loss per epoch (``epoch``, ``val_loss``; empty before the first epoch ends)."""
+    steps = pd.DataFrame(view.batch_losses, columns=["epoch", "loss"])
+    hist = pd.DataFrame(view.history)
+    validation = hist[["epoch", "val_loss"]] if not hist.empty else pd.DataFrame(columns=["epoch", "val_loss"])
+    return steps, validation
+
+
+ACCURACY_SPLITS = {"accuracy": "training", "val_accuracy": "validation"}
+"""History keys of the accuracy per epoch, and how the chart names them."""
+
+
+def accuracy_curve(history: list[dict[str, float]]) -> pd.DataFrame:
+    """The accuracy per epoch in long form for a line per split: columns ``epoch``, ``split`` ("training" or
+    "validation") and ``value``; all training rows first."""
+    if not history:
+        return pd.DataFrame(columns=["epoch", "split", "value"])
+    hist = pd.DataFrame(history).melt("epoch", list(ACCURACY_SPLITS), "split", "value")
+    hist["split"] = hist["split"].map(ACCURACY_SPLITS)
+    return hist
+
+
+class DatasetBuild:
+    """Making a dataset in a background thread (``make(progress=callback)`` returning its folder), followed by
+    ``done``/``total``/``fraction`` and ending in ``root`` or a one-line ``error``.
+
+    A thread rather than the app's script: a rerun (any click) interrupts a script, and would restart the build.
+    """
+
+    def __init__(self, make: Callable[..., Path]) -> None:
+        self.done, self.total = 0, 0
+        self.root: Path | None = None
+        self.error: str | None = None
+        self.finished = threading.Event()
+        threading.Thread(target=self._run, args=(make,), name="glitchnet-dataset", daemon=True).start()
+
+    @property
+    def fraction(self) -> float:
+        """The share of the work done, 0 to 1 (0 before the first progress report)."""
+        return self.done / max(1, self.total)
+
+    def _run(self, make: Callable[..., Path]) -> None:
+        try:
+            self.root = Path(make(progress=self._progress))
+        except Exception as exc:  # reported by the caller; the next shared_build tries again
+            LOG.exception("making the built-in dataset failed")
+            self.error = one_line(exc)
+        self.finished.set()
+
+    def _progress(self, done: int, total: int) -> None:
+        self.done, self.total = done, total
+
+
+_BUILD: list[DatasetBuild] = []
+_BUILD_LOCK = threading.Lock()
+
+
+def current_build() -> DatasetBuild | None:
+    """This process's build, running or finished, if one was started; starts none."""
+    with _BUILD_LOCK:
+        return _BUILD[0] if _BUILD else None
+
+
+def shared_build(make: Callable[..., Path]) -> DatasetBuild:
+    """The one build of this process, whichever caller asked first; started anew when there is none or the last one
+    failed (a finished successful build is returned as it is, and ends at once)."""
+    with _BUILD_LOCK:
+        if not _BUILD or _BUILD[0].error is not None:
+            _BUILD[:] = [DatasetBuild(make)]
+        return _BUILD[0]

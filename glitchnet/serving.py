@@ -211,6 +211,11 @@ class Ticket:
         return len(self.steps)
 
     @property
+    def fraction(self) -> float:
+        """The share of its steps done, 0 to 1."""
+        return self.done / max(1, self.total)
+
+    @property
     def finished(self) -> bool:
         return self._finished.is_set()
 

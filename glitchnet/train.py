@@ -77,6 +77,11 @@ class Event:
             return 0.0
         return min(1.0, ((self.epoch - 1) + self.step / self.steps) / self.epochs)
 
+    @property
+    def step_fraction(self) -> float:
+        """Progress within the current stage (``step`` of ``steps``, e.g. images cached) in [0, 1]."""
+        return min(1.0, self.step / max(1, self.steps))
+
 
 def last_checkpoint_path(out: str | os.PathLike) -> Path:
     """Where the resumable state of a run writing ``out`` lives (``model.pt`` -> ``model.last.pt``)."""

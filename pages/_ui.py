@@ -22,9 +22,10 @@ from glitchnet import glitches
 from glitchnet.checkpoint import CheckpointError
 from glitchnet.data import DatasetError, DatasetScan, scan_dataset
 from glitchnet.errors import GlitchNetError, one_line
+from glitchnet.explore import dataset_summary
 from glitchnet.glitches import Glitch, View
 from glitchnet.inference import Predictor, default_model_path
-from glitchnet.jobs import TrainingJob, job_for
+from glitchnet.jobs import TrainingJob, job_for, shared_build
 from glitchnet.serving import Budget, BudgetError, InferenceQueue, Ticket, Upload, admit, scrub_paths
 
 LOG = logging.getLogger("glitchnet.app")
@@ -119,35 +120,6 @@ def upload_limit_bytes() -> int:
 # ------------------------------------------------------------------------------------------------------ dataset
 
 
-class _DatasetBuild:
-    """Making the built-in dataset in a background thread, once per process, whichever session asked first.
-
-    A thread rather than the script: a rerun (any click) interrupts a script, and would restart the build.
-    """
-
-    def __init__(self, make: Callable[..., Path]) -> None:
-        self.done, self.total = 0, 0
-        self.root: Path | None = None
-        self.error: str | None = None
-        self.finished = threading.Event()
-        threading.Thread(target=self._run, args=(make,), name="glitchnet-dataset", daemon=True).start()
-
-    def _run(self, make: Callable[..., Path]) -> None:
-        try:
-            self.root = Path(make(progress=self._progress))
-        except Exception as exc:  # reported on the page; the next run tries again
-            LOG.exception("making the built-in dataset failed")
-            self.error = one_line(exc)
-        self.finished.set()
-
-    def _progress(self, done: int, total: int) -> None:
-        self.done, self.total = done, total
-
-
-_build: list[_DatasetBuild] = []
-_build_lock = threading.Lock()
-
-
 def _embedded_dataset() -> Path | None:
     """The simulated dataset shipped with GlitchNet, made on first use while a progress bar follows it."""
     try:
@@ -156,14 +128,11 @@ def _embedded_dataset() -> Path | None:
         st.info("The built-in simulated dataset is not available in this installation (glitchnet.simulate is "
                 "missing). " + ("" if hosted() else "Choose a dataset folder in the sidebar."))
         return None
-    with _build_lock:
-        if not _build or _build[0].error is not None:
-            _build[:] = [_DatasetBuild(default_dataset)]
-        build = _build[0]
+    build = shared_build(default_dataset)
     if not build.finished.wait(0.2):  # already made: the build ends at once, no bar
         bar = st.progress(0.0, text="Making the built-in simulated dataset (first use only, about a minute)…")
         while not build.finished.wait(0.5):
-            bar.progress(build.done / max(1, build.total),
+            bar.progress(build.fraction,
                          text=f"Making the built-in simulated dataset: {build.done} of {build.total} glitches")
         bar.empty()
     if build.error is not None:
@@ -211,8 +180,8 @@ def _checked(root: Path | None) -> Path | None:
     except DatasetError as exc:
         st.error(public(str(exc)))
         return None
-    glitches = found.manifest["gravityspy_id"].nunique()
-    st.caption(f"{len(found.manifest):,} images of {glitches:,} glitches in {found.manifest['label'].nunique()} "
+    n = dataset_summary(found.manifest)
+    st.caption(f"{n['images']:,} images of {n['glitches']:,} glitches in {n['classes']} "
                f"classes ({found.layout} layout)" + (f"; {len(found.skipped)} skipped" if len(found.skipped) else ""))
     return root
 
@@ -443,7 +412,7 @@ def _wait(ticket: Ticket, doing: str) -> None:
             now = (0.0, f"Your request is {_ordinal(ahead + 1)} in line: the server works on one glitch of each "
                         "visitor in turn.")
         else:
-            now = (ticket.done / max(1, ticket.total), f"{doing}: {ticket.done} of {ticket.total} done")
+            now = (ticket.fraction, f"{doing}: {ticket.done} of {ticket.total} done")
         if now != shown or polls % 6 == 0:  # a message when the line moved, and now and then: a rerun or a
             bar.progress(*now)                # closed tab interrupts the script only at a Streamlit call
             shown = now

@@ -9,6 +9,7 @@ import pandas as pd
 import streamlit as st
 
 from glitchnet import augment as aug
+from glitchnet import explore
 from glitchnet.classes import CLASSES, INFO_BY_NAME
 from glitchnet.errors import one_line
 from glitchnet.images import ImageError, canonical_uint8
@@ -26,8 +27,7 @@ def dataset_manifest(root: str) -> pd.DataFrame | str:
     """The 1 s view of every glitch under ``root`` (from the app's cached scan), or a one-line reason why there is
     none."""
     try:
-        manifest = ui.scan(root).manifest
-        return manifest[(manifest["duration"] == 1.0) | manifest["duration"].isna()]
+        return explore.view_rows(ui.scan(root).manifest, 1.0)
     except Exception as exc:  # a folder the reader refuses: say why in one line, never a traceback
         return one_line(exc)
 
@@ -50,7 +50,7 @@ def reseed() -> None:
 def read_image(label: str, source: str, manifest: pd.DataFrame | None, seed: int) -> tuple[np.ndarray | None, str]:
     """The chosen image as canonical uint8 RGB and a caption; (None, "") after showing why there is none."""
     if source == "Dataset" and manifest is not None:
-        rows = manifest[manifest["label"] == label]
+        rows = explore.class_rows(manifest, label)
         if rows.empty:
             st.info(f"The dataset holds no {label} images; pick another class or source.")
             return None, ""

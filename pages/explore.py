@@ -4,36 +4,28 @@ import pandas as pd
 import plotly.express as px
 import streamlit as st
 
+from glitchnet import explore
 from glitchnet.classes import CLASSES
 from glitchnet.data import DatasetScan
-from glitchnet.serving import dataset_relative
 from pages import _ui as ui
 
-SPLIT_ORDER = ["train", "validation", "test"]
 GRID_SIZE = 12
 
 
 def filters(found: DatasetScan) -> pd.DataFrame:
     df = found.manifest
     cols = st.columns(3)
-    present = [c for c in CLASSES if c in set(df["label"])]
-    classes = cols[0].multiselect("Classes", present, placeholder="All classes")
-    splits = cols[1].multiselect("Splits", [s for s in SPLIT_ORDER if s in set(df["split"])], placeholder="All")
-    ifos = cols[2].multiselect("Detectors", sorted(df["ifo"].dropna().unique()), placeholder="Both")
-    if classes:
-        df = df[df["label"].isin(classes)]
-    if splits:
-        df = df[df["split"].isin(splits)]
-    if ifos:
-        df = df[df["ifo"].isin(ifos)]
-    return df
+    classes = cols[0].multiselect("Classes", explore.present_classes(df), placeholder="All classes")
+    splits = cols[1].multiselect("Splits", explore.present_splits(df), placeholder="All")
+    ifos = cols[2].multiselect("Detectors", explore.present_detectors(df), placeholder="Both")
+    return explore.filter_manifest(df, classes, splits, ifos)
 
 
 def counts(df: pd.DataFrame) -> None:
     st.subheader("Glitches per class and split")
-    glitches = df.groupby(["label", "split"])["gravityspy_id"].nunique().rename("glitches").reset_index()
+    glitches = explore.glitches_per_class_split(df)
     fig = px.bar(glitches, x="label", y="glitches", color="split", barmode="group",
-                 category_orders={"label": list(CLASSES), "split": SPLIT_ORDER},
+                 category_orders={"label": list(CLASSES), "split": list(explore.SPLIT_ORDER)},
                  labels={"label": "class", "glitches": "glitches (each has up to four views)"})
     fig.update_layout(height=380, margin={"t": 10, "b": 10}, xaxis_tickangle=-45)
     st.plotly_chart(fig)
@@ -42,16 +34,13 @@ def counts(df: pd.DataFrame) -> None:
 def sample_grid(df: pd.DataFrame) -> None:
     st.subheader("Sample images")
     cols = st.columns([2, 1, 1])
-    label = cols[0].selectbox("Class", [c for c in CLASSES if c in set(df["label"])], key="explore_class")
-    durations = sorted(df["duration"].dropna().unique())
-    duration = cols[1].selectbox("View (s)", durations, index=durations.index(1.0) if 1.0 in durations else 0,
+    label = cols[0].selectbox("Class", explore.present_classes(df), key="explore_class")
+    durations = explore.view_durations(df)
+    duration = cols[1].selectbox("View (s)", durations, index=explore.default_duration_index(durations),
                                  key="explore_duration") if durations else None
     if cols[2].button("Another sample", width="stretch"):
         st.session_state["explore_seed"] = st.session_state.get("explore_seed", 0) + 1
-    rows = df[df["label"] == label]
-    if duration is not None:
-        rows = rows[(rows["duration"] == duration) | rows["duration"].isna()]
-    rows = rows.sample(min(GRID_SIZE, len(rows)), random_state=st.session_state.get("explore_seed", 0))
+    rows = explore.sample_rows(df, label, duration, GRID_SIZE, st.session_state.get("explore_seed", 0))
     for col, row in ui.grid(rows.to_dict("records")):
         col.image(row["path"], caption=f"{row['ifo'] or ''} {row['gravityspy_id']} ({row['split']})",
                   width="stretch")
@@ -60,27 +49,22 @@ def sample_grid(df: pd.DataFrame) -> None:
 def four_views(df: pd.DataFrame) -> None:
     st.subheader("One glitch, four views")
     label = st.session_state.get("explore_class")
-    rows = df[df["label"] == label] if label else df
-    views_per_id = rows.dropna(subset=["ifo"]).groupby("gravityspy_id").size()
-    ids = sorted(views_per_id.index, key=lambda gid: (-views_per_id[gid], gid))  # complete glitches first
+    ids = explore.glitch_ids_by_completeness(df, label)  # complete glitches first
     if not ids:
         st.caption("No glitch with Gravity Spy file names in this selection.")
         return
     gid = st.selectbox(f"Glitch id ({label})", ids)
-    views = rows[rows["gravityspy_id"] == gid].sort_values("duration")
+    views = explore.glitch_views(df, gid, label)
     for col, row in ui.grid(views.to_dict("records")):
         col.image(row["path"], caption=f"{row['duration']:g} s", width="stretch")
     st.caption("The same glitch over 0.5, 1, 2 and 4 seconds: short views show its shape, long ones its context.")
 
 
 def metadata_plots(found: DatasetScan, df: pd.DataFrame) -> None:
-    meta = found.metadata
-    needed = {"peak_frequency", "duration", "snr", "label"}
-    if meta is None or not needed.issubset(meta.columns):
+    if not explore.has_trigger_metadata(found.metadata):
         return
     st.subheader("Trigger parameters (metadata CSV)")
-    meta = meta[meta["gravityspy_id"].astype(str).isin(set(df["gravityspy_id"]))]
-    meta = meta[(meta["peak_frequency"] > 0) & (meta["duration"] > 0) & (meta["snr"] > 0)]
+    meta = explore.matching_metadata(found.metadata, df)
     if meta.empty:
         st.caption("No metadata rows match the current selection.")
         return
@@ -103,7 +87,7 @@ def skipped_notice(found: DatasetScan) -> None:
                "or duplicate glitch ids. They are left out of every count, chart and training run.")
     table = found.skipped
     if ui.hosted():  # no server paths on a public deployment: names relative to the dataset folder
-        table = table.assign(path=table["path"].map(lambda p: dataset_relative(p, found.root)))
+        table = explore.relative_paths(table, found.root)
     with st.expander("Skipped files"):
         st.dataframe(table, hide_index=True)
 

@@ -11,7 +11,17 @@ import streamlit as st
 from streamlit.delta_generator import DeltaGenerator
 
 from glitchnet.classes import CLASSES, INFO_BY_NAME
-from glitchnet.glitches import Glitch, View, example_glitches, glitch_key, random_glitch, results_table
+from glitchnet.glitches import (
+    Glitch,
+    View,
+    example_glitches,
+    glitch_key,
+    page_count,
+    page_items,
+    quiz_score,
+    random_glitch,
+    results_table,
+)
 from glitchnet.inference import Prediction, format_probability, overlay
 from glitchnet.jobs import one_line
 from glitchnet.serving import BudgetError, csv_bytes, plain
@@ -75,8 +85,7 @@ def score(batch: Batch) -> None:
     """The quiz's running score: the visitor's and the model's right answers on the glitches labelled so far."""
     answers = list(quiz_state()["answers"].values())
     if batch.score is not None and answers:
-        you = sum(yours == truth for yours, truth, _ in answers)
-        model = sum(said == truth for _, truth, said in answers)
+        you, model = quiz_score(answers)
         batch.score.markdown(f"**Quiz score:** you {you} of {len(answers)}, the model {model} of {len(answers)}")
 
 
@@ -275,13 +284,12 @@ def main() -> None:
         st.info("Upload one or more spectrograms, pick bundled samples, or give a strain file and a GPS time.")
         return
     glitches = done.glitches
-    pages = max(1, -(-len(glitches) // GLITCHES_PER_PAGE))
+    pages = page_count(len(glitches), GLITCHES_PER_PAGE)
     page = 1
     if pages > 1:
         page = st.selectbox("Page", range(1, pages + 1), key="predict_page",
                             format_func=lambda k: f"{k} of {pages}")
-    first = (page - 1) * GLITCHES_PER_PAGE
-    shown = glitches[first:first + GLITCHES_PER_PAGE]
+    first, shown = page_items(glitches, page, GLITCHES_PER_PAGE)
     st.caption(f"{len(glitches)} glitch(es) from {done.n_files} file(s)"
                + (f"; glitches {first + 1}–{first + len(shown)} on this page" if pages > 1 else ""))
     st.caption(f"Classified in {done.took_s:.1f} s, {done.waited_s:.1f} s of it in line.")

@@ -2,7 +2,6 @@
 
 import time
 
-import pandas as pd
 import plotly.express as px
 import plotly.graph_objects as go
 import streamlit as st
@@ -52,17 +51,15 @@ def form(root: str) -> None:
 def curves(view: jobs.JobView) -> None:
     cols = st.columns(2)
     if view.batch_losses:
-        steps = pd.DataFrame(view.batch_losses, columns=["epoch", "loss"])
+        steps, validation = jobs.loss_curves(view)
         fig = go.Figure(go.Scatter(x=steps["epoch"], y=steps["loss"], mode="lines", name="training (batches)"))
-        if view.history:
-            hist = pd.DataFrame(view.history)
-            fig.add_scatter(x=hist["epoch"], y=hist["val_loss"], mode="lines+markers", name="validation")
+        if not validation.empty:
+            fig.add_scatter(x=validation["epoch"], y=validation["val_loss"], mode="lines+markers", name="validation")
         fig.update_layout(title="Loss (running mean over the epoch)", xaxis_title="epoch", height=320,
                           margin={"t": 40, "b": 10})
         cols[0].plotly_chart(fig)
     if view.history:
-        hist = pd.DataFrame(view.history).melt("epoch", ["accuracy", "val_accuracy"], "split", "value")
-        hist["split"] = hist["split"].map({"accuracy": "training", "val_accuracy": "validation"})
+        hist = jobs.accuracy_curve(view.history)
         fig = px.line(hist, x="epoch", y="value", color="split", markers=True, range_y=[0, 1],
                       title="Accuracy per epoch")
         fig.update_layout(height=320, margin={"t": 40, "b": 10}, yaxis_title="accuracy")
@@ -95,7 +92,7 @@ def progress_panel(job: jobs.TrainingJob) -> None:
     event = view.latest
     if view.status == "running":
         if event is not None and event.kind == "cache":
-            st.progress(event.step / max(1, event.steps), text=f"{event.message}: {event.step}/{event.steps}")
+            st.progress(event.step_fraction, text=f"{event.message}: {event.step}/{event.steps}")
         elif event is not None and event.kind in ("batch", "epoch"):
             st.progress(event.fraction, text=f"epoch {event.epoch}/{event.epochs}, batch {event.step}/"
                         f"{event.steps}: loss {event.loss:.3f}, accuracy {event.accuracy:.1%}, "

@@ -253,3 +253,18 @@ def test_cli_predict_by_glitch_fuses_like_the_app(tmp_path, random_checkpoint, p
     assert out["golden.gif"]["views"] == 4
     assert out["broken.png"]["error"] == "no readable view to fuse"
     assert list(out["broken.png"]["errors"].values()) == ["not an image file (or a format Pillow cannot read)"]
+
+
+def test_pages_of_a_long_batch():
+    from glitchnet.glitches import page_count, page_items
+    assert [page_count(n, 6) for n in (0, 1, 6, 7, 12, 13)] == [1, 1, 1, 2, 2, 3]
+    items = list(range(13))
+    assert page_items(items, 1, 6) == (0, [0, 1, 2, 3, 4, 5])
+    assert page_items(items, 3, 6) == (12, [12])
+
+
+def test_quiz_score_counts_right_answers_on_each_side():
+    from glitchnet.glitches import quiz_score
+    answers = [("Blip", "Blip", "Tomte"), ("Whistle", "Blip", "Blip"), ("Tomte", "Tomte", "Tomte")]
+    assert quiz_score(answers) == (2, 2)
+    assert quiz_score(answers[:1]) == (1, 0) and quiz_score([]) == (0, 0)

@@ -89,3 +89,56 @@ def test_the_report_shows_only_the_classes_present():
     assert matrix == [[1, 0, 1], [0, 2, 0], [0, 0, 0]]
     assert list(table["class"]) == names and list(table["support"]) == [2, 2, 0]
     assert table.loc[table["class"] == "A", "recall"].item() == 0.5
+
+
+def _view(batch_losses, history) -> jobs.JobView:
+    return jobs.JobView(status="running", latest=None, batch_losses=batch_losses, history=history, messages=[],
+                        error=None, evaluation=None, elapsed_s=0.0)
+
+
+def test_curve_data_from_a_jobs_history():
+    history = [{"epoch": 1, "accuracy": 0.5, "val_accuracy": 0.25, "val_loss": 2.0},
+               {"epoch": 2, "accuracy": 0.75, "val_accuracy": 0.5, "val_loss": 1.5}]
+    steps, validation = jobs.loss_curves(_view([(0.5, 3.0), (1.0, 2.5), (1.5, 2.0)], history))
+    assert steps.values.tolist() == [[0.5, 3.0], [1.0, 2.5], [1.5, 2.0]] and list(steps.columns) == ["epoch", "loss"]
+    assert validation.values.tolist() == [[1, 2.0], [2, 1.5]]
+    steps, validation = jobs.loss_curves(_view([(0.5, 3.0)], []))
+    assert validation.empty and list(validation.columns) == ["epoch", "val_loss"]
+    acc = jobs.accuracy_curve(history)
+    assert acc.values.tolist() == [[1, "training", 0.5], [2, "training", 0.75], [1, "validation", 0.25],
+                                   [2, "validation", 0.5]]
+    assert jobs.accuracy_curve([]).empty
+
+
+def test_a_dataset_build_runs_once_reports_progress_and_retries_after_a_failure(tmp_path, monkeypatch):
+    monkeypatch.setattr(jobs, "_BUILD", [])
+    assert jobs.current_build() is None
+    calls = []
+
+    def make(progress):
+        calls.append(1)
+        progress(3, 4)
+        return tmp_path
+
+    build = jobs.shared_build(make)
+    assert build.finished.wait(10) and build.root == tmp_path and build.error is None
+    assert (build.done, build.total, build.fraction) == (3, 4, 0.75)
+    assert jobs.shared_build(make) is build and len(calls) == 1  # made once per process
+    assert jobs.current_build() is build
+
+    def broken(progress):
+        raise OSError("disk full\nmore")
+
+    monkeypatch.setattr(jobs, "_BUILD", [])
+    failed = jobs.shared_build(broken)
+    assert failed.finished.wait(10) and failed.root is None and failed.error == "OSError: disk full"
+    again = jobs.shared_build(make)  # a failed build is tried again
+    assert again is not failed and again.finished.wait(10) and again.root == tmp_path and len(calls) == 2
+    assert failed.fraction == 0.0  # no progress reported
+
+
+def test_an_events_progress_within_its_stage():
+    from glitchnet.train import Event
+    assert Event(kind="cache", step=3, steps=12).step_fraction == 0.25
+    assert Event(kind="cache", step=0, steps=0).step_fraction == 0.0
+    assert Event(kind="cache", step=5, steps=4).step_fraction == 1.0

@@ -130,9 +130,11 @@ def test_round_robin_places_in_line_and_results():
     small = q.submit("bob", steps(log, "b", 1))
     late = q.submit("carol", steps(log, "c", 2))
     assert (big.position(), small.position(), late.position()) == (0, 1, 2)
-    assert (big.state, big.total, big.done) == ("queued", 3, 0)
+    assert (big.state, big.total, big.done, big.fraction) == ("queued", 3, 0, 0.0)
+    assert q.run_one() and big.fraction == 1 / 3
     while q.run_one():
         pass
+    assert big.fraction == 1.0
     assert log == ["a0", "b0", "c0", "a1", "c1", "a2"]  # bob's one file waits for one step, not for alice's batch
     assert big.results == ["a0", "a1", "a2"] and small.results == ["b0"] and late.state == "done"
     assert big.finished and big.wait(0) and big.position() == 0 and q.waiting() == 0
