@@ -42,14 +42,14 @@ def train_rate(ranks: int, threads: int, data: Path, tmp: str) -> float:
     """Training images/s (all ranks) of epoch 2, the global batch fixed at 32, from the run's own history."""
     out = f"{tmp}/train-{ranks}x{threads}.pt"
     subprocess.run([*_command(ranks), "train", "--data", str(data), "--out", out, "--epochs", "2", "--view", "all",
-                    "--batch-size", str(GLOBAL_BATCH // ranks), "--precise-bn", "0", "--workers", "0"],
+                    "--batch-size", str(GLOBAL_BATCH // ranks), "--precise-bn", "0", "--workers", "0", "--overwrite"],
                    env=_env(threads, f"{tmp}/cache"), check=True, capture_output=True)
     return load_checkpoint(last_checkpoint_path(out)).metrics["history"][-1]["images_per_s"]
 
 
 def predict_seconds(ranks: int, threads: int, folder: Path, model: str, tmp: str) -> float:
     """Wall time of ``glitchnet predict --out`` over the folder (start-up, listing, decoding, merging included)."""
-    out = f"{tmp}/pred-{ranks}x{threads}.csv"
+    out = f"{tmp}/pred-{ranks}x{threads}.csv"  # a fresh name per run: predict --out never replaces silently
     t0 = time.perf_counter()
     subprocess.run([*_command(ranks), "predict", "--model", model, "--out", out, str(folder)],
                    env=_env(threads, f"{tmp}/cache"), check=True, capture_output=True)
