@@ -11,7 +11,8 @@ from pathlib import Path
 
 from .architectures import ARCHITECTURE_NAMES, DEFAULT_ARCH
 from .classes import DURATIONS_S
-from .config import ALL_VIEWS, AUGMENTATION_MODES, DURATION_VIEWS, TrainConfig
+from .config import ALL_VIEWS, AUGMENTATION_MODES, DURATION_VIEWS, LR_SCALING, TrainConfig
+from .distributed import BACKENDS
 from .errors import GlitchNetError, first_line, one_line
 
 EPILOG = "Errors are one line on stderr; exit status 2 for bad input, 1 for a failed run."
@@ -65,15 +66,23 @@ def _feeds(bar) -> Callable[[int, int], None]:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    from . import distributed
+
+    return distributed.run(lambda world: _train(args, world), device=args.device, backend=args.backend)
+
+
+def _train(args: argparse.Namespace, world) -> int:
+    from . import distributed
     from .simulate import DEFAULT_VERSION, data_home
-    from .train import TrainConfig, prepare_run, train
+    from .train import Prepared, TrainConfig, prepare_run, train
 
     data = args.data or str(data_home() / DEFAULT_VERSION)
     config = TrainConfig(data=data, out=args.out, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                          weight_decay=args.weight_decay, label_smoothing=args.label_smoothing, view=args.view,
                          augment=args.augment, seed=args.seed, arch=args.arch, width=args.width, device=args.device,
                          workers=args.workers, cache_dir=args.cache_dir, resume=args.resume, init=args.init,
-                         compile=args.compile, precise_bn=args.precise_bn, overwrite=args.overwrite)
+                         compile=args.compile, precise_bn=args.precise_bn, overwrite=args.overwrite,
+                         lr_scaling=args.lr_scaling)
     tqdm = _tqdm()
     bars: dict[str, object] = {}
 
@@ -98,9 +107,12 @@ def cmd_train(args: argparse.Namespace) -> int:
         elif event.kind in ("start", "scan", "done", "stopped") and event.message:
             tqdm.write(event.message)
 
-    prepared = prepare_run(config, show)  # settings and outputs fail now, before the default dataset or any scan
+    if not world.is_main:  # rank 0 alone reports
+        show = lambda event: None  # noqa: E731
+    with distributed.all_ranks_ok():  # settings and outputs fail now, before the default dataset or any scan
+        prepared = prepare_run(config, show) if world.is_main else Prepared()
     if not args.data:
-        _default_data()
+        distributed.main_first(_default_data)
     try:
         train(config, progress=show, prepared=prepared)
     finally:  # cleared before any error line is printed
@@ -196,25 +208,23 @@ def _check_cache_dir(cache_dir: str | None) -> None:
     check_writable_folder(cache_dir or default_cache_dir(), "cache folder")
 
 
-def _expand(paths: Sequence[str]):
-    from .data import IMAGE_SUFFIXES
-
-    for p in paths:
-        path = Path(p)
-        if path.is_dir():
-            yield from (str(f) for f in sorted(path.rglob("*")) if f.suffix.lower() in IMAGE_SUFFIXES)
-        else:
-            yield p
-
-
 def cmd_predict(args: argparse.Namespace) -> int:
+    from . import distributed
+    from .bulk import expand_inputs
     from .inference import Predictor
 
+    if args.out:
+        return distributed.run(lambda world: _predict_to_file(args, world), device=args.device, backend=args.backend)
+    if args.resume or args.overwrite:
+        raise ValueError("--resume and --overwrite apply to an --out file")
+    if distributed.read_env().distributed:
+        raise ValueError("under torchrun, give --out FILE (.csv or .parquet): the ranks write one merged file")
     predictor = Predictor(args.model)
+    predictor.model.to(distributed.device_for(distributed.read_env(), args.device))
     if args.by_glitch:
-        return _predict_glitches(predictor, list(_expand(args.files)), args)
+        return _predict_glitches(predictor, list(expand_inputs(args.files)), args)
     failed = 0
-    for pred in predictor.predict_stream(_expand(args.files), batch_size=args.batch_size):
+    for pred in predictor.predict_stream(expand_inputs(args.files), batch_size=args.batch_size):
         failed += pred.error is not None
         if args.json:
             print(_dumps(pred.to_json()), flush=True)
@@ -225,6 +235,28 @@ def cmd_predict(args: argparse.Namespace) -> int:
             views = f"  ({pred.views} views fused)" if pred.views > 1 else ""
             print(f"{pred.name}: {pred.label} {pred.confidence:.3f}{views}{flag}", flush=True)
     return 0 if not failed else 3
+
+
+def _predict_to_file(args: argparse.Namespace, world) -> int:
+    from . import distributed
+    from .bulk import expand_inputs, predict_to_file
+    from .inference import Predictor
+
+    with distributed.all_ranks_ok():
+        predictor = Predictor(args.model)
+        predictor.model.to(world.device)
+    files = list(expand_inputs(args.files))
+    tqdm = _tqdm()
+    desc = f"classifying (rank 0 of {world.world_size})" if world.distributed else "classifying"
+    with tqdm(desc=desc, unit="img", disable=not world.is_main, delay=1.0) as bar:
+        result = predict_to_file(predictor, files, args.out, resume=args.resume, overwrite=args.overwrite,
+                                 batch_size=args.batch_size, decode_threads=args.decode_threads,
+                                 progress=_feeds(bar))
+    if world.is_main:
+        print(f"wrote {result.out}: {result.rows} rows; {result.predicted} file(s) classified on "
+              f"{world.world_size} rank(s), {result.skipped} already there; {result.errors} unreadable in all "
+              "(their error column says why)")
+    return 0  # unreadable files are rows with their reason, not a failed run (torchrun would report one)
 
 
 def _predict_glitches(predictor, paths: list[str], args: argparse.Namespace) -> int:
@@ -296,13 +328,21 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="glitchnet", description="Classify Gravity Spy glitch spectrograms.", epilog=EPILOG)
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
-    p = sub.add_parser("train", help="train GlitchNet on a dataset folder")
+    p = sub.add_parser("train", help="train GlitchNet on a dataset folder",
+                       description="Train GlitchNet. Started by torchrun (torchrun --nproc-per-node N -m glitchnet "
+                                   "train ...), it trains with DistributedDataParallel over N processes on one machine "
+                                   "or many; only rank 0 writes checkpoints and progress.")
     p.add_argument("--data", help="dataset root (Kaggle or class-folder layout); default: the simulated default")
     p.add_argument("--out", default=TrainConfig.out,
                    help="checkpoint path (best on validation); an existing one needs --overwrite or --resume")
     p.add_argument("--epochs", type=int, default=TrainConfig.epochs)
-    p.add_argument("--batch-size", type=int, default=TrainConfig.batch_size)
-    p.add_argument("--lr", type=float, default=TrainConfig.lr)
+    p.add_argument("--batch-size", type=int, default=TrainConfig.batch_size, help="images per process and step")
+    p.add_argument("--lr", type=float, default=TrainConfig.lr,
+                   help="learning rate for one process's batch of --batch-size images; under torchrun with N "
+                        "processes the global batch is N x --batch-size and the rate follows it (--lr-scaling)")
+    p.add_argument("--lr-scaling", choices=LR_SCALING, default=TrainConfig.lr_scaling,
+                   help="with N processes train at N x --lr (linear, the default: Goyal et al. 2017), sqrt(N) x "
+                        "--lr (sqrt) or --lr (none); one process always trains at --lr")
     p.add_argument("--weight-decay", type=float, default=TrainConfig.weight_decay)
     p.add_argument("--label-smoothing", type=float, default=TrainConfig.label_smoothing)
     p.add_argument("--view", default=TrainConfig.view,
@@ -314,7 +354,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="glitchnet: the seed's exact network (default); glitchnet-freq: adds a log-frequency "
                         "coordinate channel (starts from a glitchnet --init exactly)")
     p.add_argument("--width", type=int, default=TrainConfig.width, help="channels of the stem and residual blocks")
-    p.add_argument("--device", default=TrainConfig.device, help="auto, cpu, cuda")
+    p.add_argument("--device", default=TrainConfig.device,
+                   help="auto, cpu, cuda (under torchrun: this node's GPU number LOCAL_RANK)")
     p.add_argument("--workers", type=int, default=TrainConfig.workers, help="data loader workers (-1: automatic)")
     p.add_argument("--cache-dir", help="decoded-image cache folder (default ~/.cache/glitchnet/tensors)")
     p.add_argument("--resume", action="store_true",
@@ -324,6 +365,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--compile", action="store_true", help="torch.compile the model")
     p.add_argument("--precise-bn", type=int, default=TrainConfig.precise_bn, metavar="N",
                    help="recompute BatchNorm statistics over N training images before each validation (0: off)")
+    p.add_argument("--backend", choices=BACKENDS, default="auto",
+                   help="torch.distributed backend under torchrun: auto is nccl on GPUs, gloo on CPUs")
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("evaluate", help="score a checkpoint on a dataset split, or on a folder of labelled figures")
@@ -349,6 +392,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=_positive, default=32)
     p.add_argument("--by-glitch", action="store_true",
                    help="one answer per glitch: a GIF's frames and same-id Gravity Spy files fused, as in the app")
+    p.add_argument("--out", help="write one results table here (.csv or .parquet, the app's CSV columns: a row per "
+                                 "view and a combined row per glitch) instead of printing; under torchrun the ranks "
+                                 "share the glitches and rank 0 merges their parts")
+    p.add_argument("--resume", action="store_true",
+                   help="keep --out's rows (and a killed run's parts); classify only the rest")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --out")
+    p.add_argument("--decode-threads", type=int, default=2, metavar="N",
+                   help="with --out: threads decoding images while the model runs (about one core each; on a GPU "
+                        "give each rank the cores it has, e.g. 8)")
+    p.add_argument("--device", default="cpu",
+                   help="cpu (the default: the app's numbers exactly), cuda (under torchrun: this node's GPU number "
+                        "LOCAL_RANK; bfloat16) or auto")
+    p.add_argument("--backend", choices=BACKENDS, default="auto", help="torch.distributed backend under torchrun")
     p.set_defaults(func=cmd_predict)
 
     p = sub.add_parser("simulate", help="write a simulated Gravity Spy dataset (Kaggle layout)")

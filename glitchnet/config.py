@@ -30,6 +30,10 @@ DURATION_VIEWS: tuple[str, ...] = tuple(f"{d:.1f}" for d in DURATIONS_S)
 VIEWS: tuple[str, ...] = (*DURATION_VIEWS, ALL_VIEWS)
 """``view`` choices: one duration or all four."""
 
+LR_SCALING: tuple[str, ...] = ("linear", "sqrt", "none")
+"""How the learning rate follows the global batch of a run on N ranks (``distributed.lr_scale``): N × ``lr``,
+√N × ``lr``, or ``lr``."""
+
 FIRST_RUN_EPOCHS = 2
 """The app's suggested epochs: a first run of about 90 s on the built-in dataset on two CPU cores (the command's
 default is ``TrainConfig.epochs``, for real datasets)."""
@@ -71,6 +75,9 @@ class TrainConfig:
     simulated data at epoch 3 of a 1e-3 schedule, validation accuracy was 78.1% with them and 84.8% recomputed."""
     overwrite: bool = False
     """Replace an existing checkpoint at ``out`` (and its ``.last.pt``); without it (or ``resume``) the run refuses."""
+    lr_scaling: str = "linear"
+    """One of ``LR_SCALING``. Under torchrun, how the rate follows the global batch (N ranks × ``batch_size``):
+    "linear" trains at N × ``lr`` (``distributed.lr_scale``); one process always trains at ``lr``."""
 
     def check(self) -> None:
         """Refuse, with one line naming the setting, any knob a run cannot use (before any work starts)."""
@@ -105,4 +112,6 @@ class TrainConfig:
             raise TrainingError(f"augment must be one of {', '.join(AUGMENTATION_MODES)}, not {self.augment!r}")
         if self.arch not in ARCHITECTURE_NAMES:
             raise TrainingError(f"arch must be one of {', '.join(ARCHITECTURE_NAMES)}, not {self.arch!r}")
+        if self.lr_scaling not in LR_SCALING:
+            raise TrainingError(f"lr-scaling must be one of {', '.join(LR_SCALING)}, not {self.lr_scaling!r}")
         pick_device(self.device)

@@ -364,14 +364,27 @@ class GlitchImages:
 class EpochSampler:
     """Yields ``(index, epoch)``; shuffles with a generator seeded by (seed, epoch), so order is reproducible.
 
-    A sampler for ``DataLoader`` (any iterable with ``__len__`` will do; see ``GlitchImages`` for why no base class).
+    It behaves as torch's ``DistributedSampler`` (``drop_last=False``) does: with ``num_replicas`` ranks, each epoch's
+    one permutation (padded by repeating its start to a multiple of ``num_replicas``) is dealt out, rank ``r`` taking
+    every ``num_replicas``-th index from ``r``. So the ranks' step-k batches together are exactly step k's batch of
+    one process with ``num_replicas`` times the batch size, and one rank yields what the single-process sampler
+    always did. No torch base class (``DataLoader`` needs only ``__iter__`` and ``__len__``): scanning a folder for the
+    app's first page does not import torch.
     """
 
-    def __init__(self, n: int, shuffle: bool, seed: int = 0) -> None:
+    def __init__(self, n: int, shuffle: bool, seed: int = 0, num_replicas: int = 1, rank: int = 0) -> None:
+        if num_replicas < 1 or not 0 <= rank < num_replicas:
+            raise ValueError(f"rank {rank} is not in a world of {num_replicas}")
         self.n, self.shuffle, self.seed, self.epoch = n, shuffle, seed, 0
+        self.num_replicas, self.rank = num_replicas, rank
+        self.num_samples = -(-n // num_replicas)
+        self.total_size = self.num_samples * num_replicas
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
+
+    def __len__(self) -> int:
+        return self.num_samples
 
     def __iter__(self) -> Iterator[tuple[int, int]]:
         if self.shuffle:
@@ -380,8 +393,7 @@ class EpochSampler:
             g = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
             order = torch.randperm(self.n, generator=g).tolist()
         else:
-            order = range(self.n)
-        return ((i, self.epoch) for i in order)
-
-    def __len__(self) -> int:
-        return self.n
+            order = list(range(self.n))
+        if self.total_size > len(order) and order:
+            order += (order * (self.total_size // len(order) + 1))[:self.total_size - len(order)]
+        return ((i, self.epoch) for i in order[self.rank:self.total_size:self.num_replicas])

@@ -19,6 +19,7 @@ import torch
 from torch import nn
 from torch.optim.swa_utils import update_bn
 
+from . import distributed
 from .checkpoint import Checkpoint, CheckpointError, load_checkpoint, save_checkpoint
 from .classes import CLASSES
 from .config import DURATION_VIEWS, TrainConfig
@@ -37,6 +38,7 @@ from .evaluate import compute_metrics, predict_logits
 from .files import check_output_file, check_writable_folder, clean_stale_temps
 from .images import ImageError, canonical_checked, to_model_input
 from .model import FrequencyGlitchNet, GlitchNet, autocast, build_architecture, forward_uint8
+from .syncbn import synchronize_batchnorm
 
 RESUME_KEYS = ("data", "epochs", "batch_size", "lr", "weight_decay", "label_smoothing", "view", "augment", "seed",
                "arch", "width", "precise_bn")
@@ -89,21 +91,9 @@ def last_checkpoint_path(out: str | os.PathLike) -> Path:
 
 
 def pick_device(name: str = "auto") -> torch.device:
-    """``auto`` (CUDA when available, else CPU), ``cpu``, ``cuda`` or ``cuda:N``; anything else is one-line refused."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except (RuntimeError, TypeError, ValueError):
-        raise TrainingError(f"device must be auto, cpu, cuda or cuda:N, not {name!r}") from None
-    if device.type == "cuda":
-        if not torch.cuda.is_available():
-            raise TrainingError(f"device {name!r}: no CUDA GPU is available here (use --device cpu or auto)")
-        if device.index is not None and device.index >= torch.cuda.device_count():
-            raise TrainingError(f"device {name!r}: only {torch.cuda.device_count()} CUDA GPU(s) here")
-    elif device.type != "cpu":
-        raise TrainingError(f"device must be auto, cpu, cuda or cuda:N, not {name!r}")
-    return device
+    """``auto`` (CUDA when available, else CPU), ``cpu``, ``cuda`` or ``cuda:N``; anything else is one-line refused.
+    Under torchrun, "auto" and "cuda" mean this node's GPU number LOCAL_RANK (``distributed.device_for``)."""
+    return distributed.device_for(distributed.read_env(), name)
 
 
 def seed_everything(seed: int) -> None:
@@ -120,6 +110,17 @@ class TrainingData:
     y_train: np.ndarray
     x_val: np.ndarray
     y_val: np.ndarray
+
+    def fingerprint(self) -> tuple[int, int, str]:
+        """(training images, validation images, a hash of their labels): equal on every rank of a run."""
+        digest = hashlib.sha1(np.ascontiguousarray(self.y_train).tobytes() + b"|" +
+                              np.ascontiguousarray(self.y_val).tobytes()).hexdigest()[:12]
+        return len(self.y_train), len(self.y_val), digest
+
+    @staticmethod
+    def describe_fingerprint(fingerprint: tuple[int, int, str]) -> str:
+        n_train, n_val, digest = fingerprint
+        return f"{n_train} training and {n_val} validation images (labels {digest})"
 
 
 @dataclass
@@ -296,19 +297,27 @@ def make_train_loader(config: TrainConfig, data: TrainingData,
 
     workers = config.workers if config.workers >= 0 else (4 if device.type == "cuda" else 0)
     dataset = GlitchImages(data.x_train, data.y_train, augmenter=make_augmenter(config.augment), seed=config.seed)
-    sampler = EpochSampler(len(dataset), shuffle=True, seed=config.seed)
+    # under torchrun each rank takes its share of each epoch's one permutation (see EpochSampler)
+    sampler = EpochSampler(len(dataset), shuffle=True, seed=config.seed, num_replicas=distributed.world_size(),
+                           rank=distributed.rank())
     loader = torch.utils.data.DataLoader(dataset, batch_size=config.batch_size, sampler=sampler,
                                          num_workers=workers, pin_memory=device.type == "cuda",
-                                         drop_last=len(dataset) > config.batch_size)
+                                         drop_last=len(sampler) > config.batch_size)
     return loader, sampler
 
 
 def build_training(config: TrainConfig, device: torch.device) -> tuple[nn.Module, torch.optim.Optimizer, Any,
                                                                        nn.Module]:
-    """A fresh model on ``device`` with its AdamW optimizer, cosine schedule (one step per epoch) and loss."""
+    """A fresh model on ``device`` with its AdamW optimizer, cosine schedule (one step per epoch) and loss.
+
+    Under torchrun the BatchNorm layers normalize over the global batch (``syncbn``) and the learning rate is
+    ``config.lr`` × ``distributed.lr_scale(config.lr_scaling, N)``; the model is not yet wrapped in DDP.
+    """
     # channels_last suits oneDNN on CPU (about 1.4x faster training measured on 2 cores) and cuDNN on GPU alike
     model = build_architecture(config.arch, len(CLASSES), config.width).to(device, memory_format=torch.channels_last)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    model = synchronize_batchnorm(model)
+    lr = config.lr * distributed.lr_scale(config.lr_scaling, distributed.world_size())
+    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=config.weight_decay)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(1, config.epochs))
     criterion = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
     return model, optimizer, scheduler, criterion
@@ -318,22 +327,50 @@ def start_or_resume(config: TrainConfig, model: nn.Module, optimizer: torch.opti
                     emit: Callable[[Event], None], prepared: Prepared | None = None) -> RunState:
     """Where the run starts: ``<out>.last.pt``'s weights, optimizer, schedule and history when resuming, else
     ``config.init``'s weights (fine-tuning) or the fresh ones. ``prepared`` holds those checkpoints when
-    ``prepare_run`` has already read them."""
+    ``prepare_run`` has already read them.
+
+    Under torchrun rank 0 reads the files and sends them to the other ranks (no shared folder needed for them). A run
+    saved with another number of ranks resumes with its learning rate rescaled to the new global batch.
+    """
     last_path = last_checkpoint_path(config.out)
-    resuming = prepared.last is not None if prepared is not None else config.resume and last_path.is_file()
-    if config.init and not resuming:
-        start = prepared.init if prepared is not None and prepared.init is not None \
-            else load_checkpoint(config.init, expected_classes=list(CLASSES))
+
+    def read() -> tuple[Checkpoint | None, Checkpoint | None]:
+        resuming = prepared.last is not None if prepared is not None else config.resume and last_path.is_file()
+        if resuming:
+            state = prepared.last if prepared is not None and prepared.last is not None else load_checkpoint(last_path)
+            if state.training_state is None:
+                raise CheckpointError(f"{last_path.name} holds no training state to resume from")
+            return None, state
+        if config.init:
+            start = prepared.init if prepared is not None and prepared.init is not None \
+                else load_checkpoint(config.init, expected_classes=list(CLASSES))
+            return start, None
+        return None, None
+
+    loaded = None
+    with distributed.all_ranks_ok():
+        if distributed.is_main():
+            loaded = read()
+    start, state = distributed.broadcast_object(loaded)
+    if start is not None:
         load_initial_weights(model, start)
         emit(Event("scan", message=f"starting from the weights of {config.init}"))
-    if not resuming:
+    if state is None:
         return RunState()
-    state = prepared.last if prepared is not None and prepared.last is not None else load_checkpoint(last_path)
-    if state.training_state is None:
-        raise CheckpointError(f"{last_path.name} holds no training state to resume from")
     model.load_state_dict(state.state_dict)
     optimizer.load_state_dict(state.training_state["optimizer"])
     scheduler.load_state_dict(state.training_state["scheduler"])
+    saved_ranks = int(state.training_state.get("world_size", 1))
+    if saved_ranks != distributed.world_size():
+        factor = (distributed.lr_scale(config.lr_scaling, distributed.world_size())
+                  / distributed.lr_scale(config.lr_scaling, saved_ranks))
+        for group in optimizer.param_groups:
+            group["lr"] *= factor
+            if "initial_lr" in group:
+                group["initial_lr"] *= factor
+        scheduler.base_lrs = [lr * factor for lr in scheduler.base_lrs]
+        emit(Event("scan", message=f"resuming a {saved_ranks}-rank run on {distributed.world_size()} rank(s): "
+                                   f"learning rate × {factor:g}"))
     emit(Event("scan", message=f"resuming after epoch {state.epoch}"))
     return RunState(history=list(state.training_state["history"]),
                     best_val=float(state.training_state["best_val_accuracy"]), start_epoch=state.epoch + 1)
@@ -341,8 +378,15 @@ def start_or_resume(config: TrainConfig, model: nn.Module, optimizer: torch.opti
 
 def evaluate(model: nn.Module, images_uint8: np.ndarray, labels: np.ndarray, device: torch.device,
              batch_size: int = 128) -> tuple[float, dict[str, Any]]:
-    """Validation: the mean cross-entropy and ``compute_metrics`` of ``model`` on labelled canonical uint8 images."""
-    logits = predict_logits(model, images_uint8, batch_size=batch_size, device=device)
+    """Validation: the mean cross-entropy and ``compute_metrics`` of ``model`` on labelled canonical uint8 images.
+
+    Under torchrun each rank scores one contiguous block of the images and every rank gets all the logits, so the
+    ranks agree on the metrics.
+    """
+    block = np.array_split(np.arange(len(images_uint8)), distributed.world_size())[distributed.rank()]
+    start, end = (int(block[0]), int(block[-1]) + 1) if len(block) else (0, 0)
+    logits = predict_logits(model, images_uint8[start:end], batch_size=batch_size, device=device)
+    logits = np.concatenate([block for block in distributed.all_gather_object(logits) if len(block)] or [logits])
     loss = float(nn.functional.cross_entropy(torch.as_tensor(logits), torch.as_tensor(labels)))
     return loss, compute_metrics(labels, logits.argmax(1), list(CLASSES))
 
@@ -359,7 +403,7 @@ def save_epoch(config: TrainConfig, model: nn.Module, optimizer: torch.optim.Opt
         save_checkpoint(described, config.out)
     state = dataclasses.replace(described, training_state={
         "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "history": run.history,
-        "best_val_accuracy": run.best_val})
+        "best_val_accuracy": run.best_val, "world_size": distributed.world_size()})
     save_checkpoint(state, last_checkpoint_path(config.out))
 
 
@@ -372,29 +416,45 @@ def train(config: TrainConfig, progress: Callable[[Event], None] | None = None,
     (seed, epoch, index), so a resumed run reaches the same weights as an uninterrupted one on CPU.
     Setting ``stop`` ends the run after the current batch, keeping the checkpoints written so far.
     ``prepared`` is ``prepare_run``'s answer when the caller has already checked the run (it is checked here if not).
+
+    Under torchrun (a process group of N ranks) the same call trains with DistributedDataParallel: each rank takes
+    its share of every batch, gradients and BatchNorm statistics are those of the global batch, validation is split
+    over the ranks, and only rank 0 reports progress and writes checkpoints. A failure on any rank at a step where
+    ranks can fail alone (reading the data or a checkpoint, writing one) ends every rank with one ``RankError``.
     """
-    emit = progress or (lambda e: None)
+    main = distributed.is_main()
+    emit = (progress or (lambda e: None)) if main else (lambda e: None)
     if prepared is None:
-        prepared = prepare_run(config, emit)  # settings, outputs, --init and --resume: all before the dataset scan
+        with distributed.all_ranks_ok():  # rank 0 checks the run; it alone reads and writes the checkpoints
+            prepared = prepare_run(config, emit) if main else Prepared()
     device = pick_device(config.device)
     seed_everything(config.seed)
-    data = load_data(config, emit)
+    data = distributed.main_first(lambda: load_data(config, emit))  # each node's local rank 0 fills the cache
+    distributed.check_same(data.fingerprint(), "dataset", TrainingData.describe_fingerprint)
     model, optimizer, scheduler, criterion = build_training(config, device)
     run = start_or_resume(config, model, optimizer, scheduler, emit, prepared)
     loader, sampler = make_train_loader(config, data, device)
-    step_model = torch.compile(model) if config.compile else model
+    step_model = model
+    if distributed.world_size() > 1:
+        # buffers need no broadcast: synchronized BatchNorm keeps the running statistics equal on every rank
+        step_model = torch.nn.parallel.DistributedDataParallel(
+            model, device_ids=[device] if device.type == "cuda" else None, broadcast_buffers=False)
+    step_model = torch.compile(step_model) if config.compile else step_model
     steps = len(loader)
+    ranks = distributed.world_size()
 
     for epoch in range(run.start_epoch, config.epochs + 1):
         sampler.set_epoch(epoch)
         t0 = time.perf_counter()
 
         def on_batch(step: int, seen: int, correct: int, loss_sum: float, epoch: int = epoch, t0: float = t0) -> None:
+            # rank 0's running figures; the epoch's are over every rank
             emit(Event("batch", epoch=epoch, epochs=config.epochs, step=step, steps=steps, loss=loss_sum / seen,
-                       accuracy=correct / seen, images_per_s=seen / (time.perf_counter() - t0)))
+                       accuracy=correct / seen, images_per_s=ranks * seen / (time.perf_counter() - t0)))
 
         seen, correct, loss_sum, step = train_one_epoch(step_model, loader, optimizer, criterion, device,
                                                         on_batch=on_batch, stop=stop)
+        seen, correct, loss_sum = distributed.sum_over_ranks(seen, correct, loss_sum)
         if stop is not None and stop.is_set():
             kept = ("the last finished epoch's checkpoint is kept" if Path(config.out).is_file()
                     else "no epoch had finished, so no checkpoint was written")
@@ -411,17 +471,22 @@ def train(config: TrainConfig, progress: Callable[[Event], None] | None = None,
             val_acc = val_metrics["accuracy"]
         else:  # every validation image failed to decode: the best checkpoint fits the training images best
             val_loss, val_acc, val_metrics = float("nan"), correct / seen, {}
-        if len(data.y_val) and not math.isfinite(val_loss):
-            raise TrainingError(f"the validation loss became {val_loss} at epoch {epoch} (the weights diverged); "
-                                "the checkpoints of earlier epochs are kept")
+        with distributed.all_ranks_ok():  # every rank sees the same loss: one error, reported by rank 0
+            if len(data.y_val) and not math.isfinite(val_loss) and main:
+                raise TrainingError(f"the validation loss became {val_loss} at epoch {epoch} (the weights "
+                                    "diverged); the checkpoints of earlier epochs are kept")
         run.history.append({"epoch": epoch, "loss": loss_sum / seen, "accuracy": correct / seen,
                             "val_loss": val_loss, "val_accuracy": val_acc, "images_per_s": train_rate,
                             "lr": scheduler.get_last_lr()[0], "seconds": time.perf_counter() - t0})
-        save_epoch(config, model, optimizer, scheduler, run, epoch, val_metrics)
+        with distributed.all_ranks_ok():  # a full disk on rank 0 ends every rank, not just rank 0
+            if main:
+                save_epoch(config, model, optimizer, scheduler, run, epoch, val_metrics)
         emit(Event("epoch", epoch=epoch, epochs=config.epochs, step=steps, steps=steps, loss=loss_sum / seen,
                    accuracy=correct / seen, val_loss=val_loss, val_accuracy=val_acc, images_per_s=train_rate,
                    history=list(run.history)))
 
+    if not main:
+        return _describe(model, config, config.epochs, run.history, {})
     final = load_checkpoint(config.out) if Path(config.out).is_file() else run.best
     emit(Event("done", epoch=config.epochs, epochs=config.epochs, history=list(run.history),
                val_accuracy=run.best_val, message=f"best validation accuracy {run.best_val:.3f}; saved {config.out}"))
@@ -475,6 +540,13 @@ def recompute_batchnorm(model: nn.Module, images_uint8: np.ndarray, n: int, batc
         return  # update_bn would reset the statistics and leave them reset
     device = torch.device(device)
     order = np.random.default_rng(seed).permutation(len(images_uint8))[:n]
+    ranks = distributed.world_size()
+    if ranks > 1:
+        # each rank the same number of batches (their BatchNorm layers meet at every one), dealt like EpochSampler's
+        # shares: together the ranks' step-k batches are one process's step-k batch of ranks × batch_size images
+        order = order[:len(order) - len(order) % ranks][distributed.rank()::ranks]
+        if len(order) == 0:
+            return  # fewer images than ranks: keep the running averages (the same on every rank)
     batches = (np.sort(order[start:start + batch_size])  # sorted: memory-mapped caches read forward
                for start in range(0, len(order), batch_size))
     inputs = (to_model_input(images_uint8[batch], device) for batch in batches if len(batch) >= 2)  # one: no variance

@@ -247,4 +247,5 @@ def test_save_epoch_keeps_the_best_checkpoint_and_always_the_resumable_state(tmp
     assert best.epoch == 1 and best.metrics["validation"]["accuracy"] == 0.5 and best.training_state is None
     assert last.epoch == 2 and last.training_state["best_val_accuracy"] == 0.5 and run.best_val == 0.5
     assert run.best.epoch == 1 and set(last.training_state) == {"optimizer", "scheduler", "history",
-                                                                "best_val_accuracy"}
+                                                                "best_val_accuracy", "world_size"}
+    assert last.training_state["world_size"] == 1  # a resume on another number of ranks rescales the rate
