@@ -22,6 +22,7 @@ import argparse
 import asyncio
 import os
 import re
+import signal
 import socket
 import statistics
 import subprocess
@@ -42,6 +43,20 @@ SERVER_S: list[float] = []
 """The page's own "Classified in ... s" (queue and model, on the server) for every upload, in order."""
 HOME_TITLE = "GlitchNet"
 
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    """Stop the server and everything it forked (the simulator's worker pool, while the built-in dataset is being
+    made, outlives a terminated Streamlit): SIGTERM to its process group, then SIGKILL to whatever is left in it."""
+    for sig, wait_s in ((signal.SIGTERM, 10), (signal.SIGKILL, 5)):
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            proc.wait(wait_s)
+        except subprocess.TimeoutExpired:
+            pass
 
 def _free_port() -> int:
     with socket.socket() as s:
@@ -104,7 +119,8 @@ def start_server(model: Path, data: Path, log: Path) -> tuple[subprocess.Popen, 
     with log.open("wb") as out:
         proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "streamlit_app.py", "--server.headless",
                                  "true", "--server.port", str(port), "--server.address", "127.0.0.1"],
-                                cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+                                cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
+                                start_new_session=True)  # its own process group: see _stop
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
@@ -116,7 +132,7 @@ def start_server(model: Path, data: Path, log: Path) -> tuple[subprocess.Popen, 
                     return proc, url
         except OSError:
             time.sleep(0.3)
-    proc.terminate()
+    _stop(proc)
     raise TimeoutError("streamlit did not answer within 120 s")
 
 
@@ -306,11 +322,7 @@ async def run(args: argparse.Namespace) -> int:
     finally:
         rss.stop()
         peak = rss.peak_mb()
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        _stop(proc)
     tracebacks = log.read_text(errors="replace").count("Traceback")
     if tracebacks:
         errors.append(f"{tracebacks} traceback(s) in the server log {log}")

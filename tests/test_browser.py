@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import socket
 import subprocess
 import sys
@@ -79,6 +80,20 @@ class Console:
         page.on("pageerror", lambda e: self.messages.append(f"page error: {e}"))
 
 
+
+def _stop(proc: subprocess.Popen) -> None:
+    """Stop the server and everything it forked (the simulator's worker pool, while the built-in dataset is being
+    made, outlives a terminated Streamlit): SIGTERM to its process group, then SIGKILL to whatever is left in it."""
+    for sig, wait_s in ((signal.SIGTERM, 10), (signal.SIGKILL, 5)):
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            proc.wait(wait_s)
+        except subprocess.TimeoutExpired:
+            pass
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -116,16 +131,13 @@ def _streamlit(tmp: Path, model: Path, **env_changes: str | None) -> Iterator[Se
     with log.open("wb") as out:
         proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "streamlit_app.py", "--server.headless",
                                  "true", "--server.port", str(port), "--server.address", "127.0.0.1"],
-                                cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+                                cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
+                                start_new_session=True)  # its own process group: see _stop
     try:
         _wait_healthy(f"http://127.0.0.1:{port}", proc)
         yield Server(f"http://127.0.0.1:{port}", started, model != SHIPPED_MODEL, log, proc.pid)
     finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        _stop(proc)
 
 
 @pytest.fixture(scope="module")
