@@ -7,7 +7,6 @@ import json
 import os
 import re
 from collections.abc import Callable, Iterator
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -21,6 +20,7 @@ from .config import ALL_VIEWS, DURATION_VIEWS
 from .errors import GlitchNetError
 from .files import atomic_path, clean_stale_temps, write_text_atomic
 from .images import INPUT_SIZE, ImageError, canonical_uint8
+from .workers import process_pool
 
 if TYPE_CHECKING:  # torch is imported where tensors are made: scanning a folder for the app does not need it
     import torch
@@ -285,7 +285,7 @@ def _build_cache(paths: list[str], size: int, key: str, data_file: Path, meta_fi
         jobs = [(paths[i:i + chunk], size) for i in range(0, len(paths), chunk)]
         done = 0
         if workers and workers > 1 and len(jobs) > 1:
-            with ProcessPoolExecutor(max_workers=workers) as pool:
+            with process_pool(workers) as pool:
                 for res in pool.map(_decode_chunk, jobs):
                     done = _store(out, res, done, errors, paths, progress)
         else:

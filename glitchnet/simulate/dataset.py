@@ -9,7 +9,6 @@ import shutil
 import string
 import tempfile
 from collections.abc import Callable, Iterable
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,6 +20,7 @@ from ..files import atomic_open, check_writable_folder, write_bytes_atomic
 from ..omega.png import encode_png
 from ..omega.qtransform import SAMPLE_RATE_HZ
 from ..omega.render import omega_views
+from ..workers import process_pool
 from .glitches import MODEL_BY_LABEL, Canvas
 from .noise import SEGMENT_S, colour, whiten
 
@@ -317,7 +317,7 @@ def simulate_dataset(out_dir: str | os.PathLike, n_glitches: int | None = None, 
                 progress(done, total)
     else:
         chunk = max(1, min(16, total // (workers * 8)))
-        with ProcessPoolExecutor(max_workers=workers) as pool:
+        with process_pool(workers) as pool:
             results = pool.map(_run_job, [str(root)] * total, jobs, chunksize=chunk)
             for done, (job, row) in enumerate(zip(jobs, results, strict=True), 1):
                 rows[job.index] = row
