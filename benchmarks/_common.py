@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import platform
+import statistics
 import time
 from pathlib import Path
 
@@ -33,3 +34,13 @@ def best_rate(fn, n_items: int, repeats: int = 3) -> float:
         fn()
         best = min(best, time.perf_counter() - t0)
     return n_items / best
+
+
+def median_ms(fn, repeats: int = 15) -> float:
+    """Median wall time of ``repeats`` calls of ``fn``, in ms."""
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - t0) * 1000)
+    return statistics.median(times)

@@ -4,31 +4,20 @@ app took before (each file decoded twice, Grad-CAM by pytorch-grad-cam one view 
 
 from __future__ import annotations
 
-import statistics
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import bench_dataset, machine  # noqa: E402
+from _common import bench_dataset, machine, median_ms  # noqa: E402
 
 from glitchnet.checkpoint import Checkpoint  # noqa: E402
 from glitchnet.data import scan_dataset  # noqa: E402
-from glitchnet.images import normalize  # noqa: E402
+from glitchnet.images import to_model_input  # noqa: E402
 from glitchnet.inference import Predictor  # noqa: E402
 from glitchnet.model import GlitchNet  # noqa: E402
-
-
-def median_ms(fn, repeats: int = 15) -> float:
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - t0) * 1000)
-    return statistics.median(times)
 
 
 def main() -> None:
@@ -58,7 +47,7 @@ def main() -> None:
         from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
         with torch.enable_grad():
-            predictor._cam()(input_tensor=normalize(images), targets=[ClassifierOutputTarget(t) for t in targets])
+            predictor._cam()(input_tensor=to_model_input(images), targets=[ClassifierOutputTarget(t) for t in targets])
 
     def grad_cam_forward() -> None:
         predictor.explain(images, targets)

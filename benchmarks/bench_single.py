@@ -2,29 +2,18 @@
 
 from __future__ import annotations
 
-import statistics
 import sys
-import time
 from pathlib import Path
 
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import bench_dataset, machine  # noqa: E402
+from _common import bench_dataset, machine, median_ms  # noqa: E402
 
 from glitchnet.checkpoint import Checkpoint  # noqa: E402
 from glitchnet.data import scan_dataset  # noqa: E402
 from glitchnet.inference import Predictor  # noqa: E402
 from glitchnet.model import GlitchNet  # noqa: E402
-
-
-def median_ms(fn, repeats: int = 30) -> float:
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - t0) * 1000)
-    return statistics.median(times)
 
 
 def main() -> None:
@@ -42,8 +31,8 @@ def main() -> None:
         predictor.classify_files([("upload.png", data)])
 
     upload()  # warm up (lookup tables, imports)
-    base = median_ms(forward)
-    full = median_ms(upload)
+    base = median_ms(forward, 30)
+    full = median_ms(upload, 30)
     print(f"machine: {machine()}")
     print(f"baseline  one forward pass (tensor in):            {base:6.1f} ms")
     print(f"measured  bytes -> top-5 + Grad-CAM heatmap:       {full:6.1f} ms  ratio {full / base:.2f}  "

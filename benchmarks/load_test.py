@@ -22,18 +22,17 @@ import argparse
 import asyncio
 import os
 import re
-import signal
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-import urllib.request
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _server import ROOT, start_streamlit, stop  # noqa: E402
+
 REAL = ROOT.parent / "shared" / "data" / "real"
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
@@ -43,25 +42,6 @@ SERVER_S: list[float] = []
 """The page's own "Classified in ... s" (queue and model, on the server) for every upload, in order."""
 HOME_TITLE = "GlitchNet"
 
-
-
-def _stop(proc: subprocess.Popen) -> None:
-    """Stop the server and everything it forked (the simulator's worker pool, while the built-in dataset is being
-    made, outlives a terminated Streamlit): SIGTERM to its process group, then SIGKILL to whatever is left in it."""
-    for sig, wait_s in ((signal.SIGTERM, 10), (signal.SIGKILL, 5)):
-        try:
-            os.killpg(proc.pid, sig)
-        except ProcessLookupError:
-            return
-        try:
-            proc.wait(wait_s)
-        except subprocess.TimeoutExpired:
-            pass
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _status_kb(pid: int, field: str) -> int:
@@ -113,27 +93,9 @@ class RssSampler:
 
 
 def start_server(model: Path, data: Path, log: Path) -> tuple[subprocess.Popen, str]:
-    port = _free_port()
     env = {**os.environ, "GLITCHNET_HOSTED": "1", "GLITCHNET_MODEL": str(model), "GLITCHNET_DATA": str(data),
            "PYTHONPATH": str(ROOT)}
-    with log.open("wb") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "streamlit_app.py", "--server.headless",
-                                 "true", "--server.port", str(port), "--server.address", "127.0.0.1"],
-                                cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
-                                start_new_session=True)  # its own process group: see _stop
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"streamlit exited with status {proc.returncode}; see {log}")
-        try:
-            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:
-                if r.status == 200:
-                    return proc, url
-        except OSError:
-            time.sleep(0.3)
-    _stop(proc)
-    raise TimeoutError("streamlit did not answer within 120 s")
+    return start_streamlit(env, log, timeout_s=120)
 
 
 def chromium_at_nice(nice: int, folder: Path) -> Path:
@@ -322,7 +284,7 @@ async def run(args: argparse.Namespace) -> int:
     finally:
         rss.stop()
         peak = rss.peak_mb()
-        _stop(proc)
+        stop(proc)
     tracebacks = log.read_text(errors="replace").count("Traceback")
     if tracebacks:
         errors.append(f"{tracebacks} traceback(s) in the server log {log}")

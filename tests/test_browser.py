@@ -10,12 +10,7 @@ from __future__ import annotations
 
 import os
 import re
-import signal
-import socket
-import subprocess
-import sys
 import time
-import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -25,6 +20,8 @@ import pandas as pd
 import pytest
 from PIL import Image
 from test_app import make_golden_kaggle
+
+from benchmarks._server import start_streamlit, stop
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -81,39 +78,6 @@ class Console:
 
 
 
-def _stop(proc: subprocess.Popen) -> None:
-    """Stop the server and everything it forked (the simulator's worker pool, while the built-in dataset is being
-    made, outlives a terminated Streamlit): SIGTERM to its process group, then SIGKILL to whatever is left in it."""
-    for sig, wait_s in ((signal.SIGTERM, 10), (signal.SIGKILL, 5)):
-        try:
-            os.killpg(proc.pid, sig)
-        except ProcessLookupError:
-            return
-        try:
-            proc.wait(wait_s)
-        except subprocess.TimeoutExpired:
-            pass
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _wait_healthy(url: str, proc: subprocess.Popen, timeout_s: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"streamlit exited with status {proc.returncode}")
-        try:
-            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:
-                if r.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.05)
-    raise TimeoutError(f"streamlit did not answer on {url} within {timeout_s:.0f} s")
-
-
 @contextmanager
 def _streamlit(tmp: Path, model: Path, **env_changes: str | None) -> Iterator[Server]:
     """``streamlit run`` on a free port with the given environment; stopped on exit."""
@@ -125,19 +89,13 @@ def _streamlit(tmp: Path, model: Path, **env_changes: str | None) -> Iterator[Se
             env.pop(name, None)
         else:
             env[name] = value
-    port = _free_port()
-    log = tmp / f"streamlit-{port}.log"  # kept in pytest's temp folder for a failed run
+    log = tmp / "streamlit.log"  # kept in pytest's temp folder for a failed run
     started = time.monotonic()
-    with log.open("wb") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "streamlit_app.py", "--server.headless",
-                                 "true", "--server.port", str(port), "--server.address", "127.0.0.1"],
-                                cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
-                                start_new_session=True)  # its own process group: see _stop
+    proc, url = start_streamlit(env, log)
     try:
-        _wait_healthy(f"http://127.0.0.1:{port}", proc)
-        yield Server(f"http://127.0.0.1:{port}", started, model != SHIPPED_MODEL, log, proc.pid)
+        yield Server(url, started, model != SHIPPED_MODEL, log, proc.pid)
     finally:
-        _stop(proc)
+        stop(proc)
 
 
 @pytest.fixture(scope="module")
