@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import __version__
 from .architectures import ARCHITECTURE_NAMES, DEFAULT_ARCH
-from .classes import CLASS_TO_INDEX, CLASSES, DURATIONS_S
+from .classes import CLASSES, DURATIONS_S, ClassSet, check_class_names, class_set_for
 from .errors import GlitchNetError, first_line
 from .files import atomic_open
 from .images import INPUT_SIZE, MEAN, STD
@@ -54,6 +54,12 @@ class Checkpoint:
     library_version: str = __version__
     arch: str = DEFAULT_ARCH
     """Which of ``model.ARCHITECTURES`` the weights belong to; older checkpoints, without the key, are the seed's."""
+
+    @property
+    def class_set(self) -> ClassSet:
+        """The taxonomy of this model's outputs: a shipped set when its class list is one (older checkpoints, which
+        carry the 22 names only, are ``gravityspy-o1o2``), else a set of its own."""
+        return class_set_for(self.classes)
 
     @property
     def scan_view(self) -> str:
@@ -105,6 +111,7 @@ class Checkpoint:
             "library_version": self.library_version,
             "state_dict": self.state_dict,
             "classes": list(self.classes),
+            "class_set": self.class_set.name,
             "width": self.width,
             "input_size": self.input_size,
             "views": list(self.views),
@@ -155,12 +162,10 @@ def _check_header(payload: dict[str, Any], name: str, check_weights: bool = True
     classes = payload.get("classes")
     if not isinstance(classes, (list, tuple)) or not all(isinstance(c, str) for c in classes):
         raise _refuse(name, "its class list is missing or is not a list of class names")
-    if not 2 <= len(classes) <= len(CLASSES):
-        raise _refuse(name, f"it names {len(classes)} classes (a GlitchNet has 2 to {len(CLASSES)})")
-    unknown = [c for c in classes if c not in CLASS_TO_INDEX]
-    if unknown or len(set(classes)) != len(classes):
-        what = f"unknown class {unknown[0][:40]!r}" if unknown else "a class named twice"
-        raise _refuse(name, f"its class list has {what}")
+    try:
+        check_class_names(classes)
+    except ValueError as exc:
+        raise _refuse(name, f"its class list is not usable ({exc})") from None
     width = payload.get("width", 64)
     if not isinstance(width, int) or isinstance(width, bool) or not 1 <= width <= MAX_WIDTH:
         raise _refuse(name, f"width {repr(width)[:20]} is not a whole number from 1 to {MAX_WIDTH}")
