@@ -73,6 +73,23 @@ class Checkpoint:
         Wilson 95% interval); figures on simulated images follow and are named as such.
         """
         out = []
+        lso = self.metrics.get("real_leave_source_out") or {}
+        pooled, sources = lso.get("pooled"), lso.get("sources") or {}
+        if pooled and sources:
+            lo, hi = pooled["wilson95"]
+            worst = min(sources.items(), key=lambda kv: kv[1]["accuracy"])
+            out.append(("Real glitches from unseen sources", f"{lso['mean']:.1%}",
+                        f"mean over {len(sources)} real sources, each scored by a model trained without it "
+                        f"(leave-source-out); {pooled['correct']} of {pooled['glitches']} glitches in all, 95% "
+                        f"interval {lo:.0%}–{hi:.0%}; weakest source {worst[0]} {worst[1]['accuracy']:.0%}"))
+        o3 = self.metrics.get("real_o3_time_blocks")
+        if o3:
+            lo, hi = o3["wilson95"]
+            fast = (o3.get("recall") or {}).get("Fast_Scattering")
+            out.append(("Real O3 glitches (time blocks held out)", f"{o3['accuracy']:.1%}",
+                        f"{o3['correct']} of {o3['glitches']} real O3 Livingston glitches, each scored by a model "
+                        f"that never saw its stretch of time; 95% interval {lo:.0%}–{hi:.0%}"
+                        + (f"; Fast_Scattering {fast['correct']} of {fast['glitches']}" if fast else "")))
         real = (self.metrics.get("real_crossval") or {}).get("verified")
         if real:
             lo, hi = real["wilson95"]

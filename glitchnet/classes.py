@@ -231,6 +231,9 @@ def choose_class_set(folder_names: Iterable[str], choice: str | ClassSet = AUTO)
         s = choice if isinstance(choice, ClassSet) else get_class_set(choice)
         outside = [n for n in found if n not in s]
         return s, f"classes: {s.title} ({s.name})" + (_outside(outside, s) if outside else "")
+    if len(found) < 2:  # one folder is no taxonomy: read it with the default set (and name it if outside)
+        s = CLASS_SETS[DEFAULT_CLASS_SET]
+        return s, "" if set(found) <= set(s.names) else f"classes: {s.title} ({s.name})" + _outside(found, s)
     covering = [s for s in CLASS_SETS.values() if set(found) <= set(s.names)]
     if covering:
         s = covering[0]

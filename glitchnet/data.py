@@ -127,7 +127,7 @@ def _file_rows(class_dir: Path, split: str | None, skipped: list[tuple[str, str]
     label = folder_label(class_dir)
     if label not in class_set:
         skipped.append((str(class_dir), f"unknown class folder {class_dir.name[:60]!r}" if label is None
-                        else f"class folder {label!r} is not a class of {class_set.name}"))
+                        else f"unknown class folder {label!r} (not a class of {class_set.name})"))
         return []
     rows = []
     files = sorted(p for p in class_dir.iterdir() if p.is_file() and not p.name.startswith("."))

@@ -70,7 +70,7 @@ def main() -> int:
     parser.add_argument("--sources", default="all", help=f"comma list of {', '.join(SOURCE_GROUPS)}, all or none")
     parser.add_argument("--time-folds", type=int, default=3, help="leave-time-block-out folds on the O3 pool (0: off)")
     parser.add_argument("--oof", default="runs/leave-source-out", help="where held-out probabilities go (.npz)")
-    parser.add_argument("--epochs", type=int, default=RECIPE.epochs, help="override the recipe's epochs (a quick check)")
+    parser.add_argument("--epochs", type=int, default=RECIPE.epochs, help="override the recipe's epochs (quick checks)")
     parser.add_argument("--real-per-epoch", type=int, default=RECIPE.real_per_epoch)
     args = parser.parse_args()
     RECIPE = dataclasses.replace(RECIPE, epochs=args.epochs, real_per_epoch=args.real_per_epoch)

@@ -10,7 +10,8 @@ import streamlit as st
 
 from glitchnet import augment as aug
 from glitchnet import explore
-from glitchnet.classes import CLASSES, INFO_BY_NAME
+from glitchnet.augment import CLASS_POLICIES
+from glitchnet.classes import ALL_INFO
 from glitchnet.errors import one_line
 from glitchnet.images import ImageError, canonical_uint8
 from glitchnet.simulate import simulate_glitch
@@ -93,8 +94,9 @@ def main() -> None:
 
     left, middle, right = st.columns([2, 2, 3])
     with left:
-        label = st.selectbox("Class", CLASSES, index=CLASSES.index("Blip"), key="augment_class")
-        info = INFO_BY_NAME[label]
+        names = sorted(CLASS_POLICIES)  # every class of the shipped class sets has a policy
+        label = st.selectbox("Class", names, index=names.index("Blip"), key="augment_class")
+        info = ALL_INFO[label]
         st.caption(f"{info.looks_like}. Frequency {'pinned' if info.pinned_frequency else 'free'}; "
                    f"{'no direction' if info.time_symmetric else 'a direction'} in time.")
     with middle:

@@ -244,7 +244,7 @@ def test_volunteer_labels_a_glitch_once_and_the_csv_has_the_combined_row(app_env
     at = _upload(_app("predict"), _example_glitch(real))
     at.toggle[0].set_value(True).run()
     key = _key(_example_glitch(real))
-    assert [s.key for s in at.selectbox] == [f"volunteer-{key}"]  # one question per glitch, not per view
+    assert [s.key for s in at.main.selectbox] == [f"volunteer-{key}"]  # one question per glitch, not per view
     at.selectbox(key=f"volunteer-{key}").set_value("Whistle").run()
     assert not at.exception
     table = at.dataframe[0].value

@@ -752,8 +752,8 @@ MODELS: tuple[GlitchModel, ...] = (
                 dists={"time_jitter_s": Normal(0.01), "harmonic_level": Uniform(0.3, 0.7)}),
     GlitchModel("Blip_Low_Frequency", "an O3 blip whose energy stays low (Livingston, O3): a band-pass pulse from "
                 "~15 Hz to at most ~100 Hz, rounder and lower than Blip and Tomte (golden LowFreqBlip subjects peak at "
-                "30-50 Hz)", 0.15, (25.0, 55.0), (0.05, 0.4), (20.0, 120.0), (12.0, 60.0),
-                _blip_like, {"low_ratio": (1.4, 2.2), "high_ratio": (1.2, 1.9), "tip_order": (2.5, 4.0)},
+                "30-50 Hz)", 0.15, (25.0, 55.0), (0.05, 0.4), (20.0, 120.0), (12.0, 40.0),
+                _blip_like, {"low_ratio": (1.4, 2.2), "high_ratio": (1.0, 1.4), "tip_order": (3.0, 5.0)},
                 dists={"time_jitter_s": Normal(0.003)}),
     GlitchModel("Blip", "a ~10 ms broadband transient of unknown origin: a band-pass pulse spanning ~30-500 Hz, its "
                 "tip fading well below 2 kHz", 0.86, (70.0, 320.0), (0.02, 0.5), (250.0, 4600.0), (10.0, 100.0),
