@@ -11,7 +11,7 @@ import pytest
 from conftest import make_kaggle
 
 from glitchnet import classes as cs
-from glitchnet.checkpoint import Checkpoint, load_checkpoint, read_description, save_checkpoint
+from glitchnet.checkpoint import Checkpoint, load_checkpoint, read_description
 from glitchnet.cli import main
 from glitchnet.data import scan_dataset
 
