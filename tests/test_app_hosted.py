@@ -84,3 +84,22 @@ def test_upload_names_are_plain_text(app_env: Path, real: Path) -> None:  # noqa
     assert f"**`{name}`** · 1 view" in _texts(at.markdown)
     assert not [m for m in _texts(at.markdown) if "](http" in m and f"`{name}`" not in m]
     assert list(at.dataframe[0].value["name"]) == [name]  # the table shows the name as it is
+
+
+def test_a_strain_upload_cannot_make_the_server_read_its_own_files(hosted: Path, tmp_path: Path) -> None:
+    h5py = pytest.importorskip("h5py", reason="the strain extra (gwpy, h5py) is not installed")
+    import numpy as np
+
+    secret = tmp_path / "server-secret.bin"  # a file of the server's that would scan as strain if it were read
+    np.random.default_rng(7).standard_normal(4096 * 16).tofile(secret)
+    path = tmp_path / "upload.hdf5"
+    with h5py.File(path, "w") as fh:
+        ds = fh.create_dataset("strain/Strain", shape=(4096 * 16,), dtype="f8",
+                               external=[(str(secret), 0, h5py.h5f.UNLIMITED)])
+        ds.attrs["Xstart"], ds.attrs["Xspacing"] = 1e9, 1 / 4096
+    at = _app("predict")
+    at.file_uploader(key="strain_file").set_value(("upload.hdf5", path.read_bytes(), "application/x-hdf5")).run()
+    at.number_input(key="strain_gps").set_value(1e9 + 8).run()
+    assert not at.exception
+    assert _texts(at.error) == ["`upload.hdf5`: `/strain/Strain` stores its samples in an external file"]
+    assert not at.dataframe and not [m for m in _texts(at.markdown) if "views" in m]
