@@ -64,8 +64,8 @@ def test_hosted_budgets_are_refused_in_one_line_and_uploads_released(hosted: Pat
     assert not at.exception and not at.error
     assert _texts(at.warning)[:2] == [
         "This server classifies at most 2 files per batch: classified 2 file(s) "
-        f"({(len(bomb) + len(blip)) / 2**20:.1f} MB); left out 1: extra.jpg.",
-        "bomb.gif has more than 4 frames, the most this server classifies per file: only its first 4 are classified."]
+        f"({(len(bomb) + len(blip)) / 2**20:.1f} MB); left out 1: `extra.jpg`.",
+        "`bomb.gif` has more than 4 frames, the most this server classifies per file: only its first 4 are classified."]
     table = at.dataframe[0].value
     assert list(table["name"]) == [f"bomb.gif#frame{i}" for i in range(4)] + ["bomb.gif (combined, 4 views)",
                                                                                "blip-1.jpg"]
@@ -103,3 +103,29 @@ def test_a_strain_upload_cannot_make_the_server_read_its_own_files(hosted: Path,
     assert not at.exception
     assert _texts(at.error) == ["`upload.hdf5`: `/strain/Strain` stores its samples in an external file"]
     assert not at.dataframe and not [m for m in _texts(at.markdown) if "views" in m]
+
+
+LINK_NAMES = ("[Log in to keep your results](https://evil.example/login).png", "![t](http://evil.example/t.png).png")
+
+
+def _live_markdown(text: str) -> bool:
+    """Whether ``text``, read as Markdown, holds a link or an image outside code spans."""
+    import re
+
+    outside = re.sub(r"(`+)(?:(?!\1).)+?\1", "", text)
+    return "](" in outside or "![" in outside
+
+
+def test_file_names_never_become_links_or_images(hosted: Path, real: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GLITCHNET_MAX_FILES", "1")
+    blip = (real / "golden" / "Blip" / "blip-1.jpg").read_bytes()
+    at = _app("predict")
+    at.file_uploader[0].set_value([(name, blip, "image/png") for name in LINK_NAMES]).run()
+    assert not at.exception and not at.error
+    captions = [i.caption for img in at.get("image") for i in img.proto.imgs]
+    assert [c.rsplit(": ", 1)[0] for c in captions] == [f"`{LINK_NAMES[0]}`"]  # the Grad-CAM view of the first
+    assert f"left out 1: `{LINK_NAMES[1]}`." in _texts(at.warning)[0]
+    drawn = (_texts(at.markdown) + _texts(at.caption) + _texts(at.warning) + _texts(at.error) + _texts(at.info)
+             + captions)
+    assert not [t for t in drawn if _live_markdown(t)], drawn
