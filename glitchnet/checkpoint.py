@@ -30,6 +30,16 @@ MAX_WIDTH = 512
 before anything is built, so a crafted ``width`` cannot make the loader allocate gigabytes."""
 
 
+MAX_PICKLE_BYTES = 16 * 2**20
+"""Largest ``data.pkl`` (the pickled description: header, config, metrics, history) a checkpoint may unpack to; the
+shipped model's is 5 kB. Checked on the zip's declared sizes before unpickling, so a deflated pickle holding a
+gigabyte string (a zip bomb) is refused while the file is still a few MB on disk."""
+
+MAX_UNPACKED_BYTES = 512 * 2**20
+"""Most bytes all of a checkpoint's entries may unpack to: a width-``MAX_WIDTH`` network's weights (36 MB) with
+AdamW's two moments for ``--resume`` fit many times over; the zip's declared sizes bound what the reader inflates."""
+
+
 class CheckpointError(GlitchNetError):
     """A file that is not a usable GlitchNet checkpoint; the message is one line, fit for a user."""
 
@@ -145,6 +155,24 @@ def _sniff(path: Path) -> str | None:
     return "it is a text file, not a PyTorch file"
 
 
+def _check_archive(path: Path) -> None:
+    """Refuse a ``torch.save`` zip whose pickle or whole contents would unpack to more than ``MAX_PICKLE_BYTES`` or
+    ``MAX_UNPACKED_BYTES``, from the sizes its directory declares (the readers inflate no more than those), before
+    anything is unpickled. A file that is not a zip is left to the readers."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            entries = archive.infolist()
+    except (zipfile.BadZipFile, OSError, ValueError):
+        return
+    pickled = sum(e.file_size for e in entries if e.filename.endswith("data.pkl"))
+    total = sum(e.file_size for e in entries)
+    for size, limit, what in ((pickled, MAX_PICKLE_BYTES, "its description (data.pkl)"),
+                              (total, MAX_UNPACKED_BYTES, "it")):
+        if size > limit:
+            raise _refuse(path.name, f"{what} unpacks to {size / 2**20:,.1f} MB, more than the "
+                                     f"{limit / 2**20:,.{0 if limit % 2**20 == 0 else 1}f} MB a checkpoint may hold")
+
+
 def _number(value: Any) -> float | None:
     return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
@@ -228,8 +256,9 @@ def _check_weights(state_dict: Any, arch: str, num_classes: int, width: int, nam
 def load_checkpoint(path: str | os.PathLike, expected_classes: list[str] | None = None) -> Checkpoint:
     """Read a checkpoint with ``weights_only=True`` (no code can run) and check that it is GlitchNet's.
 
-    Every field of the header is checked before a model is built (``_check_header``): a crafted or damaged file
-    is refused with one line that says what is wrong.
+    Every field of the header is checked before a model is built (``_check_header``), and what the file unpacks
+    to before it is unpickled (``_check_archive``): a crafted or damaged file is refused with one line that says
+    what is wrong.
     """
     import torch
 
@@ -242,6 +271,7 @@ def load_checkpoint(path: str | os.PathLike, expected_classes: list[str] | None 
         raise CheckpointError(f"cannot read {path}: {exc.strerror or type(exc).__name__}") from None
     if not_torch:
         raise CheckpointError(f"{path.name} is not a GlitchNet checkpoint: {not_torch}")
+    _check_archive(path)
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
@@ -315,6 +345,7 @@ def read_description(path: str | os.PathLike) -> Checkpoint:
     (``benchmarks/bench_describe.py``), so the app's first page draws at once. A file this reader does not
     understand goes through ``load_checkpoint``, with its checks and its messages."""
     path = Path(path)
+    _check_archive(path)
     try:
         with zipfile.ZipFile(path) as archive:
             pickled = [n for n in archive.namelist() if n.endswith("/data.pkl") and n.count("/") == 1]

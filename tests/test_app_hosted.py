@@ -129,3 +129,13 @@ def test_file_names_never_become_links_or_images(hosted: Path, real: Path,
     drawn = (_texts(at.markdown) + _texts(at.caption) + _texts(at.warning) + _texts(at.error) + _texts(at.info)
              + captions)
     assert not [t for t in drawn if _live_markdown(t)], drawn
+
+
+def test_a_zip_bomb_checkpoint_is_one_line_on_home(hosted: Path, tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    from test_hostile_checkpoints import zip_bomb_checkpoint
+
+    monkeypatch.setenv("GLITCHNET_MODEL", str(zip_bomb_checkpoint(tmp_path / "bomb.pt")))
+    at = _app()
+    shown = _texts(at.warning) + _texts(at.sidebar.warning)
+    assert [w for w in shown if w.startswith("bomb.pt") and "MB" in w and "\n" not in w], shown
