@@ -74,21 +74,28 @@ class Checkpoint:
         """What the checkpoint says about its accuracy, real images first: (label, value, where it was measured).
 
         A figure on real Gravity Spy glitches leads when the checkpoint carries one (cross-validated, with its
-        Wilson 95% interval); figures on simulated images follow and are named as such.
+        Wilson 95% interval); figures on simulated images follow and are named as such. A figure that is not a
+        fraction from 0 to 1 (NaN, a string, a number of the wrong kind), or whose counts or interval are not of
+        that kind, is left out: the metrics table is free-form and only what reads as a figure is shown.
         """
         out = []
-        real = (self.metrics.get("real_crossval") or {}).get("verified")
-        if real:
-            lo, hi = real["wilson95"]
-            out.append(("Real glitches (cross-validated)", f"{real['accuracy']:.1%}",
-                        f"{real['correct']} of {real['glitches']} real Gravity Spy glitches, each scored by a model "
+        real = _table(_table(self.metrics.get("real_crossval")).get("verified"))
+        accuracy, bounds = _fraction(real.get("accuracy")), real.get("wilson95")
+        interval = [_fraction(b) for b in bounds] if isinstance(bounds, (list, tuple)) and len(bounds) == 2 else []
+        correct, glitches = _count(real.get("correct")), _count(real.get("glitches"))
+        if accuracy is not None and None not in interval and interval and correct is not None \
+                and glitches is not None:
+            lo, hi = interval
+            out.append(("Real glitches (cross-validated)", f"{accuracy:.1%}",
+                        f"{correct} of {glitches} real Gravity Spy glitches, each scored by a model "
                         f"that never saw it (leave-glitch-out folds); 95% interval {lo:.0%}–{hi:.0%}"))
         data = Path(str(self.config.get("data") or "its training data")).name
         for key, label, where in (("simulated_test", "Simulated test images", "simulated glitches never trained on"),
                                   ("validation", "Validation split", f"the validation split of {data}")):
-            m = self.metrics.get(key) or {}
-            if m.get("accuracy") is not None:
-                out.append((label, f"{m['accuracy']:.1%}", f"{m.get('n', '?')} images: {where}"))
+            m = _table(self.metrics.get(key))
+            accuracy, n = _fraction(m.get("accuracy")), _count(m.get("n"))
+            if accuracy is not None:
+                out.append((label, f"{accuracy:.1%}", f"{'?' if n is None else n} images: {where}"))
         return out
 
     def build_model(self) -> GlitchNet:
@@ -126,6 +133,21 @@ class Checkpoint:
             "training_state": self.training_state,
             "arch": self.arch,
         }
+
+
+def _table(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _fraction(value: Any) -> float | None:
+    """``value`` if it is a real number from 0 to 1, else None."""
+    number = _number(value)
+    return number if number is not None and 0.0 <= number <= 1.0 else None
+
+
+def _count(value: Any) -> int | None:
+    """``value`` if it is a whole number of at least 0, else None."""
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
 
 
 def save_checkpoint(ckpt: Checkpoint, path: str | os.PathLike) -> Path:

@@ -399,3 +399,24 @@ def test_missing_model_is_explained(app_env: Path, monkeypatch: pytest.MonkeyPat
     at = _app("predict")
     assert "No shipped model found" in at.warning[-1].value
     assert not at.file_uploader
+
+
+@pytest.mark.parametrize("metrics", [
+    {"validation": {"accuracy": float("nan"), "n": 10},
+     "real_crossval": {"verified": {"accuracy": float("nan"), "correct": 1, "glitches": 2,
+                                    "wilson95": [float("nan"), float("nan")]}}},
+    {"validation": {"accuracy": 0.5, "n": 10},
+     "real_crossval": {"verified": {"accuracy": 0.8, "correct": 100, "glitches": 125, "wilson95": 3}}},
+])
+def test_a_checkpoint_with_bad_metrics_shows_only_real_figures(app_env: Path, monkeypatch: pytest.MonkeyPatch,
+                                                               tmp_path: Path, metrics: dict) -> None:
+    from glitchnet.checkpoint import load_checkpoint, save_checkpoint
+
+    ckpt = load_checkpoint(os.environ["GLITCHNET_MODEL"])
+    ckpt.metrics = metrics
+    monkeypatch.setenv("GLITCHNET_MODEL", str(save_checkpoint(ckpt, tmp_path / "odd.pt")))
+    at = _app()
+    assert not at.error, _texts(at.error)
+    shown = _texts(at.caption) + _texts(at.sidebar.caption) + [m.value for m in at.metric]
+    assert not [t for t in shown if "nan" in t.lower()], shown
+    assert [m.value for m in at.metric] == ([] if "nan" in str(metrics["validation"]) else ["50.0%"])
