@@ -69,6 +69,10 @@ StrainSource = str | os.PathLike | bytes | bytearray
 MAX_STRAIN_SAMPLES = 4096 * 16384
 """Most samples a strain dataset may declare: a full GWOSC file (4096 s at 16 kHz). Only a scan's block is read."""
 
+MIN_SPREAD = 1e-12
+"""Smallest spread of a scanned block's samples (max - min), relative to their largest magnitude, read as data rather
+than a constant: float64 round-off is about 1e-16, real strain varies by about its own size."""
+
 MAX_SAMPLE_RATE_HZ = 65536.0
 """Highest sample rate accepted, Hz (GWOSC publishes 4 and 16 kHz)."""
 
@@ -341,11 +345,19 @@ def whitened_block(strain_file: StrainSource, gps: float, channel: str | None = 
         raise StrainError(f"the data within {half:.1f} s of GPS {gps} contain gaps (NaN or infinite samples)")
     if not block.any():
         raise StrainError(f"the data within {half:.1f} s of GPS {gps} are all zero")
+    if float(np.ptp(block)) <= MIN_SPREAD * float(np.abs(block).max()):
+        raise StrainError(f"the data within {half:.1f} s of GPS {gps} are constant ({block[0]:.6g}): there is no "
+                          "noise to whiten")
     ratio = Fraction(SAMPLE_RATE_HZ / fs).limit_denominator(64)
     if ratio != 1:
         block = signal.resample_poly(block, ratio.numerator, ratio.denominator)
     rate = fs * ratio.numerator / ratio.denominator
-    return WhitenedBlock(whiten_estimated(block, rate, top_hz=fs / 2), block.size / rate, rate,
+    with np.errstate(all="ignore"):  # a spectrum that cannot be whitened is refused below, in one line
+        fseries = whiten_estimated(block, rate, top_hz=fs / 2)
+    if not np.isfinite(fseries).all():
+        raise StrainError(f"the data within {half:.1f} s of GPS {gps} cannot be whitened (their spectrum is not "
+                          "finite)")
+    return WhitenedBlock(fseries, block.size / rate, rate,
                          n_half / fs + (gps - (t0 + centre / fs)), channel_ifo)
 
 
@@ -393,7 +405,7 @@ def scan(strain_file: StrainSource, gps: float, out_dir: str | os.PathLike | Non
     SampleRateError
         The file is sampled below 4096 Hz.
     StrainError
-        The data around ``gps`` have gaps or are all zero; the file declares more than ``MAX_STRAIN_SAMPLES``
+        The data around ``gps`` have gaps, are all zero or constant; the file declares more than ``MAX_STRAIN_SAMPLES``
         samples or stores them in chunks over ``MAX_CHUNK_BYTES`` (a compression bomb).
     """
     ifo, views = _scan_arrays(strain_file, gps, ifo, channel)

@@ -139,3 +139,19 @@ def test_a_zip_bomb_checkpoint_is_one_line_on_home(hosted: Path, tmp_path: Path,
     at = _app()
     shown = _texts(at.warning) + _texts(at.sidebar.warning)
     assert [w for w in shown if w.startswith("bomb.pt") and "MB" in w and "\n" not in w], shown
+
+
+def test_constant_strain_is_one_plain_line_on_predict(hosted: Path, tmp_path: Path) -> None:
+    h5py = pytest.importorskip("h5py", reason="the strain extra (gwpy, h5py) is not installed")
+    import numpy as np
+
+    path = tmp_path / "flat.hdf5"
+    with h5py.File(path, "w") as fh:
+        ds = fh.create_dataset("strain/Strain", data=np.full(16384 * 16, 1.0))
+        ds.attrs["Xstart"], ds.attrs["Xspacing"] = 1e9, 1 / 16384
+    at = _app("predict")
+    at.file_uploader(key="strain_file").set_value(("flat.hdf5", path.read_bytes(), "application/x-hdf5")).run()
+    at.number_input(key="strain_gps").set_value(1e9 + 8).run()
+    assert not at.exception
+    assert _texts(at.error) == ["`flat.hdf5`: the data within 8.0 s of GPS 1000000008.0 are constant (1): there is no "
+                                "noise to whiten"]

@@ -363,3 +363,22 @@ def test_a_channel_name_cannot_name_the_views(tmp_path):
     upload = _write_gwpy(tmp_path / "evil.hdf5", data, 4096.0, name="![x](https:evil.example):STRAIN")
     views = scan_bytes(upload.read_bytes(), 1e9 + 8, "upload.hdf5")
     assert sorted(views) == [f"H1_1000000008000_spectrogram_{d}.png" for d in ("0.5", "1.0", "2.0", "4.0")]
+
+
+@pytest.mark.parametrize("rate", [4096.0, 16384.0])
+def test_constant_strain_is_one_plain_line(tmp_path, rate, recwarn):
+    upload = _write_h5(tmp_path / "flat.hdf5", lambda fh: _gwosc(fh, np.full(int(rate) * 16, 1.5), rate=rate))
+    with pytest.raises(StrainError, match=r"are constant \(1.5\): there is no noise to whiten") as err:
+        scan(upload, 1e9 + 8)
+    _one_line(err)
+    assert not [w for w in recwarn if issubclass(w.category, RuntimeWarning)]
+
+
+def test_scan_cli_says_constant_strain_in_one_line(tmp_path, capsys):
+    from glitchnet.cli import main
+
+    path = tmp_path / "flat.hdf5"
+    _write_h5(path, lambda fh: _gwosc(fh, np.full(16384 * 16, 1.0), rate=16384.0))
+    assert main(["scan", "--strain", str(path), "--gps", str(1e9 + 8), "--out", str(tmp_path / "v")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "constant" in err and "Warning" not in err, err
