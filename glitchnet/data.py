@@ -27,7 +27,9 @@ if TYPE_CHECKING:  # torch is imported where tensors are made: scanning a folder
 
 SPLITS = ("train", "validation", "test")
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".gif"}
-NAME_RE = re.compile(r"^(?P<ifo>[A-Z]\d)_(?P<gid>[A-Za-z0-9]+)_spectrogram_(?P<dur>\d+(?:\.\d+)?)$")
+NAME_RE = re.compile(r"^(?P<ifo>[A-Z]\d)_(?P<gid>[A-Za-z0-9]+(?:\.\d+)?)_spectrogram_(?P<dur>\d+(?:\.\d+)?)$")
+"""``{ifo}_{id}_spectrogram_{duration}``: the id is Gravity Spy's, or a GPS time (``1238507926.062500000``) as
+detector-characterisation tools name their Omega scans."""
 MANIFEST_COLUMNS = ["path", "label", "split", "gravityspy_id", "ifo", "duration"]
 SIMULATED_MARKER = "SIMULATED.txt"
 """A file the simulator leaves at the root of every dataset it writes: its images are not real detector data."""

@@ -420,3 +420,15 @@ def test_a_checkpoint_with_bad_metrics_shows_only_real_figures(app_env: Path, mo
     shown = _texts(at.caption) + _texts(at.sidebar.caption) + [m.value for m in at.metric]
     assert not [t for t in shown if "nan" in t.lower()], shown
     assert [m.value for m in at.metric] == ([] if "nan" in str(metrics["validation"]) else ["50.0%"])
+
+
+def test_gps_time_file_names_make_one_card_per_glitch(app_env: Path, real: Path) -> None:
+    files = [(f"L1_{gps}_spectrogram_{p.name.rsplit('_spectrogram_', 1)[1]}", p.read_bytes(), "image/png")
+             for gps, index in (("1238507926.062500000", 0), ("1238507931.500000000", 1))
+             for p in _example_glitch(real, index=index)]
+    at = _app("predict")
+    at.file_uploader[0].set_value(files).run()
+    assert not at.exception and not at.error
+    assert [m for m in _texts(at.markdown) if m.startswith("**`L1_")] == [
+        "**`L1_1238507926.062500000`** · 4 views", "**`L1_1238507931.500000000`** · 4 views"]
+    assert "2 glitch(es) from 8 file(s)" in _texts(at.caption)
