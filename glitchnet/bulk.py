@@ -229,6 +229,8 @@ def predict_to_file(predictor: Predictor, inputs: Sequence[str], out: str | os.P
     ``decode_threads`` decode images while the model runs (each keeps about one CPU core busy: on a GPU the decoding
     is the bottleneck). ``progress(done, total)`` follows this rank's share.
     """
+    if decode_threads < 1:
+        raise ValueError(f"decode_threads must be at least 1, got {decode_threads}")
     out = Path(out).expanduser().absolute()
     rank, world_size = distributed.rank(), distributed.world_size()
     with distributed.all_ranks_ok():

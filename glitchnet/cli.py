@@ -398,7 +398,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true",
                    help="keep --out's rows (and a killed run's parts); classify only the rest")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --out")
-    p.add_argument("--decode-threads", type=int, default=2, metavar="N",
+    p.add_argument("--decode-threads", type=_positive, default=2, metavar="N",
                    help="with --out: threads decoding images while the model runs (about one core each; on a GPU "
                         "give each rank the cores it has, e.g. 8)")
     p.add_argument("--device", default="cpu",

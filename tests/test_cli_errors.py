@@ -224,3 +224,29 @@ def test_resume_from_an_incomplete_training_state_is_refused_before_the_scan(tmp
                     last_checkpoint_path(out))
     code, err = _run(["train", "--out", out, "--width", 8, "--resume"], capsys)
     assert code == 2 and "m.last.pt holds an incomplete training state" in err
+
+
+def test_bad_counts_and_thread_numbers_are_refused_at_once(tmp_path, capsys, monkeypatch):
+    import glitchnet.simulate.dataset as dataset
+
+    monkeypatch.setattr(dataset, "_plan", lambda *a: (_ for _ in ()).throw(AssertionError("planned")))
+    image = tmp_path / "x.png"
+    image.write_bytes(b"\x89PNG")
+    for argv, message in (
+            (["predict", "--out", tmp_path / "o.csv", "--decode-threads", 0, image],
+             "argument --decode-threads: must be at least 1, not 0"),
+            (["predict", "--out", tmp_path / "o.csv", "--decode-threads", -1, image],
+             "argument --decode-threads: must be at least 1, not -1"),
+            (["simulate", "--out", tmp_path / "sim", "--per-class", 100_000_000],
+             "per_class must be at most 4,545 (100,000 glitches in all), got 100,000,000"),
+            (["simulate", "--out", tmp_path / "sim", "--glitches", 10**9], "n_glitches must be at most 100,000")):
+        code, err = _run(argv, capsys)
+        assert code == 2 and message in err, (argv, err)
+    assert not (tmp_path / "sim").exists() and not (tmp_path / "o.csv").exists()
+
+
+def test_a_hold_out_that_leaves_one_class_is_refused(tmp_path, capsys):
+    two = make_kaggle(tmp_path / "two", classes=("Blip", "Whistle"), per_split={"train": 1})
+    code, err = _run(["train", "--data", two, "--out", tmp_path / "a.pt", "--epochs", 1], capsys)
+    assert code == 2 and "holding out 1 of 2 training glitches" in err and "a classifier needs at least two" in err
+    assert not list(tmp_path.glob("a.pt*"))
