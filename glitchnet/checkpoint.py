@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import collections
+import io
 import math
 import os
 import pickle
@@ -151,12 +152,18 @@ def _count(value: Any) -> int | None:
 
 
 def save_checkpoint(ckpt: Checkpoint, path: str | os.PathLike) -> Path:
-    """Write ``ckpt`` atomically (``files.atomic_open``): readers see the old file or the whole new one."""
+    """Write ``ckpt`` atomically (``files.atomic_open``): readers see the old file or the whole new one.
+
+    The payload is serialized in memory first and written with one ``write``: torch's zip writer reports a short
+    write (a full disk) as ``RuntimeError: [enforce fail at inline_container.cc] unexpected pos``, while the file's
+    own write raises ``OSError`` (ENOSPC) naming the path, which the CLI and the app say in one line."""
     import torch
 
     path = Path(path)
     with atomic_open(path, "wb") as fh:
-        torch.save(ckpt.to_payload(), fh)
+        buffer = io.BytesIO()
+        torch.save(ckpt.to_payload(), buffer)
+        fh.write(buffer.getbuffer())
     return path
 
 

@@ -1,8 +1,10 @@
 """Every CLI error is one line with a non-zero exit code, found before any long work; outputs are never lost."""
 
 import errno
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from conftest import make_kaggle
@@ -250,3 +252,67 @@ def test_a_hold_out_that_leaves_one_class_is_refused(tmp_path, capsys):
     code, err = _run(["train", "--data", two, "--out", tmp_path / "a.pt", "--epochs", 1], capsys)
     assert code == 2 and "holding out 1 of 2 training glitches" in err and "a classifier needs at least two" in err
     assert not list(tmp_path.glob("a.pt*"))
+
+
+@pytest.fixture
+def full_disk(tmp_path):
+    """A 1 MB file system filled to the last block (tmpfs; needs the right to mount, as root in a container)."""
+    mount = tmp_path / "full"
+    mount.mkdir()
+    if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount)],
+                                           capture_output=True).returncode != 0:
+        pytest.skip("a full disk is emulated with a small tmpfs, which this user may not mount")
+    try:
+        (mount / "cache").mkdir()
+        with open(mount / "filler", "wb", buffering=0) as fh:
+            try:
+                while True:
+                    fh.write(b"\0" * 4096)
+            except OSError:
+                pass
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+def _cli(*argv) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "glitchnet", *map(str, argv)], capture_output=True, text=True,
+                          env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}, timeout=300)
+
+
+@pytest.mark.slow
+def test_a_full_disk_under_the_image_cache_is_one_line(tiny, tmp_path, full_disk):
+    run = _cli("train", "--data", tiny, "--out", tmp_path / "m.pt", "--epochs", 1, "--width", 8,
+               "--cache-dir", full_disk / "cache", "--workers", 0)
+    assert run.returncode == 1, (run.returncode, run.stderr[-500:])  # not -7 (SIGBUS)
+    assert "glitchnet: error: the disk is full (No space left on device: " in run.stderr.splitlines()[-1]
+    assert "Traceback" not in run.stderr and not list((full_disk / "cache").iterdir())
+
+
+@pytest.mark.slow
+def test_a_full_disk_under_the_checkpoint_is_one_line(tiny, tmp_path, full_disk):
+    out = full_disk / "m.pt"
+    run = _cli("train", "--data", tiny, "--out", out, "--epochs", 1, "--width", 8, "--cache-dir", tmp_path / "c",
+               "--workers", 0, "--precise-bn", 0, "--augment", "none")
+    assert run.returncode == 1, (run.returncode, run.stderr[-500:])
+    assert run.stderr.splitlines()[-1].endswith(f"glitchnet: error: the disk is full (No space left on device: {out})")
+    assert "RuntimeError" not in run.stderr and sorted(p.name for p in full_disk.iterdir()) == ["cache", "filler"]
+
+
+def test_a_short_write_under_a_checkpoint_is_an_os_error_naming_the_file(tmp_path):
+    """The kernel's own short write, as on a full disk, made portably with a file-size limit (EFBIG)."""
+    script = ("import resource, signal, sys\n"
+              "signal.signal(signal.SIGXFSZ, signal.SIG_IGN)\n"
+              "from glitchnet.checkpoint import Checkpoint, save_checkpoint\n"
+              "from glitchnet.model import GlitchNet\n"
+              "from glitchnet.errors import one_line\n"
+              "resource.setrlimit(resource.RLIMIT_FSIZE, (100_000, 100_000))\n"
+              "try:\n"
+              "    save_checkpoint(Checkpoint(state_dict=GlitchNet().state_dict()), sys.argv[1])\n"
+              "except Exception as exc:\n"
+              "    print(type(exc).__name__, one_line(exc))\n")
+    out = tmp_path / "m.pt"
+    run = subprocess.run([sys.executable, "-c", script, str(out)], capture_output=True, text=True, timeout=120,
+                         env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
+    assert run.stdout.strip() == f"OSError File too large: {out}", run.stdout + run.stderr[-300:]
+    assert list(tmp_path.iterdir()) == []
