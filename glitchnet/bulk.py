@@ -20,7 +20,7 @@ import pandas as pd
 
 from . import distributed
 from .errors import OutputError, one_line
-from .files import atomic_open
+from .files import atomic_open, clean_stale_temps
 from .glitches import glitch_key, group_files, results_table
 from .inference import Predictor
 
@@ -146,6 +146,7 @@ def _preflight(out: Path, resume: bool, overwrite: bool) -> None:
         raise OutputError(f"no such folder: {out.parent}")
     if not os.access(out.parent, os.W_OK):
         raise OutputError(f"cannot write in {out.parent}")
+    clean_stale_temps(out)  # a merge killed mid-write; its parts are kept for --resume
     stale = existing_parts(out)
     if overwrite:
         for p in stale:

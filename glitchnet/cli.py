@@ -176,10 +176,11 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     from .data import load_split, scan_dataset
     from .errors import TrainingError
     from .evaluate import expected_calibration_error, fit_temperature, predict_logits, softmax
-    from .files import check_output_file
+    from .files import check_output_file, clean_stale_temps
 
     ckpt = load_checkpoint(args.model)
     check_output_file(args.model, "checkpoint")  # it is rewritten in place: fail now if it cannot be
+    clean_stale_temps(args.model)  # a killed calibration's half-written checkpoint
     _check_cache_dir(args.cache_dir)
     scan = scan_dataset(args.data, view=ckpt.scan_view)
     images, labels, _ = load_split(scan, "validation", args.cache_dir, workers=2)

@@ -30,7 +30,7 @@ from PIL import Image
 from scipy import signal
 
 from .errors import GlitchNetError, first_line
-from .files import write_bytes_atomic
+from .files import clean_stale_temps, write_bytes_atomic
 from .omega.png import encode_png
 from .omega.qtransform import SAMPLE_RATE_HZ
 from .omega.render import omega_views
@@ -414,6 +414,7 @@ def scan(strain_file: StrainSource, gps: float, out_dir: str | os.PathLike | Non
         out.mkdir(parents=True, exist_ok=True)
         for d, a in views.items():
             path = out / view_file_name(ifo, gps, d)
+            clean_stale_temps(path)  # a killed scan's half-written view
             write_bytes_atomic(path, encode_png(a))
     return {d: Image.fromarray(a, "RGBA") for d, a in views.items()}
 

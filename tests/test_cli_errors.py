@@ -316,3 +316,43 @@ def test_a_short_write_under_a_checkpoint_is_an_os_error_naming_the_file(tmp_pat
                          env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
     assert run.stdout.strip() == f"OSError File too large: {out}", run.stdout + run.stderr[-300:]
     assert list(tmp_path.iterdir()) == []
+
+
+def _stale_temp(path: Path) -> Path:
+    """The temporary file a writer of ``path`` killed mid-write leaves (``files.atomic_path``'s name, a dead pid)."""
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    stale = path.with_name(f".{path.name}.{int(dead.stdout)}.k1ll3d.tmp")
+    stale.write_bytes(b"half a file")
+    return stale
+
+
+def test_calibrate_predict_out_and_scan_remove_a_killed_run_s_temp_files(tmp_path, random_checkpoint, capsys):
+    import shutil
+
+    data = make_kaggle(tmp_path / "d", per_split={"train": 1, "validation": 4, "test": 1}, durations=(1.0,))
+    model = tmp_path / "m.pt"
+    shutil.copy(random_checkpoint, model)
+    stale = _stale_temp(model)
+    assert main(["calibrate", "--data", str(data), "--model", str(model)]) == 0
+    assert not stale.exists()
+
+    out = tmp_path / "o.csv"
+    stale = _stale_temp(out)
+    assert main(["predict", "--model", str(random_checkpoint), "--out", str(out), str(data)]) == 0
+    assert out.is_file() and not stale.exists()
+    capsys.readouterr()
+
+    pytest.importorskip("h5py")
+    import h5py
+    import numpy as np
+
+    strain = tmp_path / "s.hdf5"
+    with h5py.File(strain, "w") as fh:
+        ds = fh.create_dataset("strain/Strain", data=np.random.default_rng(0).standard_normal(4096 * 16))
+        ds.attrs["Xstart"], ds.attrs["Xspacing"] = 1e9, 1 / 4096
+    views = tmp_path / "views"
+    views.mkdir()
+    stale = _stale_temp(views / "H1_1000000008000_spectrogram_4.0.png")
+    assert main(["scan", "--strain", str(strain), "--gps", str(1e9 + 8), "--out", str(views)]) == 0
+    assert sorted(p.name for p in views.iterdir()) == [f"H1_1000000008000_spectrogram_{d}.png"
+                                                        for d in ("0.5", "1.0", "2.0", "4.0")]
