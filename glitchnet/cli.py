@@ -178,10 +178,11 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     from .data import load_split, scan_dataset
     from .errors import TrainingError
     from .evaluate import expected_calibration_error, fit_temperature, predict_logits, softmax
-    from .files import check_output_file
+    from .files import check_output_file, clean_stale_temps
 
     ckpt = load_checkpoint(args.model)
     check_output_file(args.model, "checkpoint")  # it is rewritten in place: fail now if it cannot be
+    clean_stale_temps(args.model)  # a killed calibration's half-written checkpoint
     _check_cache_dir(args.cache_dir)
     scan = scan_dataset(args.data, view=ckpt.scan_view)
     images, labels, _ = load_split(scan, "validation", args.cache_dir, workers=2)
@@ -405,7 +406,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true",
                    help="keep --out's rows (and a killed run's parts); classify only the rest")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --out")
-    p.add_argument("--decode-threads", type=int, default=2, metavar="N",
+    p.add_argument("--decode-threads", type=_positive, default=2, metavar="N",
                    help="with --out: threads decoding images while the model runs (about one core each; on a GPU "
                         "give each rank the cores it has, e.g. 8)")
     p.add_argument("--device", default="cpu",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -27,7 +28,9 @@ if TYPE_CHECKING:  # torch is imported where tensors are made: scanning a folder
 
 SPLITS = ("train", "validation", "test")
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".gif"}
-NAME_RE = re.compile(r"^(?P<ifo>[A-Z]\d)_(?P<gid>[A-Za-z0-9]+)_spectrogram_(?P<dur>\d+(?:\.\d+)?)$")
+NAME_RE = re.compile(r"^(?P<ifo>[A-Z]\d)_(?P<gid>[A-Za-z0-9]+(?:\.\d+)?)_spectrogram_(?P<dur>\d+(?:\.\d+)?)$")
+"""``{ifo}_{id}_spectrogram_{duration}``: the id is Gravity Spy's, or a GPS time (``1238507926.062500000``) as
+detector-characterisation tools name their Omega scans."""
 MANIFEST_COLUMNS = ["path", "label", "split", "gravityspy_id", "ifo", "duration"]
 SIMULATED_MARKER = "SIMULATED.txt"
 """A file the simulator leaves at the root of every dataset it writes: its images are not real detector data."""
@@ -312,6 +315,19 @@ def load_cached(paths: list[str], cache_dir: str | os.PathLike | None = None, si
     return CachedImages(images, paths, ok, errors)
 
 
+def _reserve(path: Path, n_bytes: int) -> None:
+    """Allocate ``path``'s disk space before it is memory-mapped: a page of a sparse map that finds the disk full
+    kills the process with SIGBUS, while ``posix_fallocate`` raises ``OSError`` (ENOSPC) at once."""
+    if not hasattr(os, "posix_fallocate"):  # macOS and Windows: the map is written as it is
+        return
+    with open(path, "rb+") as fh:
+        try:
+            os.posix_fallocate(fh.fileno(), 0, n_bytes)
+        except OSError as exc:
+            if exc.errno not in (errno.EOPNOTSUPP, errno.EINVAL):  # a file system that cannot reserve: map as is
+                raise
+
+
 def _build_cache(paths: list[str], size: int, key: str, data_file: Path, meta_file: Path, workers: int,
                  progress: Callable[[int, int], None] | None) -> None:
     """Decode ``paths`` into ``data_file`` (written atomically) and record the failures in ``meta_file``."""
@@ -319,6 +335,8 @@ def _build_cache(paths: list[str], size: int, key: str, data_file: Path, meta_fi
     errors: dict[str, str] = {}
     with atomic_path(data_file) as tmp:
         shape = (len(paths), size, size, 3)
+        if paths:
+            _reserve(tmp, int(np.prod(shape)))
         out = np.memmap(tmp, dtype=np.uint8, mode="w+", shape=shape) if paths else np.zeros(shape, np.uint8)
         chunk = 64
         jobs = [(paths[i:i + chunk], size) for i in range(0, len(paths), chunk)]

@@ -11,7 +11,6 @@ folds never put two images of one glitch, two near-identical images, or two O3 g
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -49,9 +48,6 @@ the two go together; the O3 golden subjects, three glitches of each O3 class, al
 
 TRAIN_GAP_S = 60.0
 """O3 glitches closer in time than this are one group for the folds: scattering comes in trains seconds apart."""
-
-GPS_NAME_RE = re.compile(r"^(?P<ifo>[A-Z]\d)_(?P<gps>\d{9,10}(?:\.\d+)?)_spectrogram_(?P<dur>\d+(?:\.\d+)?)$")
-"""A Gravity Spy-style image named by GPS time instead of id: ``L1_1238507926.062500000_spectrogram_4.0.png``."""
 
 HOBBYIST_CLASSES = {"blip": "Blip", "koifish": "Koi_Fish", "power": "Power_Line", "violin": "Violin_Mode",
                     "whistle": "Whistle"}
@@ -136,9 +132,9 @@ def scan_real_pool(root: str | os.PathLike | None = None) -> pd.DataFrame:
     if o3.is_dir():
         for class_dir in sorted(p for p in o3.iterdir() if p.is_dir() and p.name in known):
             for f in _image_files(class_dir):
-                m = GPS_NAME_RE.match(f.stem)
+                m = NAME_RE.match(f.stem)  # named by GPS time: L1_1238507926.062500000_spectrogram_4.0
                 if m:
-                    add(f, class_dir.name, "o3-scattering", f"{m['ifo']}_{m['gps']}", f"{float(m['dur'])}")
+                    add(f, class_dir.name, "o3-scattering", f"{m['ifo']}_{m['gid']}", f"{float(m['dur'])}")
     o3_golden = root / "golden-o3-only"
     if o3_golden.is_dir():
         for class_dir in sorted(p for p in o3_golden.iterdir() if p.is_dir() and ALIASES.get(p.name) in known):

@@ -216,7 +216,8 @@ def check_training_data(scan: DatasetScan, sample: int = VIRIDIS_SAMPLE) -> tupl
     """Refuse a dataset no run could learn anything from, before decoding it; returns the scan to train on and notes
     for the user.
 
-    - fewer than two classes among the training images: refused (``TrainingError``);
+    - fewer than two classes among the training images, before or after the hold-out below: refused
+      (``TrainingError``);
     - no validation split: ``HOLDOUT_FRACTION`` of the training glitches (chosen by glitch id, so the views of one
       glitch stay together and a resumed run holds out the same ones) become the validation split, and a note says so;
     - most of a sample of training images off the viridis colour scale (not Gravity Spy spectrograms; prediction
@@ -244,6 +245,12 @@ def check_training_data(scan: DatasetScan, sample: int = VIRIDIS_SAMPLE) -> tupl
         is_train = manifest["split"] == "train"
         all_keys = manifest["gravityspy_id"].where(manifest["ifo"].notna(), manifest["path"])
         manifest.loc[is_train & all_keys.isin(held), "split"] = "validation"
+        left = sorted(set(manifest.loc[manifest["split"] == "train", "label"]))
+        if len(left) < 2:
+            raise TrainingError(f"{scan.root} has no validation split, and holding out {len(held)} of "
+                                f"{len(glitches)} training glitches to validate on leaves training images of "
+                                f"{len(left)} class ({', '.join(left)}); a classifier needs at least two: add "
+                                "glitches or a validation split")
         scan = dataclasses.replace(scan, manifest=manifest)
         notes.append(f"no validation split: holding out {len(held)} of {len(glitches)} training glitches "
                      f"({HOLDOUT_FRACTION:.0%}, chosen by glitch id) to validate on")

@@ -14,6 +14,7 @@ from glitchnet.augment import CLASS_POLICIES
 from glitchnet.classes import ALL_INFO
 from glitchnet.errors import one_line
 from glitchnet.images import ImageError, canonical_uint8
+from glitchnet.serving import plain
 from glitchnet.simulate import simulate_glitch
 from pages import _ui as ui
 
@@ -49,7 +50,8 @@ def reseed() -> None:
 
 
 def read_image(label: str, source: str, manifest: pd.DataFrame | None, seed: int) -> tuple[np.ndarray | None, str]:
-    """The chosen image as canonical uint8 RGB and a caption; (None, "") after showing why there is none."""
+    """The chosen image as canonical uint8 RGB and a Markdown caption (a file name as literal text); (None, "")
+    after showing why there is none."""
     if source == "Dataset" and manifest is not None:
         rows = explore.class_rows(manifest, label)
         if rows.empty:
@@ -59,7 +61,7 @@ def read_image(label: str, source: str, manifest: pd.DataFrame | None, seed: int
         path = st.selectbox("Image", paths, format_func=lambda p: p.replace("\\", "/").rsplit("/", 1)[-1],
                             key=f"augment_file_{label}")
         try:
-            return canonical_uint8(path), path.replace("\\", "/").rsplit("/", 1)[-1]
+            return canonical_uint8(path), plain(path.replace("\\", "/").rsplit("/", 1)[-1])
         except ImageError as exc:
             st.error(str(exc))
             return None, ""
@@ -70,7 +72,7 @@ def read_image(label: str, source: str, manifest: pd.DataFrame | None, seed: int
             st.info("Upload an image to see its augmentations.")
             return None, ""
         try:
-            return canonical_uint8(upload.getvalue()), upload.name
+            return canonical_uint8(upload.getvalue()), plain(upload.name)
         except ImageError as exc:
             st.error(str(exc))
             return None, ""

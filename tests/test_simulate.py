@@ -289,3 +289,12 @@ def test_power_line_frequency_follows_the_detector():
     l1 = [glitch_metadata("Power_Line", s, "L1")["peak_frequency"] for s in range(12)]
     assert 59.5 <= min(h1) and max(h1) <= 61.5, "Hanford's mains line sits at 60-61 Hz"
     assert 64.5 <= min(l1) and max(l1) <= 65.5, "Livingston's sits near 65 Hz"
+
+
+def test_counts_beyond_the_limit_are_refused_before_planning():
+    most = sim_dataset.MAX_GLITCHES
+    assert sum(class_counts(n_glitches=most).values()) == most
+    assert set(class_counts(per_class=most // len(CLASSES)).values()) == {most // len(CLASSES)}
+    for kwargs in ({"n_glitches": most + 1}, {"per_class": most // len(CLASSES) + 1}, {"per_class": 10**8}):
+        with pytest.raises(ValueError, match="at most"):
+            class_counts(**kwargs)

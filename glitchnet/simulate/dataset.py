@@ -44,6 +44,10 @@ DEFAULT_N_GLITCHES = 7966
 MIN_PER_CLASS = 2
 """Every class gets at least this many glitches."""
 
+MAX_GLITCHES = 100_000
+"""Most glitches one dataset may have (400,000 images; 12 times the v1d1 set): checked before anything is planned
+or written, so a mistyped count is refused at once instead of filling memory and disk."""
+
 SPLIT_FRACTIONS = {"validation": 0.15, "test": 0.15}
 """Per-class share of validation and test, as Kaggle's split (the rest is train)."""
 
@@ -197,8 +201,13 @@ def class_counts(n_glitches: int | None = None, per_class: int | None = None, ba
     if per_class is not None:
         if per_class < 1:
             raise ValueError(f"per_class must be at least 1, got {per_class}")
+        if per_class * len(names) > MAX_GLITCHES:
+            raise ValueError(f"per_class must be at most {MAX_GLITCHES // len(names):,} ({MAX_GLITCHES:,} glitches "
+                             f"in all), got {per_class:,}")
         return {c: per_class for c in names}
     total = DEFAULT_N_GLITCHES if n_glitches is None else n_glitches
+    if total > MAX_GLITCHES:
+        raise ValueError(f"n_glitches must be at most {MAX_GLITCHES:,}, got {total:,}")
     if total < MIN_PER_CLASS * len(names):
         raise ValueError(f"n_glitches must be at least {MIN_PER_CLASS * len(names)} "
                          f"({MIN_PER_CLASS} per class), got {total}")
