@@ -300,11 +300,21 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
     class_counts(args.glitches, args.per_class, args.balanced, args.classes)  # bad counts and outputs fail first
     check_writable_folder(args.out, "dataset folder")
+    noise = None
+    if args.real_noise:
+        from .simulate.noise import SEGMENT_S
+        from .simulate.realnoise import real_noise
+        from .strain import read_strain
+
+        strain, _, rate, _ = read_strain(args.real_noise)
+        noise = real_noise(strain, rate, Path(args.real_noise).name, seed=args.seed)
+        print(f"background: {len(noise.starts)} glitch-free {SEGMENT_S:g} s blocks of {Path(args.real_noise).name} "
+              f"({noise.excluded_s:.0f} s left out around its own glitches)")
     tqdm = _tqdm()
     with tqdm(desc="simulating glitches", unit="glitch") as bar:
         out = simulate_dataset(args.out, n_glitches=args.glitches, per_class=args.per_class, seed=args.seed,
                                balanced=args.balanced, workers=args.workers, progress=_feeds(bar),
-                               classes=args.classes)
+                               classes=args.classes, noise=noise)
     print(f"wrote {out}")
     return 0
 
@@ -424,6 +434,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--balanced", action="store_true", help="even class proportions")
     p.add_argument("--classes", choices=tuple(CLASS_SETS), default=DEFAULT_CLASS_SET,
                    help="the class set to simulate: gravityspy-o1o2 (22 classes, the default) or gravityspy-o3 (23)")
+    p.add_argument("--real-noise", metavar="STRAIN_FILE",
+                   help="draw each glitch's background from the glitch-free stretches of this real strain file "
+                        "(GWOSC HDF5; needs the strain extra) instead of coloured Gaussian noise")
     p.add_argument("--workers", type=_positive, help="processes (default: all cores)")
     p.set_defaults(func=cmd_simulate)
 
