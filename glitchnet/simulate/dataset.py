@@ -59,7 +59,7 @@ METADATA_COLUMNS = ("gravityspy_id", "ifo", "label", "sample_type", "peak_freque
 GPS_RANGE_S = (1126400000.0, 1187700000.0)
 """O1 start to O2 end, GPS s: simulated event times are drawn from it."""
 
-DEFAULT_VERSION = "default-sim-v4-seed0"
+DEFAULT_VERSION = "default-sim-v5-seed0"
 """Folder name of the embedded default dataset (bump when the simulator's output changes)."""
 
 DEFAULT_PER_CLASS = 12
