@@ -243,7 +243,7 @@ def test_cli_predict_by_glitch_fuses_like_the_app(tmp_path, random_checkpoint, p
     (tmp_path / "broken.png").write_bytes(b"nope")
     rc = main(["predict", "--model", str(random_checkpoint), "--json", "--by-glitch", "--batch-size", "4",
                str(tmp_path)])
-    assert rc == 3  # a file could not be read
+    assert rc == 2  # a file could not be read: bad input
     out = {d["glitch"].rsplit("/", 1)[-1]: d for d in map(json.loads, capsys.readouterr().out.splitlines())}
     assert sorted(out) == ["H1_abcdefghij", "broken.png", "golden.gif"]
     four = out["H1_abcdefghij"]
@@ -269,3 +269,4 @@ def test_quiz_score_counts_right_answers_on_each_side():
     answers = [("Blip", "Blip", "Tomte"), ("Whistle", "Blip", "Blip"), ("Tomte", "Tomte", "Tomte")]
     assert quiz_score(answers) == (2, 2)
     assert quiz_score(answers[:1]) == (1, 0) and quiz_score([]) == (0, 0)
+
