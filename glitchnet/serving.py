@@ -20,6 +20,26 @@ from PIL import Image
 
 from .glitches import cap_files, group_files
 
+# ------------------------------------------------------------------------------------------------------ uploads
+
+
+UPLOAD_TYPES = ("png", "jpg", "jpeg", "gif")
+"""The image files the app's uploaders take (what ``images.open_image`` reads)."""
+
+MAX_UPLOAD_MB = 10
+"""Largest uploaded file the app classifies or scans. The browser's own ceiling (``server.maxUploadSize`` in
+``.streamlit/config.toml``) is higher, so that a larger file reaches the page and is named with this reason (a file
+the browser turns away never reaches the server, and the page could not say so)."""
+
+
+def oversized(name: str, size: int) -> str | None:
+    """The one line that turns away an upload of ``size`` bytes over ``MAX_UPLOAD_MB`` (its name as plain text), or
+    None when it is within the limit."""
+    if size <= MAX_UPLOAD_MB * 2**20:
+        return None
+    return f"{plain(name)}: larger than the {MAX_UPLOAD_MB} MB upload limit, skipped."
+
+
 # ------------------------------------------------------------------------------------------------------ budgets
 
 

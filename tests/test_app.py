@@ -19,6 +19,7 @@ from streamlit.testing.v1 import AppTest
 
 from glitchnet import jobs
 from glitchnet.data import SIMULATED_MARKER
+from glitchnet.serving import MAX_UPLOAD_MB
 
 APP = Path(__file__).resolve().parents[1] / "streamlit_app.py"
 DURATIONS = ("0.5", "1.0", "2.0", "4.0")
@@ -172,12 +173,12 @@ def test_predict_classifies_uploads_and_reports_bad_files(app_env: Path, real: P
     assert "Upload one or more" in at.info[0].value
     blip = (real / "golden" / "Blip" / "blip-1.jpg").read_bytes()
     gif = (real / "golden" / "Whistle" / "whistle-2.gif").read_bytes()
-    too_big = b"\0" * (int(st.get_option("server.maxUploadSize")) * 2**20 + 1)
+    too_big = b"\0" * (MAX_UPLOAD_MB * 2**20 + 1)
     at.file_uploader[0].set_value([("blip-1.jpg", blip, "image/jpeg"), ("whistle-2.gif", gif, "image/gif"),
                                    ("notes.png", b"definitely not a png", "image/png"),
                                    ("huge.png", too_big, "image/png")]).run()
     assert not at.exception
-    assert _texts(at.error) == [f"`huge.png`: larger than the {len(too_big) >> 20} MB upload limit, skipped.",
+    assert _texts(at.error) == [f"`huge.png`: larger than the {MAX_UPLOAD_MB} MB upload limit, skipped.",
                                 "`notes.png`: not an image file, or not one GlitchNet can read (PNG, JPG or GIF)"]
     assert "3 glitch(es) from 3 file(s)" in _texts(at.caption)
     table = at.dataframe[0].value
@@ -195,6 +196,19 @@ def test_predict_classifies_uploads_and_reports_bad_files(app_env: Path, real: P
     # a random model is never sure: each glitch's verdict says so plainly, once
     assert len(at.warning) == 2 and all("not sure" in w for w in _texts(at.warning))
     assert len(at.get("download_button")) == 1
+
+
+def test_an_upload_over_the_limit_reaches_the_page_and_is_named(app_env: Path) -> None:
+    # the browser sends files up to server.maxUploadSize; one it refused itself would never reach the page
+    assert int(st.get_option("server.maxUploadSize")) > MAX_UPLOAD_MB
+    at = _app("predict")
+    at.file_uploader[0].set_value([("huge.png", b"\0" * (MAX_UPLOAD_MB * 2**20 + 1), "image/png")]).run()
+    assert not at.exception
+    refusal = f"`huge.png`: larger than the {MAX_UPLOAD_MB} MB upload limit, skipped."
+    assert _texts(at.error) == [refusal]
+    assert not [i for i in _texts(at.info) if i.startswith("Upload one or more")]  # the reason, not the prompt
+    at.run()  # the refused file is released from the server's memory; its line stays
+    assert not at.exception and _texts(at.error) == [refusal] and not at.file_uploader[0].value
 
 
 def test_one_card_per_glitch_verdict_first_then_its_views(app_env: Path, real: Path) -> None:
@@ -273,6 +287,85 @@ def test_quiz_on_bundled_samples_keeps_score(app_env: Path) -> None:
     at.selectbox(key=key).set_value(wrong).run()  # a changed answer replaces the first, never counts twice
     [score] = [m for m in _texts(at.markdown) if "Quiz score" in m]
     assert score.startswith("**Quiz score:** you 0 of 1, the model ")
+
+
+def test_the_quiz_says_where_each_label_comes_from(app_env: Path, golden_dataset: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    def quiz_answer(at: AppTest) -> str:
+        at.toggle[0].set_value(True).run()
+        [quiz] = [b for b in at.button if b.label.startswith("Quiz me")]
+        quiz.click().run()
+        truth, _ = at.session_state["quiz"]["current"]
+        key = [s.key for s in at.selectbox if s.key.startswith("volunteer-")][0]
+        at.selectbox(key=key).set_value(truth).run()
+        assert not at.exception
+        [said] = [t for t in _texts(at.success) if t.startswith("You are right")]
+        assert "Gravity Spy" not in said
+        return said.replace(f"**{truth}**", "TRUTH")
+
+    assert quiz_answer(_app("predict")).startswith(f"You are right: its label in {golden_dataset.name} is TRUTH.")
+    simulated = app_env / "simulated"
+    shutil.copytree(golden_dataset, simulated)
+    (simulated / SIMULATED_MARKER).write_text("made by the simulator\n")
+    monkeypatch.setenv("GLITCHNET_DATA", str(simulated))
+    assert quiz_answer(_app("predict")).startswith("You are right: the simulator made it as TRUTH.")
+
+
+def test_a_card_whose_views_disagree_says_so_and_what_each_says(app_env: Path, real: Path,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    from dataclasses import replace
+
+    from glitchnet.inference import Predictor
+
+    classify = Predictor.classify
+
+    def one_view_dissents(self, views, *args, **kwargs):
+        found = classify(self, views, *args, **kwargs)
+        for glitch in found:
+            first = glitch.readable[0]
+            other = next(c for c in self.classes if c != glitch.verdict.label)
+            first.prediction = replace(first.prediction, label=other)
+        return found
+
+    monkeypatch.setattr(Predictor, "classify", one_view_dissents)
+    at = _upload(_app("predict"), _example_glitch(real))
+    [disagree] = [w for w in _texts(at.warning) if w.startswith("The views disagree")]
+    table = at.dataframe[0].value
+    views = table[table["row"] == "view"]
+    # what each view says on its own, in view order, named as its caption names it
+    each = "; ".join(f"{d:g} s view: {label} {p}" for d, label, p in zip(views["duration_s"], views["label"],
+                                                                         views["confidence"], strict=True))
+    assert disagree == f"The views disagree. On its own, each says: {each}. The verdict above weighs all 4 together."
+    combined = table.iloc[-1]["label"]
+    assert views["label"].iloc[0] != combined
+    [expander] = [e for e in at.expander if "Grad-CAM" in e.label]
+    assert expander.label == f"The 4 views, with Grad-CAM for the combined verdict, {combined}"
+
+
+def test_results_are_kept_across_uploads_and_the_quiz_until_cleared(app_env: Path, real: Path) -> None:
+    first, second = _example_glitch(real, index=0), _example_glitch(real, index=1)
+    at = _upload(_app("predict"), first)
+    at.toggle[0].set_value(True).run()
+    at.selectbox(key=f"volunteer-{_key(first)}").set_value("Whistle").run()
+    _upload(at, second)  # a new batch: the first glitch's card and label stay
+    cards = [m.split("`")[1] for m in _texts(at.markdown) if m.startswith("**`")]
+    assert cards == [_key(second), _key(first)]  # the latest batch first
+    assert at.selectbox(key=f"volunteer-{_key(first)}").value == "Whistle"
+    [quiz] = [b for b in at.button if b.label.startswith("Quiz me")]
+    quiz.click().run()
+    assert not at.exception
+    cards = [m.split("`")[1] for m in _texts(at.markdown) if m.startswith("**`")]
+    assert len(cards) == 3 and cards[1:] == [_key(second), _key(first)]
+    at.selectbox(key=f"volunteer-{_key(second)}").set_value("Blip").run()
+    table = at.dataframe[0].value  # volunteer mode: the labelled glitches, every batch
+    assert set(table["glitch"]) == {_key(first), _key(second)}
+    assert dict(zip(table["glitch"], table["your_label"])) == {_key(first): "Whistle", _key(second): "Blip"}
+    at.toggle[0].set_value(False).run()
+    assert set(at.dataframe[0].value["glitch"]) == {_key(first), _key(second), cards[0]}  # the CSV holds them all
+    [clear] = [b for b in at.button if b.label == "Clear my results"]
+    clear.click().run()
+    assert not at.exception and not at.dataframe and not [m for m in _texts(at.markdown) if m.startswith("**`")]
+    assert "Upload one or more" in at.info[0].value
 
 
 def test_hosted_batch_cap_keeps_glitches_whole(app_env: Path, real: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -270,3 +270,22 @@ def test_quiz_score_counts_right_answers_on_each_side():
     assert quiz_score(answers) == (2, 2)
     assert quiz_score(answers[:1]) == (1, 0) and quiz_score([]) == (0, 0)
 
+
+def test_results_keep_every_batch_latest_first_and_tell_glitches_apart():
+    from glitchnet.glitches import KEPT_UNLABELLED, Glitch, Results, View
+
+    def glitch(key: str, fill: int) -> Glitch:
+        return Glitch(key=key, files=[key], views=[View(name=key, file=key, image=np.full((4, 4, 3), fill, np.uint8))])
+
+    results = Results()
+    results.add([glitch("a.png", 1), glitch("b.png", 2)], {"a.png": ("Blip", "the simulator made it as")})
+    results.add([glitch("a.png", 1), glitch("c.png", 3)])  # a.png again, the same image: one glitch, moved up
+    assert [g.key for g in results.glitches] == ["a.png", "c.png", "b.png"]
+    assert results.truth == {"a.png": ("Blip", "the simulator made it as")}
+    results.add([glitch("a.png", 9)])  # another image of the same name: a glitch of its own
+    assert [g.key for g in results.glitches] == ["a.png (2)", "a.png", "c.png", "b.png"]
+    results.add([glitch(f"{i}.png", i) for i in range(KEPT_UNLABELLED)], labelled={"b.png"})
+    assert len(results.glitches) == KEPT_UNLABELLED + 1 and results.glitches[-1].key == "b.png"  # labelled: kept
+    assert results.dropped == 3
+    results.clear()
+    assert not results.glitches and not results.truth and not results.dropped
