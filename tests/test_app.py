@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
 import subprocess
@@ -448,12 +449,81 @@ def test_train_form_starts_at_the_library_defaults(app_env: Path) -> None:
 
     at = _app("train")
     assert at.number_input[0].value == FIRST_RUN_EPOCHS and at.select_slider[0].value == TrainConfig.batch_size
-    assert [n.value for n in at.number_input[1:]] == [TrainConfig.lr, TrainConfig.weight_decay]
+    assert [n.value for n in at.number_input[1:]] == [TrainConfig.weight_decay]
+    lr = next(s for s in at.main.select_slider if s.label == "Learning rate")
+    assert lr.value == TrainConfig.lr
     view = next(s for s in at.main.selectbox if s.label == "View (s)")
     assert list(view.options) == list(VIEWS) and view.value == TrainConfig.view
     augment = next(r for r in at.main.radio if r.label == "Augmentation")
     assert list(augment.options) == list(AUGMENTATION_LABELS.values())
     assert augment.value == TrainConfig.augment
+
+
+def test_learning_rate_steps_change_it_visibly(app_env: Path) -> None:
+    from glitchnet.config import LEARNING_RATES, TrainConfig
+
+    lr = next(s for s in _app("train").main.select_slider if s.label == "Learning rate")
+    options = list(lr.options)
+    assert options == [f"{r:g}" for r in LEARNING_RATES] and len(set(options)) == len(options)
+    here = options.index(f"{TrainConfig.lr:g}")
+    assert options[here - 1:here + 2] == ["0.0005", "0.001", "0.002"]  # one step down or up: a different rate shown
+
+
+def _fake_run(monkeypatch: pytest.MonkeyPatch, status: str, accuracy: float | None, tmp_path: Path):
+    """This session's training run, stood in by a job in the given state (the page only reads ``view()``)."""
+    import threading
+    from types import SimpleNamespace
+
+    import numpy as np
+
+    from glitchnet.config import TrainConfig
+    from glitchnet.evaluate import Evaluation, compute_metrics
+
+    evaluation = None
+    if accuracy is not None:
+        truth = np.arange(9) % 3
+        guess = np.where(np.arange(9) < round(9 * accuracy), truth, (truth + 1) % 3)
+        no_rows = pd.DataFrame(columns=["path", "true", "predicted", "confidence"])
+        evaluation = Evaluation("test", compute_metrics(truth, guess, ["Blip", "Koi_Fish", "Whistle"]), no_rows)
+    view = jobs.JobView(status=status, latest=None, batch_losses=[(0.5, 2.0), (1.0, 1.8), (1.5, 1.7), (2.0, 1.6)],
+                        history=[{"epoch": 1, "accuracy": 0.1, "val_accuracy": 0.1, "val_loss": 2.0},
+                                 {"epoch": 2, "accuracy": 0.12, "val_accuracy": 0.11, "val_loss": 1.9}],
+                        messages=[], error=None, evaluation=evaluation, elapsed_s=60.0,
+                        checkpoint=tmp_path / "run.pt")
+    job = SimpleNamespace(stop=threading.Event(), config=TrainConfig(data="x"), view=lambda: view)
+    _app()  # imports the page helpers, so they can be patched
+    monkeypatch.setattr(sys.modules["pages._ui"], "session_job", lambda: job)
+    return job
+
+
+def test_train_stop_is_one_button_and_the_charts_tell_the_splits_apart(app_env: Path, tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    job = _fake_run(monkeypatch, "running", None, tmp_path)
+    at = _app("train")
+    [stop] = [b for b in at.button if "Stop" in b.label]
+    assert stop.label == "Stop" and stop.key == "train_stop"
+    stop.click().run()
+    assert job.stop.is_set()
+    [stop] = [b for b in at.button if "Stop" in b.label]  # the same button, now saying what happens
+    assert stop.label == "Stopping after this batch…" and stop.key == "train_stop" and stop.disabled
+    charts = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+    assert [c["layout"].get("title", {}).get("text") for c in charts] == [None, None]  # none under the toolbar
+    assert "**Loss** (running mean over the epoch)" in _texts(at.markdown)
+    assert "**Accuracy** per epoch" in _texts(at.markdown)
+    colours = [{t["name"]: t["line"]["color"] for t in c["data"]} for c in charts]
+    assert colours[0]["training (batches)"] == colours[1]["training"]
+    assert colours[0]["validation"] == colours[1]["validation"] != colours[1]["training"]
+
+
+def test_a_poor_run_is_offered_for_predict_with_a_caveat(app_env: Path, tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    _fake_run(monkeypatch, "done", 1 / 9, tmp_path)
+    at = _app("train")
+    assert any(b.label == "Use this model on the Predict page" for b in at.button)
+    assert _texts(at.warning) == ["This model is right on only 11% of the test split after 2 epochs: most of its "
+                                  "verdicts will be wrong. Train for more epochs before relying on it."]
+    _fake_run(monkeypatch, "done", 8 / 9, tmp_path)
+    assert not _app("train").warning
 
 
 def test_hosted_mode_has_no_paths_and_no_training(app_env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
