@@ -150,6 +150,26 @@ def test_explore_lists_skipped_file_and_plots(app_env: Path) -> None:
     assert at.selectbox(key="explore_class").value == "Whistle"
 
 
+def _charts(at: AppTest) -> list[dict]:
+    return [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+
+
+def test_explore_charts_draw_the_classes_chosen_in_colours_of_their_own(app_env: Path) -> None:
+    at = _app("explore")
+    counts, scatter, _ = _charts(at)
+    colours = {t["name"]: t["marker"]["color"] for t in scatter["data"]}
+    assert len(colours) == 22 and len(set(colours.values())) == 22  # no colour shared by two classes
+    assert scatter["layout"]["legend"]["orientation"] == "h"  # below the plot, every class in it
+    assert scatter["layout"]["height"] >= 420 + 24 * 5
+    at.multiselect[0].set_value(["Blip", "Whistle"]).run()
+    counts, scatter, box = _charts(at)
+    assert counts["layout"]["xaxis"]["categoryarray"] == ["Blip", "Whistle"]  # no empty bars for 20 others
+    assert box["layout"]["xaxis"]["categoryarray"] == ["Blip", "Whistle"]
+    assert {t["name"]: t["marker"]["color"] for t in scatter["data"]} == {c: colours[c] for c in ("Blip", "Whistle")}
+    # two points within a decade: plotly's own ticks, so the log axes keep labels (one tick per decade had none)
+    assert "dtick" not in scatter["layout"]["xaxis"] and "dtick" not in scatter["layout"]["yaxis"]
+
+
 def _upload(at: AppTest, paths: Iterable[Path]) -> AppTest:
     files = [(p.name, p.read_bytes(), "image/gif" if p.suffix == ".gif" else "image/png") for p in paths]
     at.file_uploader[0].set_value(files).run()
