@@ -275,6 +275,9 @@ def _missing_model(path: Path | None) -> str | None:
     """Why the sidebar's model cannot be used (no path, no file), or None."""
     if path is None:
         if st.session_state.get("model_source", MODEL_SHIPPED) == MODEL_RUN:
+            if session_job() is None:  # runs belong to a browser session: a new tab starts with none
+                return ("No training run in this browser tab yet: start one on the Train page (each tab has its "
+                        "own runs), or pick another model.")
             return "Your training run has no checkpoint yet (one is written after each epoch)."
         return "Enter the path of a checkpoint file in the sidebar."
     if not path.is_file():

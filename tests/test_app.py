@@ -550,10 +550,20 @@ def test_hosted_mode_has_no_paths_and_no_training(app_env: Path, monkeypatch: py
     monkeypatch.setenv("GLITCHNET_HOSTED", "1")
     at = _app()
     assert not at.sidebar.text_input and not at.sidebar.radio
-    with pytest.raises(ValueError, match="Could not find a navigation page"):  # Train is not in the navigation
-        at.switch_page("pages/train.py")
+    at.switch_page("pages/train.py").run()  # out of the navigation, but a link to /train still says why
+    assert not at.exception and _texts(at.title) == ["Train GlitchNet"] and not at.get("form")
+    assert at.info[0].value.startswith("Training is switched off on this public server")
     at.switch_page("pages/predict.py").run()
     assert not at.exception and _texts(at.title) == ["Classify a glitch"]
+
+
+def test_my_training_run_in_a_tab_without_one_says_so(app_env: Path) -> None:
+    at = _app("predict")
+    at.sidebar.radio(key="model_source").set_value("My training run").run()
+    assert not at.exception
+    said = "No training run in this browser tab yet: start one on the Train page (each tab has its own runs), or " \
+           "pick another model."
+    assert _texts(at.sidebar.warning) == [said] and at.main.warning[0].value == said
 
 
 def test_unusable_dataset_folder_is_reported_in_the_sidebar(app_env: Path, tmp_path: Path) -> None:
