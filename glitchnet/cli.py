@@ -270,18 +270,11 @@ def _predict_to_file(args: argparse.Namespace, world) -> int:
 def _predict_glitches(predictor, paths: list[str], args: argparse.Namespace) -> int:
     """``predict --by-glitch``: files grouped into glitches and each glitch's views fused, as the app does; glitches
     go through the model a batch of about ``--batch-size`` files at a time."""
-    from .glitches import group_files
+    from .glitches import glitch_chunks
 
     failed = 0
-    groups = group_files(paths)
-    start = 0
-    while start < len(groups):
-        chunk, n_files = [], 0
-        while start < len(groups) and (not chunk or n_files + len(groups[start][1]) <= args.batch_size):
-            chunk.append(groups[start])
-            n_files += len(groups[start][1])
-            start += 1
-        files = [(paths[i], paths[i]) for _, indices in chunk for i in indices]
+    for chunk in glitch_chunks(paths, args.batch_size):
+        files = [(paths[i], paths[i]) for i in chunk]
         for glitch in predictor.classify_files(files, explain=False):
             verdict, errors = glitch.verdict, {v.name: v.error for v in glitch.errors}
             failed += bool(errors)

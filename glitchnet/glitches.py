@@ -9,7 +9,7 @@ downloads and ``glitchnet predict --by-glitch`` prints.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
@@ -50,6 +50,20 @@ def group_files(names: Sequence[str]) -> list[tuple[str, list[int]]]:
     for i, name in enumerate(names):
         groups.setdefault(glitch_key(name), []).append(i)
     return list(groups.items())
+
+
+def glitch_chunks(names: Sequence[str], size: int) -> Iterator[list[int]]:
+    """Indices of ``names`` in chunks of about ``size`` files, never splitting a glitch: whole glitches in first-seen
+    order, a chunk closed before the glitch that would take it past ``size`` (a glitch larger than ``size`` is a
+    chunk of its own)."""
+    chunk: list[int] = []
+    for _, indices in group_files(names):
+        if chunk and len(chunk) + len(indices) > size:
+            yield chunk
+            chunk = []
+        chunk += indices
+    if chunk:
+        yield chunk
 
 
 def cap_files(names: Sequence[str], max_files: int | None) -> tuple[list[int], list[str]]:

@@ -289,3 +289,13 @@ def test_results_keep_every_batch_latest_first_and_tell_glitches_apart():
     assert results.dropped == 3
     results.clear()
     assert not results.glitches and not results.truth and not results.dropped
+
+
+def test_glitch_chunks_keep_glitches_whole():
+    from glitchnet.glitches import glitch_chunks
+
+    names = [f"H1_{g}_spectrogram_{d}.png" for g in ("aaaaaaaaaa", "bbbbbbbbbb") for d in ("0.5", "1.0", "2.0")]
+    names.insert(1, "other.png")
+    assert list(glitch_chunks(names, 4)) == [[0, 2, 3, 1], [4, 5, 6]]  # 3 + 1 fit; the next 3 would not
+    assert list(glitch_chunks(names, 2)) == [[0, 2, 3], [1], [4, 5, 6]]  # a glitch over the size: a chunk alone
+    assert list(glitch_chunks(names, 10)) == [[0, 2, 3, 1, 4, 5, 6]] and not list(glitch_chunks([], 3))
