@@ -173,6 +173,7 @@ def inputs(volunteer: bool) -> Batch:
     batch.release = release if uploads else None
     if uploads and not batch.files:
         release()  # nothing in it to classify: drop the refused files from the server's memory now
+        batch.release = None
     found = ui.current_scan()
     samples = example_glitches(found.manifest) if found is not None else {}
     picked = cols[1].multiselect("…or pick bundled samples", list(samples), placeholder="One glitch per class",
