@@ -18,13 +18,14 @@ from typing import Any
 
 from PIL import Image
 
+from .data import IMAGE_SUFFIXES
 from .glitches import cap_files, group_files
 
 # ------------------------------------------------------------------------------------------------------ uploads
 
 
-UPLOAD_TYPES = ("png", "jpg", "jpeg", "gif")
-"""The image files the app's uploaders take (what ``images.open_image`` reads)."""
+UPLOAD_TYPES = tuple(sorted(suffix.removeprefix(".") for suffix in IMAGE_SUFFIXES))
+"""The image files the app's uploaders take: the image files a dataset scan reads (``data.IMAGE_SUFFIXES``)."""
 
 MAX_UPLOAD_MB = 10
 """Largest uploaded file the app classifies or scans. The browser's own ceiling (``server.maxUploadSize`` in
