@@ -13,7 +13,7 @@ from glitchnet import explore
 from glitchnet.classes import CLASSES, INFO_BY_NAME
 from glitchnet.errors import one_line
 from glitchnet.images import ImageError, canonical_uint8
-from glitchnet.serving import UPLOAD_TYPES, oversized
+from glitchnet.serving import MAX_UPLOAD_MB, UPLOAD_TYPES, oversized
 from glitchnet.simulate import simulate_glitch
 from pages import _ui as ui
 
@@ -64,7 +64,8 @@ def read_image(label: str, source: str, manifest: pd.DataFrame | None, seed: int
             st.error(str(exc))
             return None, ""
     if source == "Upload":
-        upload = st.file_uploader("A Gravity Spy image (PNG, JPG or GIF)", type=list(UPLOAD_TYPES),
+        upload = st.file_uploader(f"A Gravity Spy image (PNG, JPG or GIF, up to {MAX_UPLOAD_MB} MB)",
+                                  type=list(UPLOAD_TYPES),
                                   key="augment_upload")
         if upload is None:
             st.info("Upload an image to see its augmentations.")

@@ -30,7 +30,7 @@ from glitchnet.glitches import (
 )
 from glitchnet.inference import Prediction, format_probability, overlay
 from glitchnet.jobs import one_line
-from glitchnet.serving import UPLOAD_TYPES, BudgetError, csv_bytes, oversized, plain
+from glitchnet.serving import MAX_UPLOAD_MB, UPLOAD_TYPES, BudgetError, csv_bytes, oversized, plain
 from glitchnet.strain import StrainError
 from pages import _ui as ui
 
@@ -111,7 +111,8 @@ def strain_inputs(batch: Batch) -> None:
     """A GWOSC strain file and a GPS time: the four views made by the project's own scan."""
     with st.expander("…or make the views from strain: a GWOSC HDF5 file and a GPS time"):
         cols = st.columns([3, 2])
-        upload = cols[0].file_uploader("Strain file (GWOSC HDF5)", type=["hdf5", "h5", "hdf"], key="strain_file")
+        upload = cols[0].file_uploader(f"Strain file (GWOSC HDF5, up to {MAX_UPLOAD_MB} MB)",
+                                       type=["hdf5", "h5", "hdf"], key="strain_file")
         gps = cols[1].number_input("GPS time of the glitch (s)", min_value=0.0, value=None, step=0.01,
                                    format="%.3f", key="strain_gps")
         if upload is None:
@@ -140,7 +141,7 @@ def strain_inputs(batch: Batch) -> None:
 def uploader(slot: DeltaGenerator) -> list:
     """The image uploader, drawn in ``slot``; a fresh, empty one once the last uploads are released."""
     return slot.file_uploader(
-        "Upload spectrograms", type=list(UPLOAD_TYPES), accept_multiple_files=True,
+        f"Upload spectrograms (up to {MAX_UPLOAD_MB} MB each)", type=list(UPLOAD_TYPES), accept_multiple_files=True,
         key=ui.uploader_key(),
         help="Kaggle/Zenodo images, full Gravity Spy figures or screenshots. A golden GIF's four frames are its "
              "four views; files named like H1_<id>_spectrogram_1.0.png are combined per glitch. Classified files "
