@@ -25,7 +25,7 @@ import pandas as pd
 from PIL import Image
 from scipy import ndimage
 
-from glitchnet.classes import CLASSES, INFO_BY_NAME, class_index
+from glitchnet.classes import ALL_INFO
 from glitchnet.config import AUGMENTATION_MODES
 from glitchnet.images import (
     ENERGY_MAX,
@@ -453,7 +453,7 @@ def _freq_shift(energy: np.ndarray, scene: _Scene, label: str, u: float, lo: flo
         # Up in frequency is towards row 0. The glitch stays inside the plot, and its centre inside the class's
         # band (or no further out than it is now).
         most_neg, most_pos = ext.room(0, scene.height)
-        band_lo_hz, band_hi_hz = INFO_BY_NAME[label].band_hz
+        band_lo_hz, band_hi_hz = ALL_INFO[label].band_hz if label in ALL_INFO else (10.0, 2048.0)
         centre_hz = float(frequency_of_row(ext.row_centre, scene.height))
         lo = max(lo, min(0.0, math.log2(band_lo_hz / centre_hz)), -most_pos / rows_per_octave)
         hi = min(hi, max(0.0, math.log2(band_hi_hz / centre_hz)), -most_neg / rows_per_octave)
@@ -674,6 +674,23 @@ CLASS_POLICIES: dict[str, tuple[TransformSpec, ...]] = {
         _spec("loudness", 0.5, "SNR varies", 0.75, 1.3),
         _noise_spec(),
     ),
+    "Blip_Low_Frequency": (
+        _reverse_spec("the low blob is symmetric in time"),
+        _shift_spec(0.2, "a short glitch; trigger peak time jitters"),
+        _spec("freq_shift", 0.4, "centre varies, kept below ~100 Hz", -0.12, 0.12),
+        _spec("freq_stretch", 0.3, "bandwidth varies a little", 0.9, 1.1),
+        _spec("loudness", 0.5, "SNR varies", 0.75, 1.3),
+        _noise_spec(),
+    ),
+    "Fast_Scattering": (
+        _reverse_spec("each arch is symmetric in time, and so is the train"),
+        _spec("time_roll", 0.5, "the arches repeat through the window: any phase of the train is as likely", -0.5, 0.5),
+        _spec("time_stretch", 0.4, "the ground-motion period varies (arch spacing 0.2-0.5 s)", 0.85, 1.2),
+        _spec("freq_shift", 0.4, "arch height is 2 v / lambda: faster ground motion scales f, a shift in log f",
+              -0.15, 0.15),
+        _spec("loudness", 0.5, "scattered power varies", 0.75, 1.35),
+        _noise_spec(),
+    ),
     "Tomte": (
         _reverse_spec("the triangle is symmetric in time"),
         _shift_spec(0.2, "a short glitch; trigger peak time jitters"),
@@ -704,13 +721,21 @@ CLASS_POLICIES: dict[str, tuple[TransformSpec, ...]] = {
 }
 """Per class, the transforms that are physically true for it, in application order."""
 
+UNKNOWN_CLASS_POLICY: tuple[TransformSpec, ...] = (
+    _shift_spec(0.1, "trigger peak time jitters; the morphology is unknown, so nothing bolder"),
+    _spec("loudness", 0.4, "SNR varies", 0.85, 1.2),
+    _noise_spec(),
+)
+"""The policy of a class GlitchNet has no physics for (a researcher's own taxonomy): only what is true of any
+glitch in a Gravity Spy image."""
+
 
 def _check_policies() -> None:
     """Refuse a table that breaks the physics flags of classes.py: fail at import, not mid-training."""
-    if set(CLASS_POLICIES) != set(CLASSES):
-        raise ValueError(f"policies must cover exactly the classes; differ on {set(CLASS_POLICIES) ^ set(CLASSES)}")
+    if set(CLASS_POLICIES) != set(ALL_INFO):
+        raise ValueError(f"policies must cover exactly the classes; differ on {set(CLASS_POLICIES) ^ set(ALL_INFO)}")
     for label, specs in CLASS_POLICIES.items():
-        info = INFO_BY_NAME[label]
+        info = ALL_INFO[label]
         order = [_ORDER[s.name] for s in specs]
         if order != sorted(order) or len(set(order)) != len(order):
             raise ValueError(f"{label}: transforms must be unique and in application order")
@@ -728,9 +753,8 @@ _check_policies()
 
 
 def policy(label: str) -> tuple[TransformSpec, ...]:
-    """The class's transforms, in application order."""
-    class_index(label)  # a clear error for an unknown name
-    return CLASS_POLICIES[label]
+    """The class's transforms, in application order (``UNKNOWN_CLASS_POLICY`` for a class of no shipped set)."""
+    return CLASS_POLICIES.get(label, UNKNOWN_CLASS_POLICY)
 
 
 def policy_table(label: str) -> pd.DataFrame:

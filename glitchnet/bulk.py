@@ -20,7 +20,7 @@ import pandas as pd
 
 from . import distributed
 from .errors import OutputError, one_line
-from .files import atomic_open
+from .files import atomic_open, clean_stale_temps
 from .glitches import glitch_chunks, glitch_key, group_files, results_table
 from .inference import Predictor
 
@@ -146,6 +146,7 @@ def _preflight(out: Path, resume: bool, overwrite: bool) -> None:
         raise OutputError(f"no such folder: {out.parent}")
     if not os.access(out.parent, os.W_OK):
         raise OutputError(f"cannot write in {out.parent}")
+    clean_stale_temps(out)  # a merge killed mid-write; its parts are kept for --resume
     stale = existing_parts(out)
     if overwrite:
         for p in stale:
@@ -217,6 +218,8 @@ def predict_to_file(predictor: Predictor, inputs: Sequence[str], out: str | os.P
     ``decode_threads`` decode images while the model runs (each keeps about one CPU core busy: on a GPU the decoding
     is the bottleneck). ``progress(done, total)`` follows this rank's share.
     """
+    if decode_threads < 1:
+        raise ValueError(f"decode_threads must be at least 1, got {decode_threads}")
     out = Path(out).expanduser().absolute()
     rank, world_size = distributed.rank(), distributed.world_size()
     with distributed.all_ranks_ok():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import collections
+import io
 import math
 import os
 import pickle
@@ -13,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import __version__
 from .architectures import ARCHITECTURE_NAMES, DEFAULT_ARCH
-from .classes import CLASS_TO_INDEX, CLASSES, DURATIONS_S
+from .classes import CLASSES, DURATIONS_S, ClassSet, check_class_names, class_set_for
 from .errors import GlitchNetError, first_line
 from .files import atomic_open
 from .images import INPUT_SIZE, MEAN, STD
@@ -28,6 +29,16 @@ FORMAT_VERSION = 1
 MAX_WIDTH = 512
 """Widest network a checkpoint may declare (channels); the shipped model has 64. A header is checked against this
 before anything is built, so a crafted ``width`` cannot make the loader allocate gigabytes."""
+
+
+MAX_PICKLE_BYTES = 16 * 2**20
+"""Largest ``data.pkl`` (the pickled description: header, config, metrics, history) a checkpoint may unpack to; the
+shipped model's is 5 kB. Checked on the zip's declared sizes before unpickling, so a deflated pickle holding a
+gigabyte string (a zip bomb) is refused while the file is still a few MB on disk."""
+
+MAX_UNPACKED_BYTES = 512 * 2**20
+"""Most bytes all of a checkpoint's entries may unpack to: a width-``MAX_WIDTH`` network's weights (36 MB) with
+AdamW's two moments for ``--resume`` fit many times over; the zip's declared sizes bound what the reader inflates."""
 
 
 class CheckpointError(GlitchNetError):
@@ -56,6 +67,12 @@ class Checkpoint:
     """Which of ``model.ARCHITECTURES`` the weights belong to; older checkpoints, without the key, are the seed's."""
 
     @property
+    def class_set(self) -> ClassSet:
+        """The taxonomy of this model's outputs: a shipped set when its class list is one (older checkpoints, which
+        carry the 22 names only, are ``gravityspy-o1o2``), else a set of its own."""
+        return class_set_for(self.classes)
+
+    @property
     def scan_view(self) -> str:
         """The ``view`` to scan a dataset with for this model: "all" if it was trained on every view, else its one."""
         return "all" if len(self.views) > 1 else self.views[0]
@@ -64,21 +81,43 @@ class Checkpoint:
         """What the checkpoint says about its accuracy, real images first: (label, value, where it was measured).
 
         A figure on real Gravity Spy glitches leads when the checkpoint carries one (cross-validated, with its
-        Wilson 95% interval); figures on simulated images follow and are named as such.
+        Wilson 95% interval); figures on simulated images follow and are named as such. A figure that is not a
+        fraction from 0 to 1 (NaN, a string, a number of the wrong kind), or whose counts or interval are not of
+        that kind, is left out: the metrics table is free-form and only what reads as a figure is shown.
         """
         out = []
-        real = (self.metrics.get("real_crossval") or {}).get("verified")
+        lso = _table(self.metrics.get("real_leave_source_out"))
+        sources = {k: _figure(v) for k, v in _table(lso.get("sources")).items()}
+        pooled, mean = _figure(lso.get("pooled")), _fraction(lso.get("mean"))
+        if pooled and mean is not None and sources and all(sources.values()):
+            acc, lo, hi, correct, glitches = pooled
+            worst = min(sources.items(), key=lambda kv: kv[1][0])
+            out.append(("Real glitches from unseen sources", f"{mean:.1%}",
+                        f"mean over {len(sources)} real sources, each scored by a model trained without it "
+                        f"(leave-source-out); {correct} of {glitches} glitches in all, 95% interval "
+                        f"{lo:.0%}–{hi:.0%}; weakest source {worst[0]} {worst[1][0]:.0%}"))
+        o3 = _table(self.metrics.get("real_o3_time_blocks"))
+        if _figure(o3):
+            acc, lo, hi, correct, glitches = _figure(o3)
+            fast = _table(_table(o3.get("recall")).get("Fast_Scattering"))
+            fast_text = f"; Fast_Scattering {fast['correct']} of {fast['glitches']}" \
+                if _count(fast.get("correct")) is not None and _count(fast.get("glitches")) else ""
+            out.append(("Real O3 glitches (time blocks held out)", f"{acc:.1%}",
+                        f"{correct} of {glitches} real O3 Livingston glitches, each scored by a model that never "
+                        f"saw its stretch of time; 95% interval {lo:.0%}–{hi:.0%}{fast_text}"))
+        real = _figure(_table(self.metrics.get("real_crossval")).get("verified"))
         if real:
-            lo, hi = real["wilson95"]
-            out.append(("Real glitches (cross-validated)", f"{real['accuracy']:.1%}",
-                        f"{real['correct']} of {real['glitches']} real Gravity Spy glitches, each scored by a model "
+            accuracy, lo, hi, correct, glitches = real
+            out.append(("Real glitches (cross-validated)", f"{accuracy:.1%}",
+                        f"{correct} of {glitches} real Gravity Spy glitches, each scored by a model "
                         f"that never saw it (leave-glitch-out folds); 95% interval {lo:.0%}–{hi:.0%}"))
         data = Path(str(self.config.get("data") or "its training data")).name
         for key, label, where in (("simulated_test", "Simulated test images", "simulated glitches never trained on"),
                                   ("validation", "Validation split", f"the validation split of {data}")):
-            m = self.metrics.get(key) or {}
-            if m.get("accuracy") is not None:
-                out.append((label, f"{m['accuracy']:.1%}", f"{m.get('n', '?')} images: {where}"))
+            m = _table(self.metrics.get(key))
+            accuracy, n = _fraction(m.get("accuracy")), _count(m.get("n"))
+            if accuracy is not None:
+                out.append((label, f"{accuracy:.1%}", f"{'?' if n is None else n} images: {where}"))
         return out
 
     def build_model(self) -> GlitchNet:
@@ -105,6 +144,7 @@ class Checkpoint:
             "library_version": self.library_version,
             "state_dict": self.state_dict,
             "classes": list(self.classes),
+            "class_set": self.class_set.name,
             "width": self.width,
             "input_size": self.input_size,
             "views": list(self.views),
@@ -118,13 +158,46 @@ class Checkpoint:
         }
 
 
+def _table(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _fraction(value: Any) -> float | None:
+    """``value`` if it is a real number from 0 to 1, else None."""
+    number = _number(value)
+    return number if number is not None and 0.0 <= number <= 1.0 else None
+
+
+def _count(value: Any) -> int | None:
+    """``value`` if it is a whole number of at least 0, else None."""
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
+
+
+def _figure(entry: Any) -> tuple[float, float, float, int, int] | None:
+    """(accuracy, interval low, interval high, correct, glitches) of a scores table whose figures are all usable
+    (fractions from 0 to 1, whole counts), else None: a damaged or crafted table is left out, never shown."""
+    entry = _table(entry)
+    accuracy, bounds = _fraction(entry.get("accuracy")), entry.get("wilson95")
+    interval = [_fraction(b) for b in bounds] if isinstance(bounds, (list, tuple)) and len(bounds) == 2 else []
+    correct, glitches = _count(entry.get("correct")), _count(entry.get("glitches"))
+    if accuracy is None or not interval or None in interval or correct is None or glitches is None:
+        return None
+    return accuracy, interval[0], interval[1], correct, glitches
+
+
 def save_checkpoint(ckpt: Checkpoint, path: str | os.PathLike) -> Path:
-    """Write ``ckpt`` atomically (``files.atomic_open``): readers see the old file or the whole new one."""
+    """Write ``ckpt`` atomically (``files.atomic_open``): readers see the old file or the whole new one.
+
+    The payload is serialized in memory first and written with one ``write``: torch's zip writer reports a short
+    write (a full disk) as ``RuntimeError: [enforce fail at inline_container.cc] unexpected pos``, while the file's
+    own write raises ``OSError`` (ENOSPC) naming the path, which the CLI and the app say in one line."""
     import torch
 
     path = Path(path)
     with atomic_open(path, "wb") as fh:
-        torch.save(ckpt.to_payload(), fh)
+        buffer = io.BytesIO()
+        torch.save(ckpt.to_payload(), buffer)
+        fh.write(buffer.getbuffer())
     return path
 
 
@@ -145,6 +218,24 @@ def _sniff(path: Path) -> str | None:
     return "it is a text file, not a PyTorch file"
 
 
+def _check_archive(path: Path) -> None:
+    """Refuse a ``torch.save`` zip whose pickle or whole contents would unpack to more than ``MAX_PICKLE_BYTES`` or
+    ``MAX_UNPACKED_BYTES``, from the sizes its directory declares (the readers inflate no more than those), before
+    anything is unpickled. A file that is not a zip is left to the readers."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            entries = archive.infolist()
+    except (zipfile.BadZipFile, OSError, ValueError):
+        return
+    pickled = sum(e.file_size for e in entries if e.filename.endswith("data.pkl"))
+    total = sum(e.file_size for e in entries)
+    for size, limit, what in ((pickled, MAX_PICKLE_BYTES, "its description (data.pkl)"),
+                              (total, MAX_UNPACKED_BYTES, "it")):
+        if size > limit:
+            raise _refuse(path.name, f"{what} unpacks to {size / 2**20:,.1f} MB, more than the "
+                                     f"{limit / 2**20:,.{0 if limit % 2**20 == 0 else 1}f} MB a checkpoint may hold")
+
+
 def _number(value: Any) -> float | None:
     return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
@@ -155,12 +246,10 @@ def _check_header(payload: dict[str, Any], name: str, check_weights: bool = True
     classes = payload.get("classes")
     if not isinstance(classes, (list, tuple)) or not all(isinstance(c, str) for c in classes):
         raise _refuse(name, "its class list is missing or is not a list of class names")
-    if not 2 <= len(classes) <= len(CLASSES):
-        raise _refuse(name, f"it names {len(classes)} classes (a GlitchNet has 2 to {len(CLASSES)})")
-    unknown = [c for c in classes if c not in CLASS_TO_INDEX]
-    if unknown or len(set(classes)) != len(classes):
-        what = f"unknown class {unknown[0][:40]!r}" if unknown else "a class named twice"
-        raise _refuse(name, f"its class list has {what}")
+    try:
+        check_class_names(classes)
+    except ValueError as exc:
+        raise _refuse(name, f"its class list is not usable ({exc})") from None
     width = payload.get("width", 64)
     if not isinstance(width, int) or isinstance(width, bool) or not 1 <= width <= MAX_WIDTH:
         raise _refuse(name, f"width {repr(width)[:20]} is not a whole number from 1 to {MAX_WIDTH}")
@@ -228,8 +317,9 @@ def _check_weights(state_dict: Any, arch: str, num_classes: int, width: int, nam
 def load_checkpoint(path: str | os.PathLike, expected_classes: list[str] | None = None) -> Checkpoint:
     """Read a checkpoint with ``weights_only=True`` (no code can run) and check that it is GlitchNet's.
 
-    Every field of the header is checked before a model is built (``_check_header``): a crafted or damaged file
-    is refused with one line that says what is wrong.
+    Every field of the header is checked before a model is built (``_check_header``), and what the file unpacks
+    to before it is unpickled (``_check_archive``): a crafted or damaged file is refused with one line that says
+    what is wrong.
     """
     import torch
 
@@ -242,6 +332,7 @@ def load_checkpoint(path: str | os.PathLike, expected_classes: list[str] | None 
         raise CheckpointError(f"cannot read {path}: {exc.strerror or type(exc).__name__}") from None
     if not_torch:
         raise CheckpointError(f"{path.name} is not a GlitchNet checkpoint: {not_torch}")
+    _check_archive(path)
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
@@ -315,6 +406,7 @@ def read_description(path: str | os.PathLike) -> Checkpoint:
     (``benchmarks/bench_describe.py``), so the app's first page draws at once. A file this reader does not
     understand goes through ``load_checkpoint``, with its checks and its messages."""
     path = Path(path)
+    _check_archive(path)
     try:
         with zipfile.ZipFile(path) as archive:
             pickled = [n for n in archive.namelist() if n.endswith("/data.pkl") and n.count("/") == 1]

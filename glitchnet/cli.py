@@ -10,7 +10,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from .architectures import ARCHITECTURE_NAMES, DEFAULT_ARCH
-from .classes import DURATIONS_S
+from .classes import CLASS_SET_CHOICES, CLASS_SETS, DEFAULT_CLASS_SET, DURATIONS_S
 from .config import ALL_VIEWS, AUGMENTATION_MODES, DURATION_VIEWS, LR_SCALING, TrainConfig
 from .distributed import BACKENDS
 from .errors import GlitchNetError, first_line, one_line
@@ -90,7 +90,7 @@ def _train(args: argparse.Namespace, world) -> int:
                          augment=args.augment, seed=args.seed, arch=args.arch, width=args.width, device=args.device,
                          workers=args.workers, cache_dir=args.cache_dir, resume=args.resume, init=args.init,
                          compile=args.compile, precise_bn=args.precise_bn, overwrite=args.overwrite,
-                         lr_scaling=args.lr_scaling)
+                         lr_scaling=args.lr_scaling, classes=args.classes)
     tqdm = _tqdm()
     bars: dict[str, object] = {}
 
@@ -145,6 +145,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if args.json:
         print(_dumps(metrics))
         return 0
+    if result.note:
+        print(result.note)
     print(f"{args.split}: {metrics['n']} images  accuracy {metrics['accuracy']:.4f}  "
           f"macro-F1 {metrics['macro_f1']:.4f}")
     print(f"{'class':<22}{'precision':>10}{'recall':>10}{'f1':>8}{'n':>7}")
@@ -184,10 +186,11 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     from .data import load_split, scan_dataset
     from .errors import TrainingError
     from .evaluate import expected_calibration_error, fit_temperature, predict_logits, softmax
-    from .files import check_output_file
+    from .files import check_output_file, clean_stale_temps
 
     ckpt = load_checkpoint(args.model)
     check_output_file(args.model, "checkpoint")  # it is rewritten in place: fail now if it cannot be
+    clean_stale_temps(args.model)  # a killed calibration's half-written checkpoint
     _check_cache_dir(args.cache_dir)
     scan = scan_dataset(args.data, view=ckpt.scan_view)
     images, labels, _ = load_split(scan, "validation", args.cache_dir, workers=2)
@@ -296,12 +299,13 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     from .files import check_writable_folder
     from .simulate import class_counts, simulate_dataset
 
-    counts = class_counts(args.glitches, args.per_class, args.balanced)  # bad counts and outputs fail before the bar
+    counts = class_counts(args.glitches, args.per_class, args.balanced, args.classes)  # bad input fails first
     check_writable_folder(args.out, "dataset folder")
     tqdm = _tqdm()
     with tqdm(desc="simulating glitches", unit="glitch", total=sum(counts.values())) as bar:  # no "0glitch" line
         out = simulate_dataset(args.out, n_glitches=args.glitches, per_class=args.per_class, seed=args.seed,
-                               balanced=args.balanced, workers=args.workers, progress=_feeds(bar))
+                               balanced=args.balanced, workers=args.workers, progress=_feeds(bar),
+                               classes=args.classes)
     print(f"wrote {out}")
     return 0
 
@@ -354,6 +358,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--arch", choices=ARCHITECTURE_NAMES, default=DEFAULT_ARCH,
                    help="glitchnet: the seed's exact network (default); glitchnet-freq: adds a log-frequency "
                         "coordinate channel (starts from a glitchnet --init exactly)")
+    p.add_argument("--classes", choices=CLASS_SET_CHOICES, default=TrainConfig.classes,
+                   help="the class set: gravityspy-o1o2 (Gravity Spy's 22 O1/O2 classes), gravityspy-o3 (its 23 O3 "
+                        "classes), auto (the set that covers the class folders, else the folders; the default) or "
+                        "folders (the dataset's own class folders)")
     p.add_argument("--width", type=int, default=TrainConfig.width, help="channels of the stem and residual blocks")
     p.add_argument("--device", default=TrainConfig.device,
                    help="auto, cpu, cuda (under torchrun: this node's GPU number LOCAL_RANK)")
@@ -399,7 +407,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true",
                    help="keep --out's rows (and a killed run's parts); classify only the rest")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --out")
-    p.add_argument("--decode-threads", type=int, default=2, metavar="N",
+    p.add_argument("--decode-threads", type=_positive, default=2, metavar="N",
                    help="with --out: threads decoding images while the model runs (about one core each; on a GPU "
                         "give each rank the cores it has, e.g. 8)")
     p.add_argument("--device", default="cpu",
@@ -416,6 +424,8 @@ def build_parser() -> argparse.ArgumentParser:
     group.add_argument("--per-class", type=int, help="glitches per class")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--balanced", action="store_true", help="even class proportions")
+    p.add_argument("--classes", choices=tuple(CLASS_SETS), default=DEFAULT_CLASS_SET,
+                   help="the class set to simulate: gravityspy-o1o2 (22 classes, the default) or gravityspy-o3 (23)")
     p.add_argument("--workers", type=_positive, help="processes (default: all cores)")
     p.set_defaults(func=cmd_simulate)
 

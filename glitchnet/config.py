@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .architectures import ARCHITECTURE_NAMES, DEFAULT_ARCH
-from .classes import DURATIONS_S
+from .classes import AUTO, CLASS_SET_CHOICES, DURATIONS_S
 
 AUGMENTATION_MODES: tuple[str, ...] = ("class", "generic", "none")
 """``class``: the physics-aware policies of ``augment.py``; ``generic``: a torchvision-style baseline; ``none``:
@@ -77,6 +77,9 @@ class TrainConfig:
     simulated data at epoch 3 of a 1e-3 schedule, validation accuracy was 78.1% with them and 84.8% recomputed."""
     overwrite: bool = False
     """Replace an existing checkpoint at ``out`` (and its ``.last.pt``); without it (or ``resume``) the run refuses."""
+    classes: str = AUTO
+    """One of ``classes.CLASS_SET_CHOICES``: a shipped class set ("gravityspy-o1o2", "gravityspy-o3"), "auto" (the
+    shipped set that covers the dataset's class folders, else the folders) or "folders" (the dataset's own)."""
     lr_scaling: str = "linear"
     """One of ``LR_SCALING``. Under torchrun, how the rate follows the global batch (N ranks × ``batch_size``):
     "linear" trains at N × ``lr`` (``distributed.lr_scale``); one process always trains at ``lr``."""
@@ -114,6 +117,8 @@ class TrainConfig:
             raise TrainingError(f"augment must be one of {', '.join(AUGMENTATION_MODES)}, not {self.augment!r}")
         if self.arch not in ARCHITECTURE_NAMES:
             raise TrainingError(f"arch must be one of {', '.join(ARCHITECTURE_NAMES)}, not {self.arch!r}")
+        if self.classes not in CLASS_SET_CHOICES:
+            raise TrainingError(f"classes must be one of {', '.join(CLASS_SET_CHOICES)}, not {self.classes!r}")
         if self.lr_scaling not in LR_SCALING:
             raise TrainingError(f"lr-scaling must be one of {', '.join(LR_SCALING)}, not {self.lr_scaling!r}")
         pick_device(self.device)

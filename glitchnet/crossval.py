@@ -13,12 +13,13 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import torch
 from torch import nn
 
 from .architectures import DEFAULT_ARCH
 from .checkpoint import Checkpoint
-from .classes import CLASS_TO_INDEX, CLASSES
+from .classes import ClassSet, get_class_set
 from .data import GlitchImages
 from .evaluate import compute_metrics, fuse_by_glitch, predict_logits, softmax, wilson_interval
 from .model import build_architecture
@@ -46,50 +47,61 @@ class FinetuneConfig:
     """Recompute BatchNorm statistics over this many training-mix images at the end (0: keep running averages)."""
     arch: str = DEFAULT_ARCH
     seed: int = 0
+    real_per_epoch: int = 0
+    """Real images drawn per epoch (0: as many as the pool holds): a cap keeps an epoch's cost fixed as the pool
+    grows."""
 
 
 class _MixSampler(torch.utils.data.Sampler):
     """Each epoch: ``n_real`` real indices drawn with class-balancing weights, plus ``n_sim`` simulated ones, shuffled;
     yields ``(index, epoch)`` pairs so augmentation is seeded per (seed, epoch, index) as in ``train``."""
 
-    def __init__(self, real_weights: np.ndarray, n_sim_pool: int, n_sim: int, seed: int) -> None:
+    def __init__(self, real_weights: np.ndarray, n_sim_pool: int, n_sim: int, seed: int,
+                 n_draw: int | None = None) -> None:
         self.p = real_weights / real_weights.sum()
         self.n_real, self.n_sim_pool, self.n_sim, self.seed, self.epoch = len(real_weights), n_sim_pool, n_sim, seed, 0
+        self.n_draw = len(real_weights) if n_draw is None else int(n_draw)
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
     def __iter__(self) -> Iterator[tuple[int, int]]:
         rng = np.random.default_rng([self.seed, self.epoch, 7])
-        real = rng.choice(self.n_real, size=self.n_real, replace=True, p=self.p)
+        real = rng.choice(self.n_real, size=self.n_draw, replace=True, p=self.p)
         sim = self.n_real + rng.choice(self.n_sim_pool, size=min(self.n_sim, self.n_sim_pool), replace=False) \
             if self.n_sim_pool else np.zeros(0, dtype=int)
         order = rng.permutation(np.concatenate([real, sim]))
         return ((int(i), self.epoch) for i in order)
 
     def __len__(self) -> int:
-        return self.n_real + min(self.n_sim, self.n_sim_pool)
+        return self.n_draw + min(self.n_sim, self.n_sim_pool)
 
 
 def finetune(start: Checkpoint, x_real: np.ndarray, y_real: np.ndarray, x_sim: np.ndarray | None,
              y_sim: np.ndarray | None, config: FinetuneConfig,
-             progress: Callable[[int, int], None] | None = None) -> nn.Module:
-    """A model fine-tuned from ``start`` on real images (plus simulated ones); eval mode, on the CPU."""
+             progress: Callable[[int, int], None] | None = None, classes: list[str] | None = None) -> nn.Module:
+    """A model fine-tuned from ``start`` on real images (plus simulated ones); eval mode, on the CPU.
+
+    ``classes`` are the new model's classes (default ``start``'s); labels index them. A start of another class set
+    keeps the classifier rows of the classes both share (``train.load_initial_weights``).
+    """
     from .augment import make_augmenter
 
     seed_everything(config.seed)
-    model = build_architecture(config.arch, len(start.classes), start.width).to(memory_format=torch.channels_last)
-    load_initial_weights(model, start)
+    classes = list(start.classes) if classes is None else list(classes)
+    model = build_architecture(config.arch, len(classes), start.width).to(memory_format=torch.channels_last)
+    load_initial_weights(model, start, classes)
     if config.epochs <= 0 or len(y_real) == 0:
         return model.eval()
     x_sim = x_sim if x_sim is not None else np.zeros((0, *x_real.shape[1:]), np.uint8)
     y_sim = y_sim if y_sim is not None else np.zeros(0, np.int64)
     images = np.concatenate([x_real, x_sim])
     labels = np.concatenate([y_real, y_sim]).astype(np.int64)
-    counts = np.bincount(y_real, minlength=len(start.classes)).astype(float)
+    counts = np.bincount(y_real, minlength=len(classes)).astype(float)
     weights = counts[y_real] ** -config.class_balance
-    sampler = _MixSampler(weights, len(y_sim), int(round(config.sim_per_real * len(y_real))), config.seed)
-    dataset = GlitchImages(images, labels, label_names=list(start.classes),
+    n_real = config.real_per_epoch or len(y_real)
+    sampler = _MixSampler(weights, len(y_sim), int(round(config.sim_per_real * n_real)), config.seed, n_real)
+    dataset = GlitchImages(images, labels, label_names=classes,
                            augmenter=make_augmenter(config.augment, config.render_prob), seed=config.seed)
     loader = torch.utils.data.DataLoader(dataset, batch_size=config.batch_size, sampler=sampler, drop_last=True)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
@@ -167,25 +179,38 @@ def cross_validate(name: str, pool: RealPool, folds: np.ndarray, start: Checkpoi
                           extra)
 
 
-def glitch_scores(pool: RealPool, probs: np.ndarray, mask: np.ndarray | None = None) -> dict[str, Any]:
-    """Per-glitch accuracy (views fused), its Wilson 95% interval, macro-F1, recall per class and the glitch table."""
-    table = pool.table if mask is None else pool.table[np.asarray(mask, bool)]
-    p = probs if mask is None else probs[np.asarray(mask, bool)]
+def glitch_scores(pool: RealPool, probs: np.ndarray, mask: np.ndarray | None = None,
+                  class_set: ClassSet | None = None, unsure_below: float | None = None) -> dict[str, Any]:
+    """Per-glitch accuracy (views fused), its Wilson 95% interval, macro-F1, recall per class and the glitch table.
+
+    ``class_set`` is the model's (default: the seed's 22); images whose class it lacks are left out. With
+    ``unsure_below``, the wrong answers are also counted by whether they came with "not sure" (fused confidence below
+    it) or without.
+    """
+    class_set = class_set or get_class_set("gravityspy-o1o2")
+    classes = list(class_set.names)
+    ids = pool.labels_in(class_set)
+    keep = ids >= 0 if mask is None else np.asarray(mask, bool) & (ids >= 0)
+    table, p = pool.table[keep], probs[keep]
     keys, fused = fuse_by_glitch(p, table["glitch"].to_numpy())
-    truth = table.groupby("glitch", sort=False)["label"].first().loc[keys]
-    y = truth.map(CLASS_TO_INDEX).to_numpy()
+    first = pd.Series(ids[keep], index=table["glitch"].to_numpy()).groupby(level=0, sort=False).first()
+    y = first.loc[keys].to_numpy()
     pred = fused.argmax(1)
-    m = compute_metrics(y, pred, list(CLASSES))
+    m = compute_metrics(y, pred, classes)
     n, k = len(y), int((pred == y).sum())
     lo, hi = wilson_interval(k, n)
     per_image_pred = p.argmax(1)
-    per_image_true = table["label"].map(CLASS_TO_INDEX).to_numpy()
+    per_image_true = ids[keep]
     return {
         "glitches": n, "correct": k, "accuracy": k / n if n else 0.0, "wilson95": [lo, hi],
         "macro_f1": m["macro_f1"],
         "per_image_accuracy": float((per_image_pred == per_image_true).mean()) if len(p) else 0.0,
         "recall": {c: {"correct": int(((y == i) & (pred == i)).sum()), "glitches": int((y == i).sum())}
-                   for i, c in enumerate(CLASSES) if (y == i).any()},
-        "rows": [{"glitch": g, "label": CLASSES[t], "predicted": CLASSES[q], "confidence": float(f.max())}
+                   for i, c in enumerate(classes) if (y == i).any()},
+        "rows": [{"glitch": g, "label": classes[t], "predicted": classes[q], "confidence": float(f.max())}
                  for g, t, q, f in zip(keys, y, pred, fused)],
+        **({} if unsure_below is None else {
+            "unsure_below": unsure_below,
+            "wrong_confident": int(((pred != y) & (fused.max(1) >= unsure_below)).sum()),
+            "wrong_unsure": int(((pred != y) & (fused.max(1) < unsure_below)).sum())}),
     }

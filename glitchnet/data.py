@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -15,7 +16,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from .classes import CLASS_TO_INDEX, CLASSES, DURATIONS_S
+from .classes import ALIASES, AUTO, CLASS_NAME_RE, CLASS_SETS, DURATIONS_S, ClassSet, choose_class_set, get_class_set
 from .config import ALL_VIEWS, DURATION_VIEWS
 from .errors import GlitchNetError
 from .files import atomic_path, clean_stale_temps, write_text_atomic
@@ -27,13 +28,17 @@ if TYPE_CHECKING:  # torch is imported where tensors are made: scanning a folder
 
 SPLITS = ("train", "validation", "test")
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".gif"}
-NAME_RE = re.compile(r"^(?P<ifo>[A-Z]\d)_(?P<gid>[A-Za-z0-9]+)_spectrogram_(?P<dur>\d+(?:\.\d+)?)$")
+NAME_RE = re.compile(r"^(?P<ifo>[A-Z]\d)_(?P<gid>[A-Za-z0-9]+(?:\.\d+)?)_spectrogram_(?P<dur>\d+(?:\.\d+)?)$")
+"""``{ifo}_{id}_spectrogram_{duration}``: the id is Gravity Spy's, or a GPS time (``1238507926.062500000``) as
+detector-characterisation tools name their Omega scans."""
 MANIFEST_COLUMNS = ["path", "label", "split", "gravityspy_id", "ifo", "duration"]
 SIMULATED_MARKER = "SIMULATED.txt"
 """A file the simulator leaves at the root of every dataset it writes: its images are not real detector data."""
 PREPROCESSING_VERSION = 2
 """Bump when canonical_uint8 changes behaviour: it is part of every cache key."""
 
+_SHIPPED_NAMES = tuple(CLASS_SETS)
+_SHIPPED_SETS = tuple(CLASS_SETS.values())
 _SPLIT_ALIASES = {"train": "train", "training": "train", "validation": "validation", "val": "validation",
                   "valid": "validation", "test": "test", "testing": "test"}
 
@@ -54,6 +59,15 @@ class DatasetScan:
     metadata: pd.DataFrame | None = None
     simulated: bool = False
     """Made by GlitchNet's simulator (``SIMULATED_MARKER`` at the root), not real Gravity Spy images."""
+    class_set: ClassSet = field(default_factory=lambda: get_class_set("gravityspy-o1o2"))
+    """The taxonomy the manifest's labels belong to (``classes.choose_class_set``)."""
+    class_note: str = ""
+    """One line saying which class set was chosen and why, and which class folders it leaves out."""
+
+    def labels(self, df: pd.DataFrame | None = None) -> np.ndarray:
+        """Label ids (indices into ``class_set``) of ``df``'s rows (default: the whole manifest)."""
+        names = self.class_set.names
+        return (self.manifest if df is None else df)["label"].map({n: i for i, n in enumerate(names)}).to_numpy()
 
     def split(self, name: str) -> pd.DataFrame:
         return self.manifest[self.manifest["split"] == name].reset_index(drop=True)
@@ -105,10 +119,18 @@ def _find_metadata(root: Path) -> pd.DataFrame | None:
     return None
 
 
-def _file_rows(class_dir: Path, split: str | None, skipped: list[tuple[str, str]]) -> list[dict]:
-    label = class_dir.name
-    if label not in CLASS_TO_INDEX:
-        skipped.append((str(class_dir), f"unknown class folder {label!r}"))
+def folder_label(class_dir: Path) -> str | None:
+    """The class a class folder names (a volunteer workflow's name mapped, e.g. Crown -> Fast_Scattering), or None
+    when its name cannot be a class name."""
+    name = ALIASES.get(class_dir.name, class_dir.name)
+    return name if CLASS_NAME_RE.match(name) else None
+
+
+def _file_rows(class_dir: Path, split: str | None, skipped: list[tuple[str, str]], class_set: ClassSet) -> list[dict]:
+    label = folder_label(class_dir)
+    if label not in class_set:
+        skipped.append((str(class_dir), f"unknown class folder {class_dir.name[:60]!r}" if label is None
+                        else f"unknown class folder {label!r} (not a class of {class_set.name})"))
         return []
     rows = []
     files = sorted(p for p in class_dir.iterdir() if p.is_file() and not p.name.startswith("."))
@@ -140,14 +162,17 @@ def _check_readable(path: str) -> str | None:
         return f"unreadable image ({type(exc).__name__})"
 
 
-def scan_dataset(root: str | os.PathLike, view: str | float = "1.0", check_images: bool = True) -> DatasetScan:
+def scan_dataset(root: str | os.PathLike, view: str | float = "1.0", check_images: bool = True,
+                 classes: str | ClassSet = AUTO) -> DatasetScan:
     """Describe the dataset under ``root`` as a manifest.
 
     Layouts: Kaggle (``train/``, ``validation/``, ``test/``, each possibly doubled as ``train/train/``, holding
     ``<Class>/`` folders); class folders with no split (Zenodo ``H1L1/<Class>/`` or ``<Class>/`` directly), split
     deterministically by glitch id; in both, a metadata CSV at the root with ``gravityspy_id``, ``label`` and
     ``sample_type`` decides the split when present. ``view`` keeps one duration ("1.0") or all four ("all") as
-    separate samples. Unknown class folders, non-image files and unreadable images are listed in ``skipped``.
+    separate samples. ``classes`` picks the taxonomy (``classes.CLASS_SET_CHOICES``; ``auto``: the shipped set that
+    covers the class folders, see ``classes.choose_class_set``). Class folders outside it, non-image files and
+    unreadable images are listed in ``skipped``.
     """
     root = Path(root).expanduser()
     if not root.is_dir():
@@ -159,21 +184,34 @@ def scan_dataset(root: str | os.PathLike, view: str | float = "1.0", check_image
     split_dirs = {_SPLIT_ALIASES[k]: v for k, v in children.items() if k in _SPLIT_ALIASES}
     if split_dirs:
         layout = "kaggle"
-        for split, folder in sorted(split_dirs.items()):
-            for class_dir in _class_dirs(_unwrap(folder)):
-                rows += _file_rows(class_dir, split, skipped)
+        folders = [(split, class_dir) for split, folder in sorted(split_dirs.items())
+                   for class_dir in _class_dirs(_unwrap(folder))]
     else:
         layout = "class-folders"
         base = root
-        if not any(p.name in CLASS_TO_INDEX for p in _class_dirs(root)):
-            nested = [p for p in _class_dirs(root) if any(q.name in CLASS_TO_INDEX for q in _class_dirs(p))]
+
+        def known(p: Path) -> bool:
+            return any(folder_label(p) in s for s in _SHIPPED_SETS)
+
+        if not any(known(p) for p in _class_dirs(root)):
+            nested = [p for p in _class_dirs(root) if any(known(q) for q in _class_dirs(p))]
             if len(nested) == 1:
                 base = nested[0]  # Zenodo: H1L1/<Class>/
-        for class_dir in _class_dirs(base):
-            rows += _file_rows(class_dir, None, skipped)
+        folders = [(None, class_dir) for class_dir in _class_dirs(base)]
+    names = {folder_label(d) for _, d in folders if _has_files(d)} - {None}
+    try:
+        if names:
+            class_set, class_note = choose_class_set(names, classes)
+        else:
+            class_set, class_note = (classes if isinstance(classes, ClassSet) else get_class_set(
+                classes if classes in _SHIPPED_NAMES else "gravityspy-o1o2")), ""
+    except ValueError as exc:
+        raise DatasetError(f"{root}: {exc}") from None
+    for split, class_dir in folders:
+        rows += _file_rows(class_dir, split, skipped, class_set)
     if not rows:
         raise DatasetError(f"{root} holds no Gravity Spy images: expected train/validation/test folders or "
-                           f"class folders named like {CLASSES[3]}/")
+                           f"class folders named like Blip/")
     manifest = pd.DataFrame(rows, columns=MANIFEST_COLUMNS)
 
     metadata = _find_metadata(root)
@@ -205,7 +243,11 @@ def scan_dataset(root: str | os.PathLike, view: str | float = "1.0", check_image
     manifest = manifest.sort_values(["split", "label", "path"]).reset_index(drop=True)
     return DatasetScan(root=root, layout=layout, manifest=manifest,
                        skipped=pd.DataFrame(skipped, columns=["path", "reason"]), metadata=metadata,
-                       simulated=(root / SIMULATED_MARKER).is_file())
+                       simulated=(root / SIMULATED_MARKER).is_file(), class_set=class_set, class_note=class_note)
+
+
+def _has_files(folder: Path) -> bool:
+    return any(p.is_file() and not p.name.startswith(".") for p in folder.iterdir())
 
 
 # ------------------------------------------------------------------------------------------ cached tensor store
@@ -273,6 +315,19 @@ def load_cached(paths: list[str], cache_dir: str | os.PathLike | None = None, si
     return CachedImages(images, paths, ok, errors)
 
 
+def _reserve(path: Path, n_bytes: int) -> None:
+    """Allocate ``path``'s disk space before it is memory-mapped: a page of a sparse map that finds the disk full
+    kills the process with SIGBUS, while ``posix_fallocate`` raises ``OSError`` (ENOSPC) at once."""
+    if not hasattr(os, "posix_fallocate"):  # macOS and Windows: the map is written as it is
+        return
+    with open(path, "rb+") as fh:
+        try:
+            os.posix_fallocate(fh.fileno(), 0, n_bytes)
+        except OSError as exc:
+            if exc.errno not in (errno.EOPNOTSUPP, errno.EINVAL):  # a file system that cannot reserve: map as is
+                raise
+
+
 def _build_cache(paths: list[str], size: int, key: str, data_file: Path, meta_file: Path, workers: int,
                  progress: Callable[[int, int], None] | None) -> None:
     """Decode ``paths`` into ``data_file`` (written atomically) and record the failures in ``meta_file``."""
@@ -280,6 +335,8 @@ def _build_cache(paths: list[str], size: int, key: str, data_file: Path, meta_fi
     errors: dict[str, str] = {}
     with atomic_path(data_file) as tmp:
         shape = (len(paths), size, size, 3)
+        if paths:
+            _reserve(tmp, int(np.prod(shape)))
         out = np.memmap(tmp, dtype=np.uint8, mode="w+", shape=shape) if paths else np.zeros(shape, np.uint8)
         chunk = 64
         jobs = [(paths[i:i + chunk], size) for i in range(0, len(paths), chunk)]
@@ -316,7 +373,7 @@ def load_split(scan: DatasetScan, split: str, cache_dir: str | None, workers: in
     df = scan.split(split)
     cached = load_cached(df["path"].tolist(), cache_dir=cache_dir, workers=workers, progress=progress)
     keep = np.flatnonzero(cached.ok)
-    labels = df["label"].map(CLASS_TO_INDEX).to_numpy()[keep]
+    labels = scan.labels(df)[keep]
     images = cached.images if len(keep) == len(df) else cached.images[keep]
     return images, labels, [cached.paths[i] for i in keep]
 
@@ -337,12 +394,12 @@ class GlitchImages:
     a generator seeded by (seed, epoch, index): identical with any number of workers, and after a resume.
     """
 
-    def __init__(self, images: np.ndarray, labels: np.ndarray, label_names: list[str] | None = None,
+    def __init__(self, images: np.ndarray, labels: np.ndarray, label_names: list[str],
                  augmenter: Callable[[np.ndarray, str, np.random.Generator], np.ndarray] | None = None,
                  seed: int = 0) -> None:
         self.images = images
         self.labels = np.asarray(labels, dtype=np.int64)
-        self.label_names = label_names or list(CLASSES)
+        self.label_names = label_names
         self.augmenter = augmenter
         self.seed = seed
 

@@ -12,7 +12,6 @@ import pandas as pd
 import torch
 
 from .checkpoint import load_checkpoint
-from .classes import CLASSES
 from .data import load_split, scan_dataset
 from .model import forward_uint8
 
@@ -214,6 +213,8 @@ class Evaluation:
     metrics: dict[str, Any]
     predictions: pd.DataFrame
     """Columns: path, true, predicted, confidence."""
+    note: str = ""
+    """Which class set the dataset was read with and which class folders it left out (``DatasetScan.class_note``)."""
 
     @property
     def misclassified(self) -> pd.DataFrame:
@@ -228,9 +229,9 @@ def evaluate_checkpoint(checkpoint: str | Path, data: str | Path, view: str | No
 
     ``view`` defaults to the checkpoint's own: all four views if it was trained on all, else its one duration.
     """
-    ckpt = load_checkpoint(checkpoint, expected_classes=list(CLASSES))  # the dataset's labels are CLASSES' indices
+    ckpt = load_checkpoint(checkpoint)
     view = view or ckpt.scan_view
-    scan = scan_dataset(data, view=view)
+    scan = scan_dataset(data, view=view, classes=ckpt.class_set)  # labels index the model's classes
     if scan.split(split).empty and fallback_split:
         split = fallback_split
     images, labels, paths = load_split(scan, split, cache_dir, workers=1)
@@ -246,4 +247,4 @@ def evaluate_checkpoint(checkpoint: str | Path, data: str | Path, view: str | No
         "predicted": [ckpt.classes[i] for i in predicted],
         "confidence": probs.max(1) if len(probs) else [],
     })
-    return Evaluation(split=split, metrics=metrics, predictions=table)
+    return Evaluation(split=split, metrics=metrics, predictions=table, note=scan.class_note)

@@ -14,7 +14,6 @@ from pathlib import Path
 
 import pandas as pd
 
-from .classes import CLASSES
 from .serving import dataset_relative
 
 SPLIT_ORDER = ("train", "validation", "test")
@@ -24,9 +23,9 @@ METADATA_COLUMNS = frozenset({"peak_frequency", "duration", "snr", "label"})
 
 
 def present_classes(manifest: pd.DataFrame) -> list[str]:
-    """The classes that have at least one image, in Gravity Spy's class order."""
-    found = set(manifest["label"])
-    return [c for c in CLASSES if c in found]
+    """The classes that have at least one image, in Gravity Spy's class order (alphabetical, as every class set and
+    the Kaggle folders list them)."""
+    return sorted(set(manifest["label"].dropna().astype(str)))
 
 
 def present_splits(manifest: pd.DataFrame) -> list[str]:

@@ -99,8 +99,11 @@ class View:
 
     @property
     def caption(self) -> str:
-        """How a page names the view: its duration when known, else its name."""
-        return f"{self.duration_s:g} s view" if self.duration_s is not None else self.name
+        """How a page names the view, as Markdown (Streamlit renders image captions so): its duration when known,
+        else its name as literal text."""
+        from .serving import plain  # serving imports this module
+
+        return f"{self.duration_s:g} s view" if self.duration_s is not None else plain(self.name)
 
 
 @dataclass

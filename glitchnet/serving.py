@@ -146,7 +146,7 @@ class Admission:
 
 
 def _listed(names: Sequence[str], shown: int = 3) -> str:
-    head = ", ".join(names[:shown])
+    head = ", ".join(plain(n) for n in names[:shown])
     return head + (f" and {len(names) - shown} more" if len(names) > shown else "")
 
 
@@ -160,8 +160,9 @@ def admit(files: Sequence[tuple[str, bytes]], budget: Budget) -> Admission:
     Files are grouped into glitches by ``glitches.glitch_key`` (the same id's views; any other file is a glitch of
     its own) and taken in upload order; a glitch that would pass the file count or the total size is left out whole
     (a later, smaller one may still fit). Each limit that left files out adds one line naming the limit, what was
-    classified and what was left out. A file with more frames than ``budget.frames`` keeps its first frames, with
-    one line saying so; the rest are never decoded. ``budget.frames`` 0 sets no per-visitor frame cap.
+    classified and what was left out (Markdown, every file name in it literal: ``plain``). A file with more frames
+    than ``budget.frames`` keeps its first frames, with one line saying so; the rest are never decoded.
+    ``budget.frames`` 0 sets no per-visitor frame cap.
     """
     names = [name for name, _ in files]
     within_count, _ = cap_files(names, budget.files)
@@ -194,8 +195,8 @@ def admit(files: Sequence[tuple[str, bytes]], budget: Budget) -> Admission:
             continue
         frames = count_frames(data, budget.frames)
         if frames > budget.frames:
-            notes.append(f"{name} has more than {budget.frames} frames, the most this server classifies per file: "
-                         f"only its first {budget.frames} are classified.")
+            notes.append(f"{plain(name)} has more than {budget.frames} frames, the most this server classifies per "
+                         f"file: only its first {budget.frames} are classified.")
             frames = budget.frames
         uploads.append(Upload(name, data, frames, i))
     return Admission(uploads, notes)

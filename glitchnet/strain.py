@@ -17,6 +17,7 @@ from __future__ import annotations
 import io
 import math
 import os
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -29,11 +30,12 @@ from PIL import Image
 from scipy import signal
 
 from .errors import GlitchNetError, first_line
-from .files import write_bytes_atomic
+from .files import clean_stale_temps, write_bytes_atomic
 from .omega.png import encode_png
 from .omega.qtransform import SAMPLE_RATE_HZ
 from .omega.render import omega_views
 from .omega.whiten import TAPER_S, whiten_estimated
+from .serving import plain
 
 BLOCK_S = 64.0
 """Longest stretch of data scanned, s (Gravity Spy's block)."""
@@ -67,6 +69,10 @@ StrainSource = str | os.PathLike | bytes | bytearray
 MAX_STRAIN_SAMPLES = 4096 * 16384
 """Most samples a strain dataset may declare: a full GWOSC file (4096 s at 16 kHz). Only a scan's block is read."""
 
+MIN_SPREAD = 1e-12
+"""Smallest spread of a scanned block's samples (max - min), relative to their largest magnitude, read as data rather
+than a constant: float64 round-off is about 1e-16, real strain varies by about its own size."""
+
 MAX_SAMPLE_RATE_HZ = 65536.0
 """Highest sample rate accepted, Hz (GWOSC publishes 4 and 16 kHz)."""
 
@@ -74,7 +80,61 @@ MAX_CHUNK_BYTES = 16 * 2**20
 """Largest HDF5 chunk read, bytes: a compressed chunk is inflated whole, so this bounds a compression bomb."""
 
 MAX_HDF5_OBJECTS = 10_000
-"""Most groups and datasets visited while looking for the strain."""
+"""Most links (groups and datasets) a strain file may hold: every one is checked before anything is read."""
+
+PLAIN_FILTERS = {1: "deflate", 2: "shuffle", 3: "fletcher32", 4: "szip", 5: "nbit", 6: "scaleoffset", 32000: "lzf"}
+"""HDF5 filters a dataset may be stored with: HDF5's own and h5py's LZF. Any other would load a plugin."""
+
+IFO_RE = re.compile(r"[A-Z][0-9]")
+"""A detector prefix (H1, L1, V1, K1, G1); anything else read from a file is ignored."""
+
+
+def _check_links(fh, label: str) -> None:
+    """Refuse a file with any link but a hard one (an external link opens another file; a soft link names another
+    place) or with more than ``MAX_HDF5_OBJECTS`` links, before any object is opened by name."""
+    import h5py
+
+    seen = [0]
+
+    def visit(name: str, link) -> tuple[str, object] | None:
+        seen[0] += 1
+        if seen[0] > MAX_HDF5_OBJECTS or not isinstance(link, h5py.HardLink):
+            return name, link
+        return None
+
+    found = fh.visititems_links(visit)
+    if found is None:
+        return
+    name, link = found
+    if seen[0] > MAX_HDF5_OBJECTS:
+        raise NotStrainError(f"{label} holds more than {MAX_HDF5_OBJECTS:,} groups and datasets")
+    kind = ("an external link (to another file)" if isinstance(link, h5py.ExternalLink)
+            else "a soft link" if isinstance(link, h5py.SoftLink) else "a user-defined link")
+    raise NotStrainError(f"{label}: {plain(name)} is {kind}; a strain file must hold its data in plain datasets")
+
+
+def _check_plain(ds, label: str) -> None:
+    """Refuse a dataset whose samples are not stored in this file (external files, a virtual dataset) or need a
+    filter plugin, before any sample is read: only its creation properties are looked at."""
+    from h5py import h5d
+
+    if ds.is_virtual:
+        raise NotStrainError(f"{label}: {plain(ds.name)} is a virtual dataset (its samples are in other files)")
+    if ds.external:
+        raise NotStrainError(f"{label}: {plain(ds.name)} stores its samples in an external file")
+    plist = ds.id.get_create_plist()
+    if plist.get_layout() not in (h5d.COMPACT, h5d.CONTIGUOUS, h5d.CHUNKED):
+        raise NotStrainError(f"{label}: {plain(ds.name)} has a storage layout GlitchNet does not read")
+    for i in range(plist.get_nfilters()):
+        code = plist.get_filter(i)[0]
+        if code not in PLAIN_FILTERS:
+            raise NotStrainError(f"{label}: {plain(ds.name)} is stored with HDF5 filter {code}, which GlitchNet "
+                                 f"does not read (only {', '.join(PLAIN_FILTERS.values())})")
+
+
+def _ifo(name: str | None) -> str | None:
+    """``name`` if it is a detector prefix, else None."""
+    return name if name is not None and IFO_RE.fullmatch(name) else None
 
 
 def _describe(source: StrainSource) -> str:
@@ -97,8 +157,8 @@ def _strain_dataset(fh, channel: str | None, label: str):
                 return True if len(names) >= 5 else None
 
             fh.visititems(listed)
-            raise NotStrainError(f"{label} has no channel {channel!r}"
-                                 + (f" (it holds {', '.join(names)})" if names else ""))
+            raise NotStrainError(f"{label} has no channel {plain(channel)}"
+                                 + (f" (it holds {', '.join(plain(n) for n in names)})" if names else ""))
         return obj
     gwosc = fh.get("strain/Strain")
     if isinstance(gwosc, h5py.Dataset):
@@ -136,7 +196,8 @@ def _open_strain(source: StrainSource, channel: str | None = None,
                  label: str | None = None) -> Iterator[tuple[Any, float, float, str | None]]:
     """Open a strain file and check it before reading any sample: yields (dataset, GPS start s, sample rate Hz, ifo).
 
-    Every check reads only metadata: the dataset's declared length, type, chunk size, start time and spacing.
+    Every check reads only metadata: the file's links (hard links only), the dataset's storage (in this file, no
+    filter plugin), declared length, type, chunk size, start time and spacing.
     ``label`` names the file in messages (default: its name, or "the file" for bytes).
     """
     try:
@@ -160,13 +221,15 @@ def _open_strain(source: StrainSource, channel: str | None = None,
         raise NotStrainError(f"{label} is not an HDF5 strain file") from None
     with fh:
         try:
+            _check_links(fh, label)
             ds = _strain_dataset(fh, channel, label)
+            _check_plain(ds, label)
             if len(ds.shape) != 1 or ds.dtype.kind != "f" or ds.dtype.itemsize > 8:
-                raise NotStrainError(f"{label}: {ds.name} is not a 1-d series of real numbers "
+                raise NotStrainError(f"{label}: {plain(ds.name)} is not a 1-d series of real numbers "
                                      f"(shape {ds.shape}, type {ds.dtype})")
             n = int(ds.shape[0])
             if n == 0:
-                raise NotStrainError(f"{label}: {ds.name} holds no samples")
+                raise NotStrainError(f"{label}: {plain(ds.name)} holds no samples")
             if n > MAX_STRAIN_SAMPLES:
                 raise StrainError(f"{label} declares {n:,} samples, more than the {MAX_STRAIN_SAMPLES:,} of a full "
                                   "GWOSC file")
@@ -179,7 +242,7 @@ def _open_strain(source: StrainSource, channel: str | None = None,
             t0 = _scalar(ds.attrs, "Xstart") if gwosc else _scalar(ds.attrs, "x0", "epoch")
             dt = _scalar(ds.attrs, "Xspacing") if gwosc else _scalar(ds.attrs, "dx")
             if t0 is None or dt is None or not math.isfinite(t0) or not math.isfinite(dt) or dt <= 0:
-                raise NotStrainError(f"{label}: {ds.name} has no valid start time and sample spacing")
+                raise NotStrainError(f"{label}: {plain(ds.name)} has no valid start time and sample spacing")
             fs = 1.0 / dt
             if fs > MAX_SAMPLE_RATE_HZ:
                 raise SampleRateError(f"{label} says it is sampled at {fs:,.0f} Hz; at most "
@@ -187,12 +250,13 @@ def _open_strain(source: StrainSource, channel: str | None = None,
             name = str(ds.attrs.get("channel", ds.attrs.get("name", ds.name.lstrip("/"))))
             if isinstance(name, bytes):
                 name = name.decode(errors="replace")
-            ifo = name.split(":")[0] if ":" in name else None
+            ifo = _ifo(name.split(":")[0] if ":" in name else None)
             if gwosc and ifo is None:
                 detector = fh.get("meta/Detector")
                 if isinstance(detector, h5py.Dataset) and detector.size == 1:
-                    value = detector[()]
-                    ifo = (value.decode(errors="replace") if isinstance(value, bytes) else str(value))[:2] or None
+                    _check_plain(detector, label)
+                    value = np.asarray(detector[()]).reshape(-1)[0]
+                    ifo = _ifo((value.decode(errors="replace") if isinstance(value, bytes) else str(value))[:2])
             yield ds, t0, fs, ifo
         except (OSError, KeyError, RuntimeError) as exc:  # h5py's errors for damaged files
             raise NotStrainError(f"cannot read strain from {label}: {first_line(str(exc), 100)}") from None
@@ -234,9 +298,7 @@ def read_strain(strain_file: StrainSource, channel: str | None = None) -> tuple[
 def _ifo_from_name(path: Path) -> str | None:
     """Detector from a GWOSC file name such as ``H-H1_GWOSC_...``."""
     parts = path.name.split("-")
-    if len(parts) > 1 and len(parts[1]) >= 2 and parts[1][1].isdigit():
-        return parts[1][:2]
-    return None
+    return _ifo(parts[1][:2]) if len(parts) > 1 else None
 
 
 @dataclass(frozen=True)
@@ -283,11 +345,19 @@ def whitened_block(strain_file: StrainSource, gps: float, channel: str | None = 
         raise StrainError(f"the data within {half:.1f} s of GPS {gps} contain gaps (NaN or infinite samples)")
     if not block.any():
         raise StrainError(f"the data within {half:.1f} s of GPS {gps} are all zero")
+    if float(np.ptp(block)) <= MIN_SPREAD * float(np.abs(block).max()):
+        raise StrainError(f"the data within {half:.1f} s of GPS {gps} are constant ({block[0]:.6g}): there is no "
+                          "noise to whiten")
     ratio = Fraction(SAMPLE_RATE_HZ / fs).limit_denominator(64)
     if ratio != 1:
         block = signal.resample_poly(block, ratio.numerator, ratio.denominator)
     rate = fs * ratio.numerator / ratio.denominator
-    return WhitenedBlock(whiten_estimated(block, rate, top_hz=fs / 2), block.size / rate, rate,
+    with np.errstate(all="ignore"):  # a spectrum that cannot be whitened is refused below, in one line
+        fseries = whiten_estimated(block, rate, top_hz=fs / 2)
+    if not np.isfinite(fseries).all():
+        raise StrainError(f"the data within {half:.1f} s of GPS {gps} cannot be whitened (their spectrum is not "
+                          "finite)")
+    return WhitenedBlock(fseries, block.size / rate, rate,
                          n_half / fs + (gps - (t0 + centre / fs)), channel_ifo)
 
 
@@ -335,7 +405,7 @@ def scan(strain_file: StrainSource, gps: float, out_dir: str | os.PathLike | Non
     SampleRateError
         The file is sampled below 4096 Hz.
     StrainError
-        The data around ``gps`` have gaps or are all zero; the file declares more than ``MAX_STRAIN_SAMPLES``
+        The data around ``gps`` have gaps, are all zero or constant; the file declares more than ``MAX_STRAIN_SAMPLES``
         samples or stores them in chunks over ``MAX_CHUNK_BYTES`` (a compression bomb).
     """
     ifo, views = _scan_arrays(strain_file, gps, ifo, channel)
@@ -344,6 +414,7 @@ def scan(strain_file: StrainSource, gps: float, out_dir: str | os.PathLike | Non
         out.mkdir(parents=True, exist_ok=True)
         for d, a in views.items():
             path = out / view_file_name(ifo, gps, d)
+            clean_stale_temps(path)  # a killed scan's half-written view
             write_bytes_atomic(path, encode_png(a))
     return {d: Image.fromarray(a, "RGBA") for d, a in views.items()}
 

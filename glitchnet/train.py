@@ -21,7 +21,7 @@ from torch.optim.swa_utils import update_bn
 
 from . import distributed
 from .checkpoint import Checkpoint, CheckpointError, load_checkpoint, save_checkpoint
-from .classes import CLASSES
+from .classes import CLASS_SETS, map_label
 from .config import DURATION_VIEWS, TrainConfig
 from .data import (
     DatasetError,
@@ -41,7 +41,7 @@ from .model import FrequencyGlitchNet, GlitchNet, autocast, build_architecture, 
 from .syncbn import synchronize_batchnorm
 
 RESUME_KEYS = ("data", "epochs", "batch_size", "lr", "weight_decay", "label_smoothing", "view", "augment", "seed",
-               "arch", "width", "precise_bn")
+               "arch", "width", "precise_bn", "classes")
 """Settings a resumed run must share with the run it continues (the rest, such as device or workers, may change)."""
 
 HOLDOUT_FRACTION = 0.15
@@ -110,11 +110,14 @@ class TrainingData:
     y_train: np.ndarray
     x_val: np.ndarray
     y_val: np.ndarray
+    classes: list[str] = field(default_factory=lambda: list(CLASS_SETS["gravityspy-o1o2"].names))
+    """The run's class names (the dataset's class set); label ids index this list."""
 
     def fingerprint(self) -> tuple[int, int, str]:
         """(training images, validation images, a hash of their labels): equal on every rank of a run."""
         digest = hashlib.sha1(np.ascontiguousarray(self.y_train).tobytes() + b"|" +
-                              np.ascontiguousarray(self.y_val).tobytes()).hexdigest()[:12]
+                              np.ascontiguousarray(self.y_val).tobytes() + "|".join(self.classes).encode()
+                              ).hexdigest()[:12]
         return len(self.y_train), len(self.y_val), digest
 
     @staticmethod
@@ -132,6 +135,8 @@ class RunState:
     start_epoch: int = 1
     best: Checkpoint | None = None
     """The best checkpoint written by this process (None until one is; a resumed run starts without)."""
+    classes: list[str] = field(default_factory=lambda: list(CLASS_SETS["gravityspy-o1o2"].names))
+    """The run's class names, as its checkpoints record them."""
 
 
 @dataclass
@@ -158,7 +163,7 @@ def prepare_run(config: TrainConfig, emit: Callable[[Event], None] = lambda e: N
     prepared = Prepared()
     if config.resume:
         if last_path.is_file():
-            prepared.last = load_checkpoint(last_path, expected_classes=list(CLASSES))
+            prepared.last = load_checkpoint(last_path, expected_classes=_expected_classes(config))
             _check_resumable(config, prepared.last, last_path)
         elif out.exists() and not config.overwrite:
             raise TrainingError(f"nothing to resume: {last_path} does not exist, and starting afresh would replace "
@@ -171,10 +176,16 @@ def prepare_run(config: TrainConfig, emit: Callable[[Event], None] = lambda e: N
             raise TrainingError(f"{existing[0]} already exists; pass --overwrite to replace it, or --resume to "
                                 "continue its run")
     if config.init and prepared.last is None:
-        prepared.init = load_checkpoint(config.init, expected_classes=list(CLASSES))
-        model = build_architecture(config.arch, len(CLASSES), config.width)
-        load_initial_weights(model, prepared.init)  # refuses an incompatible start now, not after the scan
+        prepared.init = load_checkpoint(config.init)
+        classes = _expected_classes(config) or list(prepared.init.classes)
+        model = build_architecture(config.arch, len(classes), config.width)
+        load_initial_weights(model, prepared.init, classes)  # refuses an incompatible start now, not after the scan
     return prepared
+
+
+def _expected_classes(config: TrainConfig) -> list[str] | None:
+    """The run's class names when the settings alone decide them (a shipped set), else None (read from the data)."""
+    return list(CLASS_SETS[config.classes].names) if config.classes in CLASS_SETS else None
 
 
 def _same(key: str, a: Any, b: Any) -> bool:
@@ -205,7 +216,8 @@ def check_training_data(scan: DatasetScan, sample: int = VIRIDIS_SAMPLE) -> tupl
     """Refuse a dataset no run could learn anything from, before decoding it; returns the scan to train on and notes
     for the user.
 
-    - fewer than two classes among the training images: refused (``TrainingError``);
+    - fewer than two classes among the training images, before or after the hold-out below: refused
+      (``TrainingError``);
     - no validation split: ``HOLDOUT_FRACTION`` of the training glitches (chosen by glitch id, so the views of one
       glitch stay together and a resumed run holds out the same ones) become the validation split, and a note says so;
     - most of a sample of training images off the viridis colour scale (not Gravity Spy spectrograms; prediction
@@ -233,6 +245,12 @@ def check_training_data(scan: DatasetScan, sample: int = VIRIDIS_SAMPLE) -> tupl
         is_train = manifest["split"] == "train"
         all_keys = manifest["gravityspy_id"].where(manifest["ifo"].notna(), manifest["path"])
         manifest.loc[is_train & all_keys.isin(held), "split"] = "validation"
+        left = sorted(set(manifest.loc[manifest["split"] == "train", "label"]))
+        if len(left) < 2:
+            raise TrainingError(f"{scan.root} has no validation split, and holding out {len(held)} of "
+                                f"{len(glitches)} training glitches to validate on leaves training images of "
+                                f"{len(left)} class ({', '.join(left)}); a classifier needs at least two: add "
+                                "glitches or a validation split")
         scan = dataclasses.replace(scan, manifest=manifest)
         notes.append(f"no validation split: holding out {len(held)} of {len(glitches)} training glitches "
                      f"({HOLDOUT_FRACTION:.0%}, chosen by glitch id) to validate on")
@@ -269,7 +287,9 @@ def load_data(config: TrainConfig, emit: Callable[[Event], None]) -> TrainingDat
     """
     cache_workers = max(1, min(4, os.cpu_count() or 1))
     emit(Event("start", message=f"scanning {config.data}"))
-    scan = scan_dataset(config.data, view=config.view)
+    scan = scan_dataset(config.data, view=config.view, classes=config.classes)
+    if scan.class_note:
+        emit(Event("scan", message=scan.class_note))
     if len(scan.skipped):
         emit(Event("scan", message=f"skipped {len(scan.skipped)} file(s) or folder(s): "
                                    f"{_skipped_summary(scan.skipped)}"))
@@ -287,7 +307,7 @@ def load_data(config: TrainConfig, emit: Callable[[Event], None]) -> TrainingDat
     undecodable = len(scan.split("train")) + len(scan.split("validation")) - len(y_train) - len(y_val)
     if undecodable:
         emit(Event("scan", message=f"skipped {undecodable} image(s) that could not be decoded"))
-    return TrainingData(x_train, y_train, x_val, y_val)
+    return TrainingData(x_train, y_train, x_val, y_val, list(scan.class_set.names))
 
 
 def make_train_loader(config: TrainConfig, data: TrainingData,
@@ -296,7 +316,8 @@ def make_train_loader(config: TrainConfig, data: TrainingData,
     from .augment import make_augmenter  # imported late: the augmentation table is only needed to train
 
     workers = config.workers if config.workers >= 0 else (4 if device.type == "cuda" else 0)
-    dataset = GlitchImages(data.x_train, data.y_train, augmenter=make_augmenter(config.augment), seed=config.seed)
+    dataset = GlitchImages(data.x_train, data.y_train, data.classes, augmenter=make_augmenter(config.augment),
+                           seed=config.seed)
     # under torchrun each rank takes its share of each epoch's one permutation (see EpochSampler)
     sampler = EpochSampler(len(dataset), shuffle=True, seed=config.seed, num_replicas=distributed.world_size(),
                            rank=distributed.rank())
@@ -306,15 +327,15 @@ def make_train_loader(config: TrainConfig, data: TrainingData,
     return loader, sampler
 
 
-def build_training(config: TrainConfig, device: torch.device) -> tuple[nn.Module, torch.optim.Optimizer, Any,
-                                                                       nn.Module]:
+def build_training(config: TrainConfig, device: torch.device, num_classes: int) -> tuple[
+        nn.Module, torch.optim.Optimizer, Any, nn.Module]:
     """A fresh model on ``device`` with its AdamW optimizer, cosine schedule (one step per epoch) and loss.
 
     Under torchrun the BatchNorm layers normalize over the global batch (``syncbn``) and the learning rate is
     ``config.lr`` × ``distributed.lr_scale(config.lr_scaling, N)``; the model is not yet wrapped in DDP.
     """
     # channels_last suits oneDNN on CPU (about 1.4x faster training measured on 2 cores) and cuDNN on GPU alike
-    model = build_architecture(config.arch, len(CLASSES), config.width).to(device, memory_format=torch.channels_last)
+    model = build_architecture(config.arch, num_classes, config.width).to(device, memory_format=torch.channels_last)
     model = synchronize_batchnorm(model)
     lr = config.lr * distributed.lr_scale(config.lr_scaling, distributed.world_size())
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=config.weight_decay)
@@ -324,10 +345,12 @@ def build_training(config: TrainConfig, device: torch.device) -> tuple[nn.Module
 
 
 def start_or_resume(config: TrainConfig, model: nn.Module, optimizer: torch.optim.Optimizer, scheduler: Any,
-                    emit: Callable[[Event], None], prepared: Prepared | None = None) -> RunState:
+                    emit: Callable[[Event], None], prepared: Prepared | None = None,
+                    classes: list[str] | None = None) -> RunState:
     """Where the run starts: ``<out>.last.pt``'s weights, optimizer, schedule and history when resuming, else
     ``config.init``'s weights (fine-tuning) or the fresh ones. ``prepared`` holds those checkpoints when
-    ``prepare_run`` has already read them.
+    ``prepare_run`` has already read them. ``classes`` are the run's class names (the model's outputs); a start from
+    a checkpoint of another class set keeps the weights of the classes both share (``load_initial_weights``).
 
     Under torchrun rank 0 reads the files and sends them to the other ranks (no shared folder needed for them). A run
     saved with another number of ranks resumes with its learning rate rescaled to the new global batch.
@@ -343,7 +366,7 @@ def start_or_resume(config: TrainConfig, model: nn.Module, optimizer: torch.opti
             return None, state
         if config.init:
             start = prepared.init if prepared is not None and prepared.init is not None \
-                else load_checkpoint(config.init, expected_classes=list(CLASSES))
+                else load_checkpoint(config.init)
             return start, None
         return None, None
 
@@ -352,11 +375,15 @@ def start_or_resume(config: TrainConfig, model: nn.Module, optimizer: torch.opti
         if distributed.is_main():
             loaded = read()
     start, state = distributed.broadcast_object(loaded)
+    classes = list(classes) if classes is not None else list(CLASS_SETS["gravityspy-o1o2"].names)
     if start is not None:
-        load_initial_weights(model, start)
+        load_initial_weights(model, start, classes)
         emit(Event("scan", message=f"starting from the weights of {config.init}"))
     if state is None:
-        return RunState()
+        return RunState(classes=classes)
+    if list(state.classes) != classes:
+        raise CheckpointError(f"{last_path.name} was trained on {len(state.classes)} classes, but the dataset now "
+                              f"gives {len(classes)}; pass --overwrite without --resume to start afresh")
     model.load_state_dict(state.state_dict)
     optimizer.load_state_dict(state.training_state["optimizer"])
     scheduler.load_state_dict(state.training_state["scheduler"])
@@ -373,11 +400,12 @@ def start_or_resume(config: TrainConfig, model: nn.Module, optimizer: torch.opti
                                    f"learning rate × {factor:g}"))
     emit(Event("scan", message=f"resuming after epoch {state.epoch}"))
     return RunState(history=list(state.training_state["history"]),
-                    best_val=float(state.training_state["best_val_accuracy"]), start_epoch=state.epoch + 1)
+                    best_val=float(state.training_state["best_val_accuracy"]), start_epoch=state.epoch + 1,
+                    classes=classes)
 
 
 def evaluate(model: nn.Module, images_uint8: np.ndarray, labels: np.ndarray, device: torch.device,
-             batch_size: int = 128) -> tuple[float, dict[str, Any]]:
+             classes: list[str], batch_size: int = 128) -> tuple[float, dict[str, Any]]:
     """Validation: the mean cross-entropy and ``compute_metrics`` of ``model`` on labelled canonical uint8 images.
 
     Under torchrun each rank scores one contiguous block of the images and every rank gets all the logits, so the
@@ -388,14 +416,14 @@ def evaluate(model: nn.Module, images_uint8: np.ndarray, labels: np.ndarray, dev
     logits = predict_logits(model, images_uint8[start:end], batch_size=batch_size, device=device)
     logits = np.concatenate([block for block in distributed.all_gather_object(logits) if len(block)] or [logits])
     loss = float(nn.functional.cross_entropy(torch.as_tensor(logits), torch.as_tensor(labels)))
-    return loss, compute_metrics(labels, logits.argmax(1), list(CLASSES))
+    return loss, compute_metrics(labels, logits.argmax(1), list(classes))
 
 
 def save_epoch(config: TrainConfig, model: nn.Module, optimizer: torch.optim.Optimizer, scheduler: Any,
                run: RunState, epoch: int, val_metrics: dict[str, Any]) -> None:
     """After an epoch (its row already in ``run.history``): the checkpoint at ``config.out`` if validation
     improved, and always the resumable state at ``<out>.last.pt``."""
-    described = _describe(model, config, epoch, run.history, {"validation": val_metrics})
+    described = _describe(model, config, epoch, run.history, {"validation": val_metrics}, run.classes)
     val_acc = run.history[-1]["val_accuracy"]
     if val_acc > run.best_val:
         run.best_val = val_acc
@@ -431,8 +459,8 @@ def train(config: TrainConfig, progress: Callable[[Event], None] | None = None,
     seed_everything(config.seed)
     data = distributed.main_first(lambda: load_data(config, emit))  # each node's local rank 0 fills the cache
     distributed.check_same(data.fingerprint(), "dataset", TrainingData.describe_fingerprint)
-    model, optimizer, scheduler, criterion = build_training(config, device)
-    run = start_or_resume(config, model, optimizer, scheduler, emit, prepared)
+    model, optimizer, scheduler, criterion = build_training(config, device, len(data.classes))
+    run = start_or_resume(config, model, optimizer, scheduler, emit, prepared, data.classes)
     loader, sampler = make_train_loader(config, data, device)
     step_model = model
     if distributed.world_size() > 1:
@@ -460,14 +488,15 @@ def train(config: TrainConfig, progress: Callable[[Event], None] | None = None,
                     else "no epoch had finished, so no checkpoint was written")
             emit(Event("stopped", epoch=epoch, epochs=config.epochs, step=step, steps=steps, history=run.history,
                        message=f"stopped; {kept}"))
-            return run.best if run.best is not None else _describe(model, config, epoch - 1, run.history, {})
+            return run.best if run.best is not None else _describe(model, config, epoch - 1, run.history, {},
+                                                                    run.classes)
         scheduler.step()
         train_rate = seen / (time.perf_counter() - t0)
         if config.precise_bn > 0:
             recompute_batchnorm(model, data.x_train, config.precise_bn, config.batch_size, device,
                                 seed=(config.seed, epoch))
         if len(data.y_val):
-            val_loss, val_metrics = evaluate(model, data.x_val, data.y_val, device)
+            val_loss, val_metrics = evaluate(model, data.x_val, data.y_val, device, data.classes)
             val_acc = val_metrics["accuracy"]
         else:  # every validation image failed to decode: the best checkpoint fits the training images best
             val_loss, val_acc, val_metrics = float("nan"), correct / seen, {}
@@ -486,7 +515,7 @@ def train(config: TrainConfig, progress: Callable[[Event], None] | None = None,
                    history=list(run.history)))
 
     if not main:
-        return _describe(model, config, config.epochs, run.history, {})
+        return _describe(model, config, config.epochs, run.history, {}, run.classes)
     final = load_checkpoint(config.out) if Path(config.out).is_file() else run.best
     emit(Event("done", epoch=config.epochs, epochs=config.epochs, history=list(run.history),
                val_accuracy=run.best_val, message=f"best validation accuracy {run.best_val:.3f}; saved {config.out}"))
@@ -555,23 +584,54 @@ def recompute_batchnorm(model: nn.Module, images_uint8: np.ndarray, n: int, batc
 
 
 def _describe(model: nn.Module, config: TrainConfig, epoch: int, history: list[dict[str, float]],
-              metrics: dict[str, Any]) -> Checkpoint:
+              metrics: dict[str, Any], classes: list[str]) -> Checkpoint:
     duration_s = parse_view(config.view)
     views = list(DURATION_VIEWS) if duration_s is None else [str(duration_s)]
     return Checkpoint(
         state_dict={k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
-        classes=list(CLASSES), width=config.width, views=views, config=asdict(config),
+        classes=list(classes), width=config.width, views=views, config=asdict(config),
         metrics={**metrics, "history": list(history)}, epoch=epoch, arch=config.arch,
     )
 
 
-def load_initial_weights(model: GlitchNet, start: Checkpoint) -> None:
+def load_initial_weights(model: GlitchNet, start: Checkpoint, classes: list[str] | None = None) -> None:
     """Fine-tuning's starting point: ``start``'s weights into ``model``; a seed GlitchNet's weights also start a
-    frequency-aware one (the coordinate channel's weights begin at zero, so it starts as the seed model exactly)."""
+    frequency-aware one (the coordinate channel's weights begin at zero, so it starts as the seed model exactly).
+
+    ``classes`` are ``model``'s class names (default: ``start``'s). When they differ from ``start``'s (an O3 model
+    started from an O1/O2 one), every layer but the classifier is copied, and each output row of the classifier is
+    the row of the class ``classes.map_label`` says it stands for; a class with no counterpart keeps its fresh row.
+    """
     if isinstance(model, FrequencyGlitchNet) and start.arch == GlitchNet.arch_name:
-        model.load_state_dict(FrequencyGlitchNet.state_from_glitchnet(start.state_dict))
+        state = FrequencyGlitchNet.state_from_glitchnet(start.state_dict)
     elif start.arch != model.arch_name or start.width != model.width:
         raise CheckpointError(f"cannot start a {type(model).__name__} of width {model.width} from a {start.arch} "
                               f"checkpoint of width {start.width}")
     else:
-        model.load_state_dict(start.state_dict)
+        state = dict(start.state_dict)
+    classes = list(start.classes) if classes is None else list(classes)
+    if classes != list(start.classes):
+        shared = _shared_class_rows(list(start.classes), classes)
+        if not shared:
+            raise CheckpointError(f"cannot start a model of {len(classes)} classes from a checkpoint whose "
+                                  f"{len(start.classes)} classes it shares none of")
+        fresh = model.state_dict()
+        for key in ("fc.weight", "fc.bias"):
+            row = fresh[key].clone()
+            for new, old in shared.items():
+                row[new] = state[key][old]
+            state[key] = row
+    model.load_state_dict(state)
+
+
+def _shared_class_rows(old: list[str], new: list[str]) -> dict[int, int]:
+    """For each class of ``new`` that one of ``old`` stands for (``classes.map_label``), new index -> old index."""
+    from .classes import class_set_for
+
+    new_set = class_set_for(new)
+    rows = {}
+    for i, name in enumerate(old):
+        mapped = map_label(name, new_set)
+        if mapped is not None:
+            rows[new.index(mapped)] = i
+    return rows

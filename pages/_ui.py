@@ -26,7 +26,7 @@ from glitchnet.explore import dataset_summary
 from glitchnet.glitches import Glitch, View
 from glitchnet.jobs import DatasetBuild, TrainingJob, current_build, job_for, shared_build
 from glitchnet.serving import Budget, BudgetError, InferenceQueue, Ticket, Upload, admit, scrub_paths
-from glitchnet.shipped import default_model_path
+from glitchnet.shipped import SHIPPED_MODELS, default_model_path, shipped_model_path, shipped_title
 
 if TYPE_CHECKING:  # torch and the model are imported where used: Home draws without them (~2 s sooner)
     from glitchnet.checkpoint import Checkpoint
@@ -36,6 +36,7 @@ LOG = logging.getLogger("glitchnet.app")
 APP_ROOT = Path(__file__).resolve().parents[1]
 DATASET_DEFAULT, DATASET_FOLDER = "Built-in dataset", "A folder on this computer"
 MODEL_SHIPPED, MODEL_RUN, MODEL_FILE = "Shipped model", "My training run", "A checkpoint file"
+DEFAULT_SHIPPED = next(iter(SHIPPED_MODELS))
 
 T = TypeVar("T")
 
@@ -268,7 +269,7 @@ def model_path() -> Path | None:
     if source == MODEL_FILE:
         text = st.session_state.get("model_file", "").strip()
         return Path(text).expanduser() if text else None
-    return default_model_path()
+    return shipped_model_path(st.session_state.get("shipped_model", DEFAULT_SHIPPED))
 
 
 def _missing_model(path: Path | None) -> str | None:
@@ -281,7 +282,7 @@ def _missing_model(path: Path | None) -> str | None:
             return "Your training run has no checkpoint yet (one is written after each epoch)."
         return "Enter the path of a checkpoint file in the sidebar."
     if not path.is_file():
-        if path == default_model_path():
+        if path == default_model_path() or path in SHIPPED_MODELS.values():
             return (f"No shipped model found ({path.name} is missing). Train one on the Train page"
                     + (" and pick “My training run” in the sidebar." if not hosted() else "."))
         return public(f"No checkpoint at {path}.")
@@ -298,7 +299,7 @@ def _description(path: str, mtime_ns: int) -> Checkpoint:
 def _about(path: Path, ckpt: Checkpoint) -> str:
     quality = ckpt.quality()
     acc = f"; {quality[0][0].lower()} {quality[0][1]}" if quality else ""
-    return f"{path.name}: view(s) {', '.join(ckpt.views)}{acc}"
+    return f"{path.name}: {ckpt.class_set.title}, view(s) {', '.join(ckpt.views)}{acc}"
 
 
 def current_model() -> tuple[Checkpoint | None, str]:
@@ -383,6 +384,10 @@ def _choose_model() -> None:
                               label_visibility="collapsed")
             if source == MODEL_FILE:
                 st.text_input("Checkpoint file", key="model_file", placeholder="runs/glitchnet.pt")
+        if hosted() or st.session_state.get("model_source", MODEL_SHIPPED) == MODEL_SHIPPED:
+            st.selectbox("Shipped model", list(SHIPPED_MODELS), key="shipped_model", format_func=shipped_title,
+                         help="Which taxonomy the model speaks: Gravity Spy's 22 O1/O2 classes, or the 23 classes "
+                              "of its O3 model (no None_of_the_Above; adds Blip_Low_Frequency and Fast_Scattering).")
         ckpt, about = current_model()
         (st.caption if ckpt is not None else st.warning)(about)
 

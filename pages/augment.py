@@ -10,10 +10,11 @@ import streamlit as st
 
 from glitchnet import augment as aug
 from glitchnet import explore
-from glitchnet.classes import CLASSES, INFO_BY_NAME
+from glitchnet.augment import CLASS_POLICIES
+from glitchnet.classes import ALL_INFO
 from glitchnet.errors import one_line
 from glitchnet.images import ImageError, canonical_uint8
-from glitchnet.serving import MAX_UPLOAD_MB, UPLOAD_TYPES, oversized
+from glitchnet.serving import MAX_UPLOAD_MB, UPLOAD_TYPES, oversized, plain
 from glitchnet.simulate import simulate_glitch
 from pages import _ui as ui
 
@@ -49,7 +50,8 @@ def reseed() -> None:
 
 
 def read_image(label: str, source: str, manifest: pd.DataFrame | None, seed: int) -> tuple[np.ndarray | None, str]:
-    """The chosen image as canonical uint8 RGB and a caption; (None, "") after showing why there is none."""
+    """The chosen image as canonical uint8 RGB and a Markdown caption (a file name as literal text); (None, "")
+    after showing why there is none."""
     if source == "Dataset" and manifest is not None:
         rows = explore.class_rows(manifest, label)
         if rows.empty:
@@ -59,7 +61,7 @@ def read_image(label: str, source: str, manifest: pd.DataFrame | None, seed: int
         path = st.selectbox("Image", paths, format_func=lambda p: p.replace("\\", "/").rsplit("/", 1)[-1],
                             key=f"augment_file_{label}")
         try:
-            return canonical_uint8(path), path.replace("\\", "/").rsplit("/", 1)[-1]
+            return canonical_uint8(path), plain(path.replace("\\", "/").rsplit("/", 1)[-1])
         except ImageError as exc:
             st.error(str(exc))
             return None, ""
@@ -75,7 +77,7 @@ def read_image(label: str, source: str, manifest: pd.DataFrame | None, seed: int
             st.error(refusal)
             return None, ""
         try:
-            return canonical_uint8(upload.getvalue()), upload.name
+            return canonical_uint8(upload.getvalue()), plain(upload.name)
         except ImageError as exc:
             st.error(str(exc))
             return None, ""
@@ -99,8 +101,9 @@ def main() -> None:
 
     left, middle, right = st.columns([2, 2, 3])
     with left:
-        label = st.selectbox("Class", CLASSES, index=CLASSES.index("Blip"), key="augment_class")
-        info = INFO_BY_NAME[label]
+        names = sorted(CLASS_POLICIES)  # every class of the shipped class sets has a policy
+        label = st.selectbox("Class", names, index=names.index("Blip"), key="augment_class")
+        info = ALL_INFO[label]
         st.caption(f"{info.looks_like}. Frequency {'pinned' if info.pinned_frequency else 'free'}; "
                    f"{'no direction' if info.time_symmetric else 'a direction'} in time.")
     with middle:

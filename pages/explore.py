@@ -68,8 +68,7 @@ def metadata_plots(found: DatasetScan, df: pd.DataFrame) -> None:
         st.caption("No metadata rows match the current selection.")
         return
     by_ifo = "ifo" if "ifo" in meta.columns else None
-    in_meta = set(meta["label"])
-    shown = [c for c in explore.present_classes(found.manifest) if c in in_meta]
+    shown = explore.present_classes(meta)
     fig = px.scatter(meta, x="duration", y="peak_frequency", color="label", facet_col=by_ifo, log_x=True, log_y=True,
                      category_orders={"label": shown}, hover_data=["gravityspy_id", "snr"],
                      color_discrete_map=explore.class_colours(explore.present_classes(found.manifest)),

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from glitchnet.classes import CLASS_INFO
+from glitchnet.classes import DEFAULT_CLASS_SET, get_class_set
 from glitchnet.glitches import examples_by_class
 from glitchnet.shipped import MODELS_DIR
 from pages import _ui as ui
@@ -25,7 +25,11 @@ network that learned the volunteers' classes from those pictures.
 
 
 def field_guide() -> None:
-    st.header("Field guide: the 22 classes")
+    ckpt, _ = ui.current_model()
+    class_set = ckpt.class_set if ckpt is not None else get_class_set(DEFAULT_CLASS_SET)
+    st.header(f"Field guide: the {len(class_set)} classes")
+    st.caption(f"{class_set.title}, the classes of the loaded model" + (f" ({class_set.reference})."
+                                                                         if class_set.reference else "."))
     found = ui.current_scan()
     examples = examples_by_class(found.manifest) if found is not None else {}
     if found is not None:
@@ -33,7 +37,7 @@ def field_guide() -> None:
         st.caption(f"Example images: the first training image of each class in {found.root.name}{kind}."
                    + (" Choose a folder of real Gravity Spy images in the sidebar to see real ones here."
                       if found.simulated and not ui.hosted() else ""))
-    for col, info in ui.grid(CLASS_INFO):
+    for col, info in ui.grid(class_set.info):
         with col, st.container(border=True):
             st.markdown(f"**{info.name.replace('_', ' ')}**")
             if info.name in examples:

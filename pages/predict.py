@@ -11,7 +11,7 @@ import plotly.express as px
 import streamlit as st
 from streamlit.delta_generator import DeltaGenerator
 
-from glitchnet.classes import CLASSES, INFO_BY_NAME
+from glitchnet.classes import ALL_INFO
 from glitchnet.glitches import (
     KEPT_UNLABELLED,
     Glitch,
@@ -223,7 +223,7 @@ def verdict(pred: Prediction, classes: list[str], yours: str | None = None,
     elif pred.low_confidence:
         st.warning(f"The model is not sure: its best guess has only {format_probability(pred.confidence)} "
                    "probability. This may be a class it confuses, several glitches at once, or something it never saw.")
-    info = INFO_BY_NAME.get(pred.label)
+    info = ALL_INFO.get(pred.label)
     if info is not None:
         st.caption(f"**Field guide, {info.name}:** {info.looks_like}. Origin: {info.origin}.")
 
@@ -261,7 +261,7 @@ def card(glitch: Glitch, classes: list[str], volunteer: bool, opacity: float, la
         yours = None
         if volunteer:
             saved = labels.get(glitch.key, UNPICKED)
-            options = [UNPICKED, *CLASSES]
+            options = [UNPICKED, *classes]  # the loaded model's classes
             yours = st.selectbox("Your label for this glitch", options, index=options.index(saved),
                                  key=f"volunteer-{glitch.key}")
             if yours == UNPICKED:

@@ -279,7 +279,7 @@ def test_volunteer_labels_a_glitch_once_and_the_csv_has_the_combined_row(app_env
     at = _upload(_app("predict"), _example_glitch(real))
     at.toggle[0].set_value(True).run()
     key = _key(_example_glitch(real))
-    assert [s.key for s in at.selectbox] == [f"volunteer-{key}"]  # one question per glitch, not per view
+    assert [s.key for s in at.main.selectbox] == [f"volunteer-{key}"]  # one question per glitch, not per view
     at.selectbox(key=f"volunteer-{key}").set_value("Whistle").run()
     assert not at.exception
     table = at.dataframe[0].value
@@ -397,7 +397,7 @@ def test_hosted_batch_cap_keeps_glitches_whole(app_env: Path, real: Path, monkey
     jpg = real / "golden" / "Blip" / "blip-1.jpg"
     at = _upload(_app("predict"), [*first, *second, jpg])
     [warning] = [w for w in _texts(at.warning) if "at most 5 files" in w]
-    assert warning.endswith("left out 4: " + ", ".join(p.name for p in second[:3]) + " and 1 more.")
+    assert warning.endswith("left out 4: " + ", ".join(f"`{p.name}`" for p in second[:3]) + " and 1 more.")
     assert "2 glitch(es) from 5 file(s)" in _texts(at.caption)
     st.cache_resource.clear()
 
@@ -592,3 +592,36 @@ def test_missing_model_is_explained(app_env: Path, monkeypatch: pytest.MonkeyPat
     at = _app("predict")
     assert "No shipped model found" in at.warning[-1].value
     assert not at.file_uploader
+
+
+@pytest.mark.parametrize("metrics", [
+    {"validation": {"accuracy": float("nan"), "n": 10},
+     "real_crossval": {"verified": {"accuracy": float("nan"), "correct": 1, "glitches": 2,
+                                    "wilson95": [float("nan"), float("nan")]}}},
+    {"validation": {"accuracy": 0.5, "n": 10},
+     "real_crossval": {"verified": {"accuracy": 0.8, "correct": 100, "glitches": 125, "wilson95": 3}}},
+])
+def test_a_checkpoint_with_bad_metrics_shows_only_real_figures(app_env: Path, monkeypatch: pytest.MonkeyPatch,
+                                                               tmp_path: Path, metrics: dict) -> None:
+    from glitchnet.checkpoint import load_checkpoint, save_checkpoint
+
+    ckpt = load_checkpoint(os.environ["GLITCHNET_MODEL"])
+    ckpt.metrics = metrics
+    monkeypatch.setenv("GLITCHNET_MODEL", str(save_checkpoint(ckpt, tmp_path / "odd.pt")))
+    at = _app()
+    assert not at.error, _texts(at.error)
+    shown = _texts(at.caption) + _texts(at.sidebar.caption) + [m.value for m in at.metric]
+    assert not [t for t in shown if "nan" in t.lower()], shown
+    assert [m.value for m in at.metric] == ([] if "nan" in str(metrics["validation"]) else ["50.0%"])
+
+
+def test_gps_time_file_names_make_one_card_per_glitch(app_env: Path, real: Path) -> None:
+    files = [(f"L1_{gps}_spectrogram_{p.name.rsplit('_spectrogram_', 1)[1]}", p.read_bytes(), "image/png")
+             for gps, index in (("1238507926.062500000", 0), ("1238507931.500000000", 1))
+             for p in _example_glitch(real, index=index)]
+    at = _app("predict")
+    at.file_uploader[0].set_value(files).run()
+    assert not at.exception and not at.error
+    assert [m for m in _texts(at.markdown) if m.startswith("**`L1_")] == [
+        "**`L1_1238507926.062500000`** · 4 views", "**`L1_1238507931.500000000`** · 4 views"]
+    assert "2 glitch(es) from 8 file(s)" in _texts(at.caption)

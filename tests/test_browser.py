@@ -295,6 +295,30 @@ def test_a_strain_file_makes_one_glitch_card(browser, server: Server, console: C
     page.close()
 
 
+def test_the_o3_model_from_the_sidebar_with_its_field_guide_and_a_prediction(browser, server: Server,
+                                                                             console: Console, real: Path) -> None:
+    o3 = ROOT / "models" / "glitchnet-o3.pt"
+    assert o3.is_file(), f"the shipped O3 model {o3.name} is missing"
+    page = _open(browser, console, server.url)
+    sidebar = page.locator('[data-testid="stSidebar"]')
+    sidebar.locator('[data-testid="stSelectbox"]', has_text="Shipped model").click()
+    page.keyboard.type("Gravity Spy O3")
+    page.keyboard.press("Enter")
+    page.get_by_role("heading", name="Field guide: the 23 classes").wait_for(timeout=120_000)
+    _drawn(page)
+    assert page.get_by_text("Fast Scattering", exact=True).count() == 1
+    assert page.get_by_text("None of the Above", exact=True).count() == 0
+    assert sidebar.get_by_text("glitchnet-o3.pt: Gravity Spy O3, 23 classes").count() == 1
+    page.locator('[data-testid="stSidebarNav"]').get_by_text("Predict", exact=True).click()
+    crown = sorted((real / "o3-scattering" / "Fast_Scattering").glob("*.png"))[0]
+    _uploader(page, "Upload spectrograms").set_input_files(str(crown))
+    _cards(page)[0].locator("h3").first.wait_for(timeout=120_000)
+    _drawn(page)
+    assert _cards(page)[0].locator("h3").first.inner_text().startswith("Fast Scattering")
+    assert "Traceback" not in page.content()
+    page.close()
+
+
 def test_hosted_mode_has_no_train_page(browser, golden: Path, random_checkpoint: Path, console: Console,
                                        tmp_path: Path) -> None:
     with _streamlit(tmp_path, random_checkpoint, GLITCHNET_DATA=str(golden), GLITCHNET_HOSTED="1") as hosted:

@@ -141,3 +141,24 @@ def test_probabilities_never_read_as_certain_or_impossible():
     assert format_probability(0.003) == "< 1%"
     assert format_probability(0.0) == "0%"
     assert format_probability(0.42) == "42%"
+
+
+@pytest.mark.parametrize("metrics", [
+    {"validation": {"accuracy": float("nan"), "n": 10}},
+    {"validation": {"accuracy": "91%", "n": 10}},
+    {"validation": {"accuracy": 7, "n": 10}},
+    {"validation": 0.9},
+    {"real_crossval": {"verified": {"accuracy": 0.8, "correct": 100, "glitches": 125, "wilson95": 3}}},
+    {"real_crossval": {"verified": {"accuracy": 0.8, "correct": 100, "glitches": 125,
+                                    "wilson95": [float("nan"), float("nan")]}}},
+    {"real_crossval": {"verified": {"accuracy": float("nan"), "correct": "x", "glitches": 125,
+                                    "wilson95": [0.7, 0.9]}}},
+    {"real_crossval": "verified"},
+])
+def test_figures_that_are_not_fractions_are_left_out(metrics):
+    assert _ckpt(metrics=metrics).quality() == []
+
+
+def test_a_figure_with_a_wrong_count_still_shows():
+    rows = _ckpt(metrics={"validation": {"accuracy": 0.5, "n": "many"}}).quality()
+    assert rows == [("Validation split", "50.0%", "? images: the validation split of its training data")]

@@ -1,8 +1,10 @@
 """Every CLI error is one line with a non-zero exit code, found before any long work; outputs are never lost."""
 
 import errno
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from conftest import make_kaggle
@@ -224,3 +226,133 @@ def test_resume_from_an_incomplete_training_state_is_refused_before_the_scan(tmp
                     last_checkpoint_path(out))
     code, err = _run(["train", "--out", out, "--width", 8, "--resume"], capsys)
     assert code == 2 and "m.last.pt holds an incomplete training state" in err
+
+
+def test_bad_counts_and_thread_numbers_are_refused_at_once(tmp_path, capsys, monkeypatch):
+    import glitchnet.simulate.dataset as dataset
+
+    monkeypatch.setattr(dataset, "_plan", lambda *a: (_ for _ in ()).throw(AssertionError("planned")))
+    image = tmp_path / "x.png"
+    image.write_bytes(b"\x89PNG")
+    for argv, message in (
+            (["predict", "--out", tmp_path / "o.csv", "--decode-threads", 0, image],
+             "argument --decode-threads: must be at least 1, not 0"),
+            (["predict", "--out", tmp_path / "o.csv", "--decode-threads", -1, image],
+             "argument --decode-threads: must be at least 1, not -1"),
+            (["simulate", "--out", tmp_path / "sim", "--per-class", 100_000_000],
+             "per_class must be at most 4,545 (100,000 glitches in all), got 100,000,000"),
+            (["simulate", "--out", tmp_path / "sim", "--glitches", 10**9], "n_glitches must be at most 100,000")):
+        code, err = _run(argv, capsys)
+        assert code == 2 and message in err, (argv, err)
+    assert not (tmp_path / "sim").exists() and not (tmp_path / "o.csv").exists()
+
+
+def test_a_hold_out_that_leaves_one_class_is_refused(tmp_path, capsys):
+    two = make_kaggle(tmp_path / "two", classes=("Blip", "Whistle"), per_split={"train": 1})
+    code, err = _run(["train", "--data", two, "--out", tmp_path / "a.pt", "--epochs", 1], capsys)
+    assert code == 2 and "holding out 1 of 2 training glitches" in err and "a classifier needs at least two" in err
+    assert not list(tmp_path.glob("a.pt*"))
+
+
+@pytest.fixture
+def full_disk(tmp_path):
+    """A 1 MB file system filled to the last block (tmpfs; needs the right to mount, as root in a container)."""
+    mount = tmp_path / "full"
+    mount.mkdir()
+    if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount)],
+                                           capture_output=True).returncode != 0:
+        pytest.skip("a full disk is emulated with a small tmpfs, which this user may not mount")
+    try:
+        (mount / "cache").mkdir()
+        with open(mount / "filler", "wb", buffering=0) as fh:
+            try:
+                while True:
+                    fh.write(b"\0" * 4096)
+            except OSError:
+                pass
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+def _cli(*argv) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "glitchnet", *map(str, argv)], capture_output=True, text=True,
+                          env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}, timeout=300)
+
+
+@pytest.mark.slow
+def test_a_full_disk_under_the_image_cache_is_one_line(tiny, tmp_path, full_disk):
+    run = _cli("train", "--data", tiny, "--out", tmp_path / "m.pt", "--epochs", 1, "--width", 8,
+               "--cache-dir", full_disk / "cache", "--workers", 0)
+    assert run.returncode == 1, (run.returncode, run.stderr[-500:])  # not -7 (SIGBUS)
+    assert "glitchnet: error: the disk is full (No space left on device: " in run.stderr.splitlines()[-1]
+    assert "Traceback" not in run.stderr and not list((full_disk / "cache").iterdir())
+
+
+@pytest.mark.slow
+def test_a_full_disk_under_the_checkpoint_is_one_line(tiny, tmp_path, full_disk):
+    out = full_disk / "m.pt"
+    run = _cli("train", "--data", tiny, "--out", out, "--epochs", 1, "--width", 8, "--cache-dir", tmp_path / "c",
+               "--workers", 0, "--precise-bn", 0, "--augment", "none")
+    assert run.returncode == 1, (run.returncode, run.stderr[-500:])
+    assert run.stderr.splitlines()[-1].endswith(f"glitchnet: error: the disk is full (No space left on device: {out})")
+    assert "RuntimeError" not in run.stderr and sorted(p.name for p in full_disk.iterdir()) == ["cache", "filler"]
+
+
+def test_a_short_write_under_a_checkpoint_is_an_os_error_naming_the_file(tmp_path):
+    """The kernel's own short write, as on a full disk, made portably with a file-size limit (EFBIG)."""
+    script = ("import resource, signal, sys\n"
+              "signal.signal(signal.SIGXFSZ, signal.SIG_IGN)\n"
+              "from glitchnet.checkpoint import Checkpoint, save_checkpoint\n"
+              "from glitchnet.model import GlitchNet\n"
+              "from glitchnet.errors import one_line\n"
+              "resource.setrlimit(resource.RLIMIT_FSIZE, (100_000, 100_000))\n"
+              "try:\n"
+              "    save_checkpoint(Checkpoint(state_dict=GlitchNet().state_dict()), sys.argv[1])\n"
+              "except Exception as exc:\n"
+              "    print(type(exc).__name__, one_line(exc))\n")
+    out = tmp_path / "m.pt"
+    run = subprocess.run([sys.executable, "-c", script, str(out)], capture_output=True, text=True, timeout=120,
+                         env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
+    assert run.stdout.strip() == f"OSError File too large: {out}", run.stdout + run.stderr[-300:]
+    assert list(tmp_path.iterdir()) == []
+
+
+def _stale_temp(path: Path) -> Path:
+    """The temporary file a writer of ``path`` killed mid-write leaves (``files.atomic_path``'s name, a dead pid)."""
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    stale = path.with_name(f".{path.name}.{int(dead.stdout)}.k1ll3d.tmp")
+    stale.write_bytes(b"half a file")
+    return stale
+
+
+def test_calibrate_predict_out_and_scan_remove_a_killed_run_s_temp_files(tmp_path, random_checkpoint, capsys):
+    import shutil
+
+    data = make_kaggle(tmp_path / "d", per_split={"train": 1, "validation": 4, "test": 1}, durations=(1.0,))
+    model = tmp_path / "m.pt"
+    shutil.copy(random_checkpoint, model)
+    stale = _stale_temp(model)
+    assert main(["calibrate", "--data", str(data), "--model", str(model)]) == 0
+    assert not stale.exists()
+
+    out = tmp_path / "o.csv"
+    stale = _stale_temp(out)
+    assert main(["predict", "--model", str(random_checkpoint), "--out", str(out), str(data)]) == 0
+    assert out.is_file() and not stale.exists()
+    capsys.readouterr()
+
+    pytest.importorskip("h5py")
+    import h5py
+    import numpy as np
+
+    strain = tmp_path / "s.hdf5"
+    with h5py.File(strain, "w") as fh:
+        ds = fh.create_dataset("strain/Strain", data=np.random.default_rng(0).standard_normal(4096 * 16))
+        ds.attrs["Xstart"], ds.attrs["Xspacing"] = 1e9, 1 / 4096
+    views = tmp_path / "views"
+    views.mkdir()
+    stale = _stale_temp(views / "H1_1000000008000_spectrogram_4.0.png")
+    assert main(["scan", "--strain", str(strain), "--gps", str(1e9 + 8), "--out", str(views)]) == 0
+    assert sorted(p.name for p in views.iterdir()) == [f"H1_1000000008000_spectrogram_{d}.png"
+                                                        for d in ("0.5", "1.0", "2.0", "4.0")]

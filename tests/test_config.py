@@ -7,7 +7,7 @@ import sys
 import pytest
 
 from glitchnet.architectures import ARCHITECTURE_NAMES
-from glitchnet.classes import DURATIONS_S
+from glitchnet.classes import CLASSES, DURATIONS_S
 from glitchnet.cli import build_parser
 from glitchnet.config import ALL_VIEWS, AUGMENTATION_LABELS, AUGMENTATION_MODES, DURATION_VIEWS, VIEWS, TrainConfig
 
@@ -54,8 +54,9 @@ def test_a_checkpoint_records_the_views_it_was_trained_on():
     from glitchnet.train import _describe
 
     model = GlitchNet(width=8)
-    assert _describe(model, TrainConfig(data="d", view=ALL_VIEWS), 1, [], {}).views == list(DURATION_VIEWS)
-    assert _describe(model, TrainConfig(data="d", view="2"), 1, [], {}).views == ["2.0"]
+    classes = list(CLASSES)
+    assert _describe(model, TrainConfig(data="d", view=ALL_VIEWS), 1, [], {}, classes).views == list(DURATION_VIEWS)
+    assert _describe(model, TrainConfig(data="d", view="2"), 1, [], {}, classes).views == ["2.0"]
 
 
 def test_the_settings_and_the_command_line_load_without_torch():

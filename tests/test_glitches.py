@@ -21,6 +21,7 @@ from glitchnet.glitches import (
     example_glitches,
     glitch_key,
     group_files,
+    parse_name,
     random_glitch,
     results_table,
 )
@@ -269,6 +270,36 @@ def test_quiz_score_counts_right_answers_on_each_side():
     answers = [("Blip", "Blip", "Tomte"), ("Whistle", "Blip", "Blip"), ("Tomte", "Tomte", "Tomte")]
     assert quiz_score(answers) == (2, 2)
     assert quiz_score(answers[:1]) == (1, 0) and quiz_score([]) == (0, 0)
+
+
+GPS_VIEWS = [f"L1_{gps}_spectrogram_{d}.png" for gps in ("1238507926.062500000", "1238507931.500000000")
+             for d in ("0.5", "1.0", "2.0", "4.0")]
+"""Two glitches named by GPS time, as detector-characterisation tools write Omega scans."""
+
+
+def test_gps_time_file_names_group_by_glitch(tmp_path):
+    assert parse_name(GPS_VIEWS[3]) == ("L1", "1238507926.062500000", 4.0)
+    assert group_files(GPS_VIEWS) == [("L1_1238507926.062500000", [0, 1, 2, 3]),
+                                      ("L1_1238507931.500000000", [4, 5, 6, 7])]
+    root = tmp_path / "Blip"
+    root.mkdir()
+    for k, name in enumerate(GPS_VIEWS):
+        synthetic_crop(0, k, (190, 160)).save(root / name)
+    manifest = scan_dataset(tmp_path).manifest
+    assert sorted(set(manifest["gravityspy_id"])) == ["1238507926.062500000", "1238507931.500000000"]
+
+
+def test_cli_predict_by_glitch_groups_gps_time_names(tmp_path, random_checkpoint, capsys):
+    import json
+
+    from glitchnet.cli import main
+
+    for k, name in enumerate(GPS_VIEWS):
+        (tmp_path / name).write_bytes(png(k, 1))
+    assert main(["predict", "--model", str(random_checkpoint), "--json", "--by-glitch", str(tmp_path)]) == 0
+    out = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [(d["glitch"].rsplit("/", 1)[-1], d["views"]) for d in out] == [("L1_1238507926.062500000", 4),
+                                                                          ("L1_1238507931.500000000", 4)]
 
 
 def test_results_keep_every_batch_latest_first_and_tell_glitches_apart():

@@ -106,3 +106,50 @@ def test_json_output_is_always_valid_json():
     assert nan.to_json() == {"path": "x.png", "error": "the model gave no finite answer for this image"}
     assert json.loads(_dumps({"accuracy": math.nan, "per_class": {"Blip": [1.0, math.inf]}})) == {
         "accuracy": None, "per_class": {"Blip": [1.0, None]}}
+
+
+def zip_bomb_checkpoint(path, extra_bytes: int = 2**20):
+    """A valid checkpoint whose ``data.pkl``, deflated in the zip, unpickles to a string in ``config`` longer than
+    ``MAX_PICKLE_BYTES``: the file stays small, what it unpacks to does not."""
+    import io
+    import zipfile
+
+    from glitchnet.checkpoint import MAX_PICKLE_BYTES
+
+    payload = _payload()
+    payload["config"] = {"notes": "x" * (MAX_PICKLE_BYTES + extra_bytes)}
+    buf = io.BytesIO()
+    torch.save(payload, buf)
+    with zipfile.ZipFile(buf) as plain_zip, zipfile.ZipFile(path, "w") as out:
+        for info in plain_zip.infolist():
+            kind = zipfile.ZIP_DEFLATED if info.filename.endswith("data.pkl") else zipfile.ZIP_STORED
+            out.writestr(info.filename, plain_zip.read(info), compress_type=kind)
+    return path
+
+
+def test_a_zip_bomb_checkpoint_is_refused_before_unpickling(tmp_path, capsys):
+    from glitchnet.checkpoint import MAX_PICKLE_BYTES, read_description
+
+    path = zip_bomb_checkpoint(tmp_path / "bomb.pt")
+    assert path.stat().st_size < 1_000_000
+    for read in (load_checkpoint, read_description):
+        with pytest.raises(CheckpointError) as err:
+            read(path)
+        text = str(err.value)
+        assert "\n" not in text and f"more than the {MAX_PICKLE_BYTES // 2**20} MB" in text, text
+    image = tmp_path / "x.png"
+    image.write_bytes(b"\x89PNG")
+    assert main(["predict", "--model", str(path), str(image)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "bomb.pt" in err and "MB" in err, err
+
+
+def test_the_weights_an_archive_unpacks_to_are_bounded(tmp_path, monkeypatch):
+    import glitchnet.checkpoint as checkpoint
+
+    path = tmp_path / "ok.pt"
+    save_checkpoint(Checkpoint(state_dict=GlitchNet().state_dict()), path)
+    monkeypatch.setattr(checkpoint, "MAX_UNPACKED_BYTES", 100_000)  # below the 0.6 MB the network's weights take
+    with pytest.raises(CheckpointError, match="unpacks to 0.6 MB, more than the 0.1 MB") as err:
+        load_checkpoint(path)
+    assert "\n" not in str(err.value)

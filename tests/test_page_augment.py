@@ -70,7 +70,7 @@ def test_upload_reseed_and_toggle() -> None:
     at.run()
     assert not at.exception
     shown = captions(at)
-    assert len(shown) == 9 and shown[0] == "original: blip.png"
+    assert len(shown) == 9 and shown[0] == "original: `blip.png`"
     assert any("time" in c or "freq" in c or "energy" in c or "noise" in c for c in shown[1:])
 
     at.selectbox(key="augment_class").set_value("Chirp").run()
@@ -116,7 +116,17 @@ def test_dataset_images_are_offered(one_glitch_dataset: Path) -> None:
     assert not at.exception
     assert at.session_state["dataset_root"] == str(one_glitch_dataset)
     assert at.radio(key="augment_source").value == "Dataset"
-    assert captions(at)[0] == "original: H1_aaaaaaaaa1_spectrogram_1.0.png"
+    assert captions(at)[0] == "original: `H1_aaaaaaaaa1_spectrogram_1.0.png`"
     at.selectbox(key="augment_class").set_value("Whistle").run()
     assert not at.exception
     assert any("no Whistle images" in i.value for i in at.info)
+
+
+def test_an_uploaded_name_is_a_literal_caption() -> None:
+    name = "![t](http://evil.example/t.png).png"
+    at = fresh().run()
+    at.radio(key="augment_source").set_value("Upload").run()
+    at.file_uploader(key="augment_upload").upload(name, spectrogram_png(), "image/png")
+    at.run()
+    assert not at.exception
+    assert captions(at)[0] == f"original: `{name}`"

@@ -36,7 +36,12 @@ def test_scan_groups_views_by_glitch(real):
     assert gif["glitch"].nunique() == 1 and gif["view"].tolist() == ["0.5", "1.0", "2.0", "4.0"]
     # the LaTeX rendering of the placeholder Scratchy fixture is the same glitch as the plain one
     assert glitches.loc["L1_123abc1234", "views"] == 8
-    assert set(table["label"]) == set(table[table["source"] == "golden"]["label"])
+    # every O1/O2 class is among the golden subjects; the O3 sources add the two O3-only classes
+    assert set(table["label"]) == set(table[table["source"] == "golden"]["label"]) | {"Fast_Scattering",
+                                                                                     "Blip_Low_Frequency"}
+    o3 = glitches[glitches["source"] == "o3-scattering"]
+    assert len(o3) == 766 and (o3["views"] == 1).all()  # GPS-time names: one 4.0 s view per glitch
+    assert set(table[table["source"] == "golden-o3-only"]["label"]) == {"Fast_Scattering", "Blip_Low_Frequency"}
     assert set(table["source"]) == set(SOURCES)  # every documented folder is read, and nothing else
 
 

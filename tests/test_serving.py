@@ -72,8 +72,8 @@ def test_file_cap_keeps_whole_glitches_and_says_what_was_kept():
     note = result.notes[0]
     assert "\n" not in note
     assert note == ("This server classifies at most 5 files per batch: classified 5 file(s) (0.0 MB); left out 6: "
-                    "H1_glitch00001_spectrogram_0.5.png, H1_glitch00001_spectrogram_1.0.png, "
-                    "H1_glitch00001_spectrogram_2.0.png and 3 more.")
+                    "`H1_glitch00001_spectrogram_0.5.png`, `H1_glitch00001_spectrogram_1.0.png`, "
+                    "`H1_glitch00001_spectrogram_2.0.png` and 3 more.")
 
 
 def test_byte_cap_and_nothing_left_out():
@@ -82,7 +82,7 @@ def test_byte_cap_and_nothing_left_out():
     result = admit(files, Budget(batch_mb=3))
     assert [u.name for u in result.kept] == ["a.png", "b.png"] and result.kept[1].data == files[1][1]
     assert result.notes == ["This server classifies at most 3 MB of uploads per batch: classified 2 file(s) "
-                            "(3.0 MB); left out 1: c.png."]
+                            "(3.0 MB); left out 1: `c.png`."]
     assert admit(files, Budget(batch_mb=4)).notes == []
 
 
@@ -92,7 +92,7 @@ def test_frames_beyond_the_cap_are_not_classified():
     assert [(u.name, u.frames) for u in result.kept] == [("golden.gif", 4), ("apng-bomb.gif", 4), ("still.png", 1)]
     local = admit([("bomb.gif", gif(12))], Budget(frames=0))  # no per-visitor cap: nothing counted, nothing said
     assert [(u.name, u.frames) for u in local.kept] == [("bomb.gif", None)] and local.notes == []
-    assert result.notes == ["apng-bomb.gif has more than 4 frames, the most this server classifies per file: only "
+    assert result.notes == ["`apng-bomb.gif` has more than 4 frames, the most this server classifies per file: only "
                             "its first 4 are classified."]
 
 
@@ -247,3 +247,14 @@ def test_paths_relative_to_the_dataset(tmp_path):
     assert dataset_relative("/elsewhere/y.png", root) == "y.png"
     text = f"cannot read {root}/train/Blip/x.png; see {root}"
     assert scrub_paths(text, [root, "/"]) == "cannot read train/Blip/x.png; see gravityspy"
+
+
+def test_names_in_budget_notes_and_captions_are_literal():
+    from glitchnet.glitches import View
+
+    link, image = "[Log in](https://evil.example/login).png", "![t](http://evil.example/t.png).gif"
+    result = admit([("a.png", b"a"), (link, b"b")], Budget(files=1))
+    assert result.notes[0].endswith(f"left out 1: `{link}`.")
+    assert admit([(image, gif(12))], Budget(frames=4)).notes[0].startswith(f"`{image}` has more than 4 frames")
+    assert View(name=link, file=link).caption == f"`{link}`"
+    assert View(name=link, file=link, duration_s=1.0).caption == "1 s view"

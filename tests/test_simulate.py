@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from glitchnet.classes import CLASSES, DURATIONS_S
+from glitchnet.classes import ALL_INFO, CLASSES, DURATIONS_S
 from glitchnet.data import scan_dataset
 from glitchnet.images import PLOT_SIZE, frequency_of_row, rgb_to_energy, row_of_frequency, viridis_fraction
 from glitchnet.omega.qtransform import SAMPLE_RATE_HZ
@@ -90,7 +90,8 @@ def test_strain_is_coloured_ligo_noise():
 
 
 def test_every_class_has_a_model_with_a_reason():
-    assert [m.label for m in MODELS] == list(CLASSES)
+    # every class of every shipped set, each set's classes in its order
+    assert sorted(m.label for m in MODELS) == sorted(ALL_INFO)
     for m in MODELS:
         assert m.reason and "\n" not in m.reason
         for lo, hi in (m.peak_frequency_hz, m.duration_s, m.bandwidth_hz, m.snr, *m.extra.values()):
@@ -288,3 +289,12 @@ def test_power_line_frequency_follows_the_detector():
     l1 = [glitch_metadata("Power_Line", s, "L1")["peak_frequency"] for s in range(12)]
     assert 59.5 <= min(h1) and max(h1) <= 61.5, "Hanford's mains line sits at 60-61 Hz"
     assert 64.5 <= min(l1) and max(l1) <= 65.5, "Livingston's sits near 65 Hz"
+
+
+def test_counts_beyond_the_limit_are_refused_before_planning():
+    most = sim_dataset.MAX_GLITCHES
+    assert sum(class_counts(n_glitches=most).values()) == most
+    assert set(class_counts(per_class=most // len(CLASSES)).values()) == {most // len(CLASSES)}
+    for kwargs in ({"n_glitches": most + 1}, {"per_class": most // len(CLASSES) + 1}, {"per_class": 10**8}):
+        with pytest.raises(ValueError, match="at most"):
+            class_counts(**kwargs)

@@ -19,6 +19,7 @@ from glitchnet.strain import (
     SampleRateError,
     StrainError,
     scan,
+    scan_bytes,
     whitened_block,
 )
 
@@ -229,7 +230,7 @@ def test_wrong_channel_and_wrong_kind_of_dataset(tmp_path):
     upload = _write_h5(tmp_path / "ok.hdf5", lambda fh: _gwosc(fh, data))
     with pytest.raises(NotStrainError) as err:
         scan(upload, 1e9 + 8, channel="H1:GDS-CALIB_STRAIN")
-    assert "no channel 'H1:GDS-CALIB_STRAIN'" in _one_line(err) and "strain/Strain" in str(err.value)
+    assert "no channel `H1:GDS-CALIB_STRAIN`" in _one_line(err) and "strain/Strain" in str(err.value)
 
     ints = _write_h5(tmp_path / "ints.hdf5", lambda fh: _gwosc(fh, np.arange(4096 * 16)))
     with pytest.raises(NotStrainError, match="not a 1-d series of real numbers") as err:
@@ -261,3 +262,123 @@ def test_nan_strain_upload_is_refused(tmp_path):
     with pytest.raises(StrainError, match="gaps") as err:
         scan(_write_h5(tmp_path / "nan.hdf5", lambda fh: _gwosc(fh, data)), 1e9 + 8)
     _one_line(err)
+
+
+# ------------------------------------------- files that point elsewhere: external storage, links, virtual data
+
+
+def _secret(tmp_path: Path) -> Path:
+    """A file of the server's standing in for /proc/self/environ: noise that scans as strain if it is ever read."""
+    path = tmp_path / "server-secret.bin"
+    np.random.default_rng(7).standard_normal(4096 * 16).tofile(path)
+    return path
+
+
+def _external_storage(target: Path):
+    def make(fh):
+        from h5py import h5f
+
+        ds = fh.create_dataset("strain/Strain", shape=(4096 * 16,), dtype="f8", external=[(str(target), 0,
+                                                                                          h5f.UNLIMITED)])
+        ds.attrs["Xstart"], ds.attrs["Xspacing"] = 1e9, 1 / 4096
+    return make
+
+
+def _pointing_elsewhere(tmp_path: Path) -> dict[str, tuple[Path, str]]:
+    """Hostile strain files (the file, what its refusal says): each would make the reader open another file."""
+    import h5py
+
+    secret = _secret(tmp_path)
+    target = tmp_path / "server-strain.hdf5"
+    _write_h5(target, lambda fh: _gwosc(fh, np.fromfile(secret)))
+
+    def external_link(fh):
+        fh["strain"] = h5py.ExternalLink(str(target), "/strain")
+
+    def soft_link(fh):
+        _gwosc(fh, np.fromfile(secret))
+        fh["strain/Copy"] = h5py.SoftLink("/strain/Strain")
+        fh.move("strain/Strain", "hidden")
+        fh["strain/Strain"] = h5py.SoftLink("/hidden")
+
+    def virtual(fh):
+        layout = h5py.VirtualLayout(shape=(4096 * 16,), dtype="f8")
+        layout[:] = h5py.VirtualSource(str(target), "strain/Strain", shape=(4096 * 16,))
+        ds = fh.create_virtual_dataset("strain/Strain", layout)
+        ds.attrs["Xstart"], ds.attrs["Xspacing"] = 1e9, 1 / 4096
+
+    def detector_elsewhere(fh):
+        _gwosc(fh, np.random.default_rng(1).standard_normal(4096 * 16))
+        del fh["meta/Detector"]
+        fh.create_dataset("meta/Detector", shape=(1,), dtype="S2", external=[(str(secret), 0, 2)])
+
+    cases = {"external storage": (_external_storage(secret), "external file"),
+             "external storage, missing target": (_external_storage(tmp_path / "no-such-file"), "external file"),
+             "external link": (external_link, "external link"),
+             "soft link": (soft_link, "soft link"),
+             "virtual dataset": (virtual, "virtual dataset"),
+             "detector stored elsewhere": (detector_elsewhere, "external file")}
+    out = {}
+    for i, (case, (make, says)) in enumerate(cases.items()):
+        path = tmp_path / f"hostile{i}.hdf5"
+        _write_h5(path, make)
+        out[case] = (path, says)
+    return out
+
+
+def test_strain_that_points_at_other_files_is_refused_before_any_read(tmp_path):
+    for case, (path, says) in _pointing_elsewhere(tmp_path).items():
+        for source in (path, path.read_bytes()):  # the CLI's path and the app's upload
+            with pytest.raises(NotStrainError) as err:
+                scan(source, 1e9 + 8)
+            text = _one_line(err)
+            assert says in text, (case, text)
+            assert str(tmp_path) not in text and "server-" not in text, (case, text)  # nothing about the target
+
+
+def test_scan_cli_refuses_an_external_link_in_one_line(tmp_path, capsys):
+    from glitchnet.cli import main
+
+    path, _ = _pointing_elsewhere(tmp_path)["external link"]
+    out = tmp_path / "views"
+    assert main(["scan", "--strain", str(path), "--gps", str(1e9 + 8), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "external link" in err, err
+    assert not list(out.glob("*.png"))
+
+
+def test_names_inside_a_strain_file_are_plain_text_in_messages(tmp_path):
+    def make(fh):
+        ds = fh.create_dataset("[Log in](https:evil.example)", data=np.zeros((4, 4)))
+        ds.attrs["dx"] = 1 / 4096
+
+    upload = _write_h5(tmp_path / "named.hdf5", make)
+    with pytest.raises(NotStrainError) as err:
+        scan(upload, 1e9 + 8, channel="[Log in](https:evil.example)")
+    assert "`/[Log in](https:evil.example)`" in _one_line(err)
+
+
+def test_a_channel_name_cannot_name_the_views(tmp_path):
+    data = np.random.default_rng(4).standard_normal(4096 * 16)
+    upload = _write_gwpy(tmp_path / "evil.hdf5", data, 4096.0, name="![x](https:evil.example):STRAIN")
+    views = scan_bytes(upload.read_bytes(), 1e9 + 8, "upload.hdf5")
+    assert sorted(views) == [f"H1_1000000008000_spectrogram_{d}.png" for d in ("0.5", "1.0", "2.0", "4.0")]
+
+
+@pytest.mark.parametrize("rate", [4096.0, 16384.0])
+def test_constant_strain_is_one_plain_line(tmp_path, rate, recwarn):
+    upload = _write_h5(tmp_path / "flat.hdf5", lambda fh: _gwosc(fh, np.full(int(rate) * 16, 1.5), rate=rate))
+    with pytest.raises(StrainError, match=r"are constant \(1.5\): there is no noise to whiten") as err:
+        scan(upload, 1e9 + 8)
+    _one_line(err)
+    assert not [w for w in recwarn if issubclass(w.category, RuntimeWarning)]
+
+
+def test_scan_cli_says_constant_strain_in_one_line(tmp_path, capsys):
+    from glitchnet.cli import main
+
+    path = tmp_path / "flat.hdf5"
+    _write_h5(path, lambda fh: _gwosc(fh, np.full(16384 * 16, 1.0), rate=16384.0))
+    assert main(["scan", "--strain", str(path), "--gps", str(1e9 + 8), "--out", str(tmp_path / "v")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "constant" in err and "Warning" not in err, err

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from ..classes import CLASSES, DURATIONS_S, class_index
+from ..classes import ALL_INFO, DEFAULT_CLASS_SET, DURATIONS_S, get_class_set
 from ..files import atomic_open, check_writable_folder, write_bytes_atomic
 from ..omega.png import encode_png
 from ..omega.qtransform import SAMPLE_RATE_HZ
@@ -33,11 +33,20 @@ V1D1_COUNTS: dict[str, int] = {
 }
 """Glitches per class in the Gravity Spy v1d1 training set (train + validation + test)."""
 
+O3_EXTRA_COUNTS: dict[str, int] = {"Fast_Scattering": 700, "Blip_Low_Frequency": 500}
+"""Weights of the O3-only classes in ``gravityspy-o3`` datasets, on the v1d1 scale: both are among the most common O3
+Livingston glitches (Glanzer et al. 2023), put here at about Koi_Fish's and Low_Frequency_Burst's share; a
+simulated dataset's proportions, not a measured rate."""
+
 DEFAULT_N_GLITCHES = 7966
 """Size of the v1d1 training set: the default dataset size."""
 
 MIN_PER_CLASS = 2
 """Every class gets at least this many glitches."""
+
+MAX_GLITCHES = 100_000
+"""Most glitches one dataset may have (400,000 images; 12 times the v1d1 set): checked before anything is planned
+or written, so a mistyped count is refused at once instead of filling memory and disk."""
 
 SPLIT_FRACTIONS = {"validation": 0.15, "test": 0.15}
 """Per-class share of validation and test, as Kaggle's split (the rest is train)."""
@@ -63,7 +72,8 @@ ID_ALPHABET = string.ascii_letters + string.digits
 
 def _start(label: str, seed: int, ifo: str | None) -> tuple[np.random.Generator, str]:
     """The glitch's random stream and detector: the detector is the stream's first draw."""
-    class_index(label)  # the project's one-line error for an unknown class
+    if label not in MODEL_BY_LABEL:  # the project's one-line error for an unknown class
+        raise ValueError(f"unknown Gravity Spy class {label!r}; the simulator knows {', '.join(sorted(ALL_INFO))}")
     rng = np.random.default_rng(np.random.SeedSequence(seed).spawn(2)[0])
     u_ifo = rng.random()
     if ifo is None:
@@ -167,7 +177,8 @@ def _glitch_rgba(label: str, seed: int, ifo: str | None) -> tuple[dict[float, np
 # ---------------------------------------------------------------------------------------------- the dataset
 
 
-def class_counts(n_glitches: int | None = None, per_class: int | None = None, balanced: bool = False) -> dict[str, int]:
+def class_counts(n_glitches: int | None = None, per_class: int | None = None, balanced: bool = False,
+                 classes: str = DEFAULT_CLASS_SET) -> dict[str, int]:
     """Glitches per class: ``per_class`` each, or ``n_glitches`` split as v1d1 (or evenly), at least 2 each.
 
     Parameters
@@ -178,27 +189,35 @@ def class_counts(n_glitches: int | None = None, per_class: int | None = None, ba
         Glitches of every class.
     balanced : bool
         Split ``n_glitches`` evenly rather than in the v1d1 proportions.
+    classes : str
+        The class set (``classes.CLASS_SETS``) to simulate.
 
     Returns
     -------
     dict of str to int
-        Count per class name, in ``CLASSES`` order.
+        Count per class name, in the class set's order.
     """
+    names = get_class_set(classes).names
     if per_class is not None:
         if per_class < 1:
             raise ValueError(f"per_class must be at least 1, got {per_class}")
-        return {c: per_class for c in CLASSES}
+        if per_class * len(names) > MAX_GLITCHES:
+            raise ValueError(f"per_class must be at most {MAX_GLITCHES // len(names):,} ({MAX_GLITCHES:,} glitches "
+                             f"in all), got {per_class:,}")
+        return {c: per_class for c in names}
     total = DEFAULT_N_GLITCHES if n_glitches is None else n_glitches
-    if total < MIN_PER_CLASS * len(CLASSES):
-        raise ValueError(f"n_glitches must be at least {MIN_PER_CLASS * len(CLASSES)} "
+    if total > MAX_GLITCHES:
+        raise ValueError(f"n_glitches must be at most {MAX_GLITCHES:,}, got {total:,}")
+    if total < MIN_PER_CLASS * len(names):
+        raise ValueError(f"n_glitches must be at least {MIN_PER_CLASS * len(names)} "
                          f"({MIN_PER_CLASS} per class), got {total}")
-    weights = np.array([1.0 if balanced else V1D1_COUNTS[c] for c in CLASSES])
-    spare = total - MIN_PER_CLASS * len(CLASSES)
+    weights = np.array([1.0 if balanced else {**V1D1_COUNTS, **O3_EXTRA_COUNTS}[c] for c in names])
+    spare = total - MIN_PER_CLASS * len(names)
     share = weights / weights.sum() * spare
     counts = np.floor(share).astype(int)
     order = np.argsort(-(share - counts), kind="stable")  # largest remainders first
     counts[order[:spare - counts.sum()]] += 1
-    return {c: int(MIN_PER_CLASS + k) for c, k in zip(CLASSES, counts, strict=True)}
+    return {c: int(MIN_PER_CLASS + k) for c, k in zip(names, counts, strict=True)}
 
 
 def _split_of(n: int, rng: np.random.Generator) -> list[str]:
@@ -225,8 +244,8 @@ def _plan(counts: dict[str, int], seed: int) -> list[_Job]:
     jobs: list[_Job] = []
     used: set[str] = set()
     index = 0
-    for label in CLASSES:
-        splits = _split_of(counts[label], np.random.default_rng([seed, class_index(label), 1]))
+    for i, label in enumerate(counts):  # a class's split stream is seeded by its place in its set
+        splits = _split_of(counts[label], np.random.default_rng([seed, i, 1]))
         for split in splits:
             ss = np.random.SeedSequence([seed, index])
             rng = np.random.default_rng(ss)
@@ -268,7 +287,7 @@ def _write_metadata(root: Path, rows: Iterable[dict]) -> None:
 
 def simulate_dataset(out_dir: str | os.PathLike, n_glitches: int | None = None, per_class: int | None = None,
                      seed: int = 0, balanced: bool = False, workers: int | None = None,
-                     progress: Callable[[int, int], None] | None = None) -> Path:
+                     progress: Callable[[int, int], None] | None = None, classes: str = DEFAULT_CLASS_SET) -> Path:
     """Write a simulated Gravity Spy dataset in Kaggle's layout; resumable and deterministic for a seed.
 
     Layout: ``train/``, ``validation/``, ``test/`` each holding ``<Class>/{ifo}_{id}_spectrogram_{dur}.png`` for
@@ -293,13 +312,15 @@ def simulate_dataset(out_dir: str | os.PathLike, n_glitches: int | None = None, 
         Processes (default ``os.cpu_count()``); 1 runs in this process.
     progress : callable, optional
         Called as ``progress(done, total)`` as glitches finish (and once with ``(0, total)`` at the start).
+    classes : str
+        The class set to simulate: ``gravityspy-o1o2`` (22 classes) or ``gravityspy-o3`` (23).
 
     Returns
     -------
     pathlib.Path
         The dataset root.
     """
-    counts = class_counts(n_glitches, per_class, balanced)  # bad counts are refused before anything is written
+    counts = class_counts(n_glitches, per_class, balanced, classes)  # bad counts are refused before anything is written
     root = check_writable_folder(out_dir, "dataset folder")
     _mark_simulated(root)
     for stale in root.glob("*/*/.*.tmp"):  # half-written PNGs of an interrupted run

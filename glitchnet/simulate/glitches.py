@@ -460,6 +460,36 @@ def _scattered_light(c: Canvas, rng: np.random.Generator, d: Draw) -> None:
     _scattering(c, d, start, stop, fringes, i0)
 
 
+def _fast_scattering(c: Canvas, rng: np.random.Generator, d: Draw) -> None:
+    """Scattered light off a surface shaken by ground motion in the anthropogenic band (1-6 Hz at O3 Livingston):
+    the fringe rate ``2|v(t)|/lambda`` peaks twice per motion cycle, so short arches repeat every ``1 / (2 f_m)``
+    (0.17-0.3 s), their tops at up to ``peak_frequency_hz``, over the seconds the ground motion lasts.
+
+    Each arch is drawn as the part of one velocity peak that clears the ~15 Hz noise floor: a tone whose frequency
+    follows ``f_top cos(pi (t - t_k) / w)`` under a Hann window ``w`` long (``arch_s``, 0.16-0.28 s; a few cycles, so
+    the Q scan picks a low Q as it does for the real trains). A slow swell (the ground motion's own beat, ``swell``
+    deep) makes the arches uneven in height, some lost in the noise; one arch sits at the trigger (t = 0).
+    """
+    length = min(2 * c.half_s - 0.2, d.duration_s)
+    period = 1.0 / (2.0 * d.extra["motion_hz"])
+    before = int(rng.integers(0, max(1, int(length / period))))  # which arch of the train is the trigger's
+    swell_hz, swell_phase = d.dist["swell_hz"](rng), _phase(rng)
+    for k in range(-before, int(length / period) - before + 1):
+        t_k = k * period + d.dist["arch_jitter_s"](rng)
+        swell = 1.0 - d.extra["swell"] * (1.0 - np.cos(2 * np.pi * swell_hz * t_k + swell_phase * (k != 0))) / 2.0
+        f_top = d.peak_frequency_hz * swell
+        w = d.extra["arch_s"] * d.dist["arch_length_ratio"](rng)
+
+        def freq(t: np.ndarray, t_k: float = t_k, f_top: float = f_top, w: float = w) -> np.ndarray:
+            return f_top * np.cos(np.clip(np.pi * (t - t_k) / w, -np.pi / 2, np.pi / 2)) ** 0.5
+
+        def env(t: np.ndarray, t_k: float = t_k, w: float = w) -> np.ndarray:
+            return np.cos(np.clip(np.pi * (t - t_k) / w, -np.pi / 2, np.pi / 2)) ** 2
+
+        c.track(t_k - w / 2, t_k + w / 2, freq, env, d.snr * swell * (1.0 if k == 0 else d.dist["arch_level"](rng)),
+                _phase(rng))
+
+
 def _scratchy(c: Canvas, rng: np.random.Generator, d: Draw) -> None:
     """A train of short mid-frequency wavelets at irregular intervals over ``duration_s``, tapered at the ends."""
     start = -d.duration_s / 2 + d.dist["start_jitter_s"](rng)
@@ -720,6 +750,11 @@ MODELS: tuple[GlitchModel, ...] = (
                 _sine_gaussian_line,
                 {"harmonic_chance": (0.0, 0.3), "beat_hz": (0.0, 0.0)},
                 dists={"time_jitter_s": Normal(0.01), "harmonic_level": Uniform(0.3, 0.7)}),
+    GlitchModel("Blip_Low_Frequency", "an O3 blip whose energy stays low (Livingston, O3): a band-pass pulse from "
+                "~15 Hz to at most ~100 Hz, rounder and lower than Blip and Tomte (golden LowFreqBlip subjects peak at "
+                "30-50 Hz)", 0.15, (25.0, 55.0), (0.05, 0.4), (20.0, 120.0), (12.0, 40.0),
+                _blip_like, {"low_ratio": (1.4, 2.2), "high_ratio": (1.0, 1.4), "tip_order": (3.0, 5.0)},
+                dists={"time_jitter_s": Normal(0.003)}),
     GlitchModel("Blip", "a ~10 ms broadband transient of unknown origin: a band-pass pulse spanning ~30-500 Hz, its "
                 "tip fading well below 2 kHz", 0.86, (70.0, 320.0), (0.02, 0.5), (250.0, 4600.0), (10.0, 100.0),
                 _blip_like, {"low_ratio": (1.5, 4.0), "high_ratio": (1.0, 2.5), "tip_order": (1.2, 2.5)},
@@ -735,6 +770,12 @@ MODELS: tuple[GlitchModel, ...] = (
                 dists={"time_jitter_s": Normal(0.05), "onset": Chance(0.5), "saturation_edge_s": Uniform(0.03, 0.5),
                        "saturation_width_s": Uniform(1.0, 3.0), "motion_jitter_s": Normal(0.3),
                        "motion_width_s": Uniform(2.5, 4.0), "motion_top_hz": Uniform(25.0, 45.0)}),
+    GlitchModel("Fast_Scattering", "light scattered off a surface moving with 1-6 Hz ground motion (O3 Livingston, "
+                "\"Crown\"): short arches at 10-60 Hz repeating every 0.2-0.5 s, as the O3 pool's 262 real ones show",
+                0.2, (22.0, 45.0), (1.5, 4.0), (10.0, 60.0), (9.0, 20.0), _fast_scattering,
+                {"motion_hz": (1.4, 2.6), "swell": (0.2, 0.6), "arch_s": (0.16, 0.28)},
+                dists={"swell_hz": Uniform(0.15, 0.6), "arch_jitter_s": Normal(0.01),
+                       "arch_length_ratio": Uniform(0.8, 1.2), "arch_level": Uniform(0.4, 1.0)}),
     GlitchModel("Helix", "recurring bursts of ~60 Hz harmonics (Livingston), each slightly delayed: twisted columns",
                 0.0, (110.0, 160.0), (0.035, 0.3), (70.0, 850.0), (8.0, 14.0), _helix,
                 {"fundamental_hz": (55.0, 66.0), "period_s": (0.15, 0.6), "harmonics": (5, 8),
