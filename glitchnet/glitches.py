@@ -299,12 +299,18 @@ def example_glitches(manifest: pd.DataFrame, splits: Sequence[str] = ("test", "v
 
 
 def random_glitch(manifest: pd.DataFrame, rng: np.random.Generator | None = None,
-                  splits: Sequence[str] = ("test", "validation", "train")) -> tuple[str, list[str]]:
-    """(label, every view's path) of a glitch drawn at random, classes equally likely, for a volunteer quiz."""
+                  splits: Sequence[str] = ("test", "validation", "train"),
+                  classes: Sequence[str] | None = None) -> tuple[str, list[str]]:
+    """(label, every view's path) of a glitch drawn at random, classes equally likely, for a volunteer quiz.
+
+    ``classes`` (the model's) limits the draw to glitches whose label the model can give: an O3 model is never quizzed
+    on a None_of_the_Above."""
     rng = rng if rng is not None else np.random.default_rng()
     df = _by_glitch(manifest, splits)
+    if classes is not None:
+        df = df[df["label"].isin(list(classes))]
     if df.empty:
-        raise ValueError("the dataset has no images to draw a glitch from")
+        raise ValueError("the dataset has no images of the model's classes to draw a glitch from")
     labels = sorted(df["label"].unique())
     label = labels[int(rng.integers(len(labels)))]
     keys = sorted(df.loc[df["label"] == label, "_glitch"].unique())

@@ -93,7 +93,8 @@ def quiz_inputs(batch: Batch) -> None:
     quiz = quiz_state()
     cols = st.columns([2, 3], vertical_alignment="center")
     if cols[0].button("Quiz me: a glitch from the dataset", icon=":material/quiz:"):
-        quiz["current"] = random_glitch(found.manifest)
+        ckpt, _ = ui.current_model()
+        quiz["current"] = random_glitch(found.manifest, classes=ckpt.classes if ckpt is not None else None)
     batch.score = cols[1].empty()
     if quiz["current"] is not None:
         _read_samples(quiz["current"][1], quiz["current"][0], batch, _source(found))

@@ -325,7 +325,8 @@ def test_hosted_mode_has_no_train_page(browser, golden: Path, random_checkpoint:
         page = _open(browser, console, hosted.url)
         nav = page.locator('[data-testid="stSidebarNav"]').inner_text()
         assert "Predict" in nav and "Train" not in nav
-        assert page.locator('[data-testid="stSidebar"] input[type="text"]').count() == 0  # no server paths
+        # no server paths: no text box in the sidebar (the shipped-model choice is a list, not a path)
+        assert page.locator('[data-testid="stSidebar"] [data-testid="stTextInput"]').count() == 0
         page.close()
         page = _open(browser, console, f"{hosted.url}/train")  # a link to the page left out: it says why
         page.get_by_text("Training is switched off on this public server").wait_for(timeout=60_000)
