@@ -342,6 +342,10 @@ def find_plot_box(img: Image.Image) -> tuple[int, int, int, int]:
 MIN_FRAME_FRACTION = 0.02
 """A grey border narrower than this fraction of the side is kept (a crop's own 1-px frame line, say)."""
 
+FRAME_GREY_FRACTION = 0.9
+"""Of the pixels a frame crop would cut off, at least this fraction must be grey (a frame, chrome, letterbox bars):
+a run of faint spectrogram rows that JPEG greyed in part is not a frame."""
+
 
 def _framed_crop_box(arr: np.ndarray) -> tuple[int, int, int, int]:
     """The box of a plot-area crop inside grey borders (a dark frame, window chrome, letterboxing): the longest run
@@ -355,6 +359,11 @@ def _framed_crop_box(arr: np.ndarray) -> tuple[int, int, int, int]:
     if r1 - r0 < 0.3 * h:
         return (0, 0, w, h)
     if w - (c1 - c0) < MIN_FRAME_FRACTION * w and h - (r1 - r0) < MIN_FRAME_FRACTION * h:
+        return (0, 0, w, h)
+    # what is cut off must be a frame: grey through and through, not a stretch of faint, JPEG-greyed spectrogram
+    outside = np.ones((h, w), bool)
+    outside[r0:r1, c0:c1] = False
+    if outside[::4, ::4].any() and _is_neutral(arr[::4, ::4])[outside[::4, ::4]].mean() < FRAME_GREY_FRACTION:
         return (0, 0, w, h)
     return (c0, r0, c1, r1)
 

@@ -210,3 +210,20 @@ def test_preprocess_is_one_image_of_to_model_input():
     from glitchnet.images import to_model_input
 
     assert torch.equal(preprocess(synthetic_crop(2, 3)), to_model_input(canonical_uint8(synthetic_crop(2, 3))[None])[0])
+
+
+def test_a_faint_jpeg_crop_is_not_mistaken_for_a_framed_one():
+    """JPEG greys part of a faint spectrogram's dark rows; that is not a frame, and nothing is cut off."""
+    import io
+
+    from PIL import Image
+
+    from glitchnet.images import energy_to_rgb, find_plot_box
+
+    rng = np.random.default_rng(0)
+    energy = rng.exponential(1.0, (224, 224)).astype(np.float32)
+    energy[100:110, 50:170] = 22.0
+    big = Image.fromarray(energy_to_rgb(energy)).resize((427, 359), Image.Resampling.BILINEAR)
+    buf = io.BytesIO()
+    big.save(buf, format="JPEG", quality=77)
+    assert find_plot_box(Image.open(io.BytesIO(buf.getvalue())).convert("RGB")) == (0, 0, 427, 359)
