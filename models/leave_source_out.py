@@ -153,11 +153,20 @@ def main() -> int:
         if not test.any():
             continue
         held_out(name, pool, test, labels, start, x_sim, y_sim, class_set, probs)
-        scored |= test
+        np.savez_compressed(Path(args.oof) / f"{class_set.name}-{name}.npz", probabilities=probs[test],
+                            glitch=pool.table["glitch"].to_numpy()[test])
         per_source[name] = _scores(pool, probs, test, class_set)
         print(f"  {name}: {per_source[name]['correct']}/{per_source[name]['glitches']} glitches "
               f"= {per_source[name]['accuracy']:.1%}", flush=True)
         results_path.write_text(json.dumps(results, indent=1))
+    for name, mask in source_folds(pool).items():  # every source held out so far, this run's or an earlier one's
+        saved = Path(args.oof) / f"{class_set.name}-{name}.npz"
+        test = mask & (labels >= 0)
+        if name in per_source and saved.is_file() and not scored[test].all():
+            kept = np.load(saved, allow_pickle=True)
+            if list(kept["glitch"]) == list(pool.table["glitch"].to_numpy()[test]):
+                probs[test] = kept["probabilities"]
+                scored |= test
     if per_source:
         accs = [s["accuracy"] for s in per_source.values()]
         correct, total = sum(s["correct"] for s in per_source.values()), sum(s["glitches"] for s in per_source.values())
