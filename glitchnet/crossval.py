@@ -47,6 +47,9 @@ class FinetuneConfig:
     """Recompute BatchNorm statistics over this many training-mix images at the end (0: keep running averages)."""
     arch: str = DEFAULT_ARCH
     seed: int = 0
+    interpolate: float = 1.0
+    """WiSE-FT: the fraction of the way from the start's weights to the fine-tuned ones that the model keeps
+    (``interpolate_weights``; 1: the fine-tuned weights as they are)."""
     real_per_epoch: int = 0
     """Real images drawn per epoch (0: as many as the pool holds): a cap keeps an epoch's cost fixed as the pool
     grows."""
@@ -118,6 +121,46 @@ def finetune(start: Checkpoint, x_real: np.ndarray, y_real: np.ndarray, x_sim: n
             progress(done, steps)
     if config.precise_bn > 0:
         recompute_batchnorm(model, images, config.precise_bn, config.batch_size, device, seed=(config.seed, 0))
+    if config.interpolate != 1.0:
+        return interpolate_weights(model, start, classes, config.interpolate, images, config)
+    return model.eval()
+
+
+def interpolate_weights(finetuned: nn.Module, start: Checkpoint, classes: list[str], alpha: float,
+                        images: np.ndarray, config: FinetuneConfig) -> nn.Module:
+    """WiSE-FT (Wortsman et al. 2022, "Robust fine-tuning of zero-shot models"): the fine-tuned weights moved back
+    toward the starting model's, ``start + alpha (finetuned - start)``, then BatchNorm statistics recomputed over
+    ``images`` (the training mix). Fine-tuning on a few real sources fits their rendering; the start, which saw only
+    simulated glitches, is less tied to any one source, and the interpolation keeps some of each.
+
+    Classifier rows of classes the start does not have (an O3 model's Fast_Scattering from an O1/O2 start) keep their
+    fine-tuned values: the start has nothing to pull them toward. A new model (eval mode, CPU); ``finetuned`` is
+    left as it was.
+    """
+    import copy
+
+    from .train import _shared_class_rows
+
+    base = build_architecture(config.arch, len(classes), start.width).to(memory_format=torch.channels_last)
+    load_initial_weights(base, start, classes)
+    model = copy.deepcopy(finetuned)
+    own = set(range(len(classes))) - set(_shared_class_rows(list(start.classes), classes))
+    with torch.no_grad():
+        ft, zs = finetuned.state_dict(), base.state_dict()
+        mixed = {}
+        for key, value in ft.items():
+            if not value.is_floating_point() or "running_" in key:
+                mixed[key] = value.clone()
+                continue
+            blend = zs[key] + alpha * (value - zs[key])
+            if key.startswith("fc.") and own:
+                rows = sorted(own)
+                blend[rows] = value[rows]
+            mixed[key] = blend
+        model.load_state_dict(mixed)
+    if config.precise_bn > 0:
+        recompute_batchnorm(model, images, config.precise_bn, config.batch_size, torch.device("cpu"),
+                            seed=(config.seed, 1))
     return model.eval()
 
 

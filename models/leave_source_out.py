@@ -26,7 +26,7 @@ import numpy as np
 
 from glitchnet.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from glitchnet.classes import CLASS_SETS, get_class_set
-from glitchnet.crossval import FinetuneConfig, finetune, glitch_scores
+from glitchnet.crossval import FinetuneConfig, finetune, glitch_scores, interpolate_weights
 from glitchnet.data import load_split, scan_dataset
 from glitchnet.evaluate import expected_calibration_error, fit_temperature, predict_logits, softmax, wilson_interval
 from glitchnet.realpool import SOURCE_GROUPS, glitch_folds, leakage_mask, load_real_pool, source_folds
@@ -47,13 +47,23 @@ def _scores(pool, probs, mask, class_set) -> dict:
     return glitch_scores(pool, probs, mask, class_set, unsure_below=UNSURE_BELOW)
 
 
+ALPHAS = (1.0, 0.75, 0.5)
+"""WiSE-FT variants scored from every held-out fine-tune (``crossval.interpolate_weights``): 1 is the fine-tune as it
+is; the final model takes the one with the best mean over the held-out sources."""
+
+
 def held_out(name: str, pool, test: np.ndarray, labels: np.ndarray, start: Checkpoint, x_sim, y_sim,
-             class_set, probs: np.ndarray) -> None:
-    """Fine-tune without ``test`` (and what is joined to it), write its probabilities into ``probs[test]``."""
+             class_set, probs: dict[float, np.ndarray]) -> None:
+    """Fine-tune without ``test`` (and what is joined to it); write each variant's probabilities into
+    ``probs[alpha][test]``."""
     t0 = time.perf_counter()
     train = (labels >= 0) & ~leakage_mask(pool, test)
-    model = finetune(start, pool.images[train], labels[train], x_sim, y_sim, RECIPE, classes=list(class_set.names))
-    probs[test] = softmax(predict_logits(model, pool.images[test]), 1.0)
+    classes = list(class_set.names)
+    model = finetune(start, pool.images[train], labels[train], x_sim, y_sim, RECIPE, classes=classes)
+    mix = np.concatenate([pool.images[train], x_sim]) if len(x_sim) else pool.images[train]
+    for alpha in probs:
+        variant = model if alpha == 1.0 else interpolate_weights(model, start, classes, alpha, mix, RECIPE)
+        probs[alpha][test] = softmax(predict_logits(variant, pool.images[test]), 1.0)
     print(f"{name}: trained on {int(train.sum())} real images, scored {int(test.sum())} "
           f"({time.perf_counter() - t0:.0f} s)", flush=True)
 
@@ -100,6 +110,9 @@ def main() -> int:
     parser.add_argument("--oof", default="runs/leave-source-out", help="where held-out probabilities go (.npz)")
     parser.add_argument("--epochs", type=int, default=RECIPE.epochs, help="override the recipe's epochs (quick checks)")
     parser.add_argument("--real-per-epoch", type=int, default=RECIPE.real_per_epoch)
+    parser.add_argument("--alphas", default=",".join(f"{a:g}" for a in ALPHAS),
+                        help="WiSE-FT interpolations to score (1: the plain fine-tune); the best on the held-out "
+                             "figures makes the final model")
     parser.add_argument("--score", metavar="CHECKPOINT",
                         help="score this checkpoint as it is on every source (no training) and stop: a lever of the "
                              "table, honest for the sources it never trained on")
@@ -143,9 +156,10 @@ def main() -> int:
 
     wanted = list(SOURCE_GROUPS) if args.sources == "all" else [] if args.sources == "none" \
         else args.sources.split(",")
-    probs = np.zeros((len(pool.table), len(class_set)))
+    alphas = tuple(float(a) for a in args.alphas.split(","))
+    probs = {alpha: np.zeros((len(pool.table), len(class_set))) for alpha in alphas}
     scored = np.zeros(len(pool.table), bool)
-    per_source = entry.setdefault("sources", {})
+    variants: dict[float, dict] = {alpha: {"sources": {}} for alpha in alphas}
     for name, mask in source_folds(pool).items():
         if name not in wanted:
             continue
@@ -153,46 +167,61 @@ def main() -> int:
         if not test.any():
             continue
         held_out(name, pool, test, labels, start, x_sim, y_sim, class_set, probs)
-        np.savez_compressed(Path(args.oof) / f"{class_set.name}-{name}.npz", probabilities=probs[test],
-                            glitch=pool.table["glitch"].to_numpy()[test])
-        per_source[name] = _scores(pool, probs, test, class_set)
-        print(f"  {name}: {per_source[name]['correct']}/{per_source[name]['glitches']} glitches "
-              f"= {per_source[name]['accuracy']:.1%}", flush=True)
-        results_path.write_text(json.dumps(results, indent=1))
-    for name, mask in source_folds(pool).items():  # every source held out so far, this run's or an earlier one's
-        saved = Path(args.oof) / f"{class_set.name}-{name}.npz"
-        test = mask & (labels >= 0)
-        if name in per_source and saved.is_file() and not scored[test].all():
-            kept = np.load(saved, allow_pickle=True)
-            if list(kept["glitch"]) == list(pool.table["glitch"].to_numpy()[test]):
-                probs[test] = kept["probabilities"]
-                scored |= test
-    if per_source:
-        accs = [s["accuracy"] for s in per_source.values()]
-        correct, total = sum(s["correct"] for s in per_source.values()), sum(s["glitches"] for s in per_source.values())
-        entry["mean_over_sources"] = float(np.mean(accs))
-        entry["pooled"] = {"glitches": total, "correct": correct, "accuracy": correct / total,
-                           "wilson95": list(wilson_interval(correct, total))}
-        if scored.any():
-            np.savez_compressed(Path(args.oof) / f"{class_set.name}-sources.npz", probabilities=probs[scored],
-                                glitch=pool.table["glitch"].to_numpy()[scored],
-                                label=pool.table["label"].to_numpy()[scored],
-                                source=pool.table["source"].to_numpy()[scored])
+        scored |= test
+        for alpha in alphas:
+            variants[alpha]["sources"][name] = _scores(pool, probs[alpha], test, class_set)
+            s = variants[alpha]["sources"][name]
+            print(f"  {name}, interpolate {alpha:g}: {s['correct']}/{s['glitches']} = {s['accuracy']:.1%}", flush=True)
 
     o3 = (pool.table["source"] == "o3-scattering").to_numpy() & (labels >= 0)
     if args.time_folds and o3.any() and "Fast_Scattering" in class_set:
         folds = glitch_folds(pool, args.time_folds, seed=0, mask=o3)
-        time_probs = np.zeros_like(probs)
+        time_probs = {alpha: np.zeros_like(probs[alpha]) for alpha in alphas}
         for k in range(args.time_folds):
             held_out(f"O3 time block {k + 1}/{args.time_folds}", pool, folds == k, labels, start, x_sim, y_sim,
                      class_set, time_probs)
-        entry["o3_time_blocks"] = _scores(pool, time_probs, o3, class_set)
-        entry["o3_time_blocks"]["folds"] = args.time_folds
-        entry["o3_time_blocks"]["groups"] = int(pool.table.loc[o3, "group"].nunique())
-        t = entry["o3_time_blocks"]
-        print(f"O3 pool, leave-time-block-out: {t['correct']}/{t['glitches']} = {t['accuracy']:.1%}; "
-              f"Fast_Scattering {t['recall'].get('Fast_Scattering')}", flush=True)
-        results_path.write_text(json.dumps(results, indent=1))
+        for alpha in alphas:
+            t = variants[alpha]["o3_time_blocks"] = _scores(pool, time_probs[alpha], o3, class_set)
+            t.update(folds=args.time_folds, groups=int(pool.table.loc[o3, "group"].nunique()))
+            print(f"O3 pool, leave-time-block-out, interpolate {alpha:g}: {t['correct']}/{t['glitches']} = "
+                  f"{t['accuracy']:.1%}; Fast_Scattering {t['recall'].get('Fast_Scattering')}", flush=True)
+
+    def merit(alpha: float) -> tuple[float, float]:
+        v = variants[alpha]
+        accs = [s["accuracy"] for s in v["sources"].values()]
+        if "o3_time_blocks" in v:
+            accs.append(v["o3_time_blocks"]["accuracy"])
+        return (float(np.mean(accs)) if accs else 0.0, alpha)  # ties go to the plainer fine-tune
+
+    best = max(alphas, key=merit)
+    RECIPE = dataclasses.replace(RECIPE, interpolate=best)
+    entry.update({"recipe": dataclasses.asdict(RECIPE), "chosen_interpolate": best})
+    levers = entry.setdefault("levers", {})
+    for alpha in alphas:
+        v = variants[alpha]
+        if alpha != best and v["sources"]:
+            levers[f"fine-tune, interpolate {alpha:g} (WiSE-FT)"] = {
+                "trained_on": [], "sources": {k: {key: x for key, x in s.items() if key != "rows"}
+                                              for k, s in v["sources"].items()}}
+    chosen = variants[best]
+    per_source = chosen["sources"]
+    if per_source:
+        entry["sources"] = per_source
+        correct, total = sum(s["correct"] for s in per_source.values()), sum(s["glitches"] for s in per_source.values())
+        entry["mean_over_sources"] = float(np.mean([s["accuracy"] for s in per_source.values()]))
+        entry["pooled"] = {"glitches": total, "correct": correct, "accuracy": correct / total,
+                           "wilson95": list(wilson_interval(correct, total))}
+        np.savez_compressed(Path(args.oof) / f"{class_set.name}-sources.npz", probabilities=probs[best][scored],
+                            glitch=pool.table["glitch"].to_numpy()[scored],
+                            label=pool.table["label"].to_numpy()[scored],
+                            source=pool.table["source"].to_numpy()[scored])
+    if "o3_time_blocks" in chosen:
+        entry["o3_time_blocks"] = chosen["o3_time_blocks"]
+        entry["o3_time_blocks_by_interpolate"] = {
+            f"{alpha:g}": {k: variants[alpha]["o3_time_blocks"][k] for k in ("correct", "glitches", "accuracy",
+                                                                            "recall")} for alpha in alphas}
+    print(f"chosen: interpolate {best:g} (mean held-out accuracy {merit(best)[0]:.1%})", flush=True)
+    results_path.write_text(json.dumps(results, indent=1))
 
     if args.out:
         train = labels >= 0
@@ -203,7 +232,7 @@ def main() -> int:
         print(f"\nfine-tuned on the whole pool ({time.perf_counter() - t0:.0f} s)")
         temperature, calibration = 1.0, None
         if scored.any():
-            held = probs[scored]
+            held = probs[best][scored]
             y = labels[scored]
             logits = np.log(np.clip(held, 1e-12, 1.0))
             temperature = fit_temperature(logits, y)
