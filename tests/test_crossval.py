@@ -110,3 +110,32 @@ def test_finetune_learns_and_cross_validation_scores_held_out_folds():
     lo, hi = scores["wilson95"]
     assert lo <= scores["accuracy"] <= hi
     assert all(r["label"] in CLASSES for r in scores["rows"])
+
+
+def test_wise_ft_interpolates_toward_the_start_and_keeps_rows_the_start_lacks():
+    import numpy as np
+    import torch
+
+    from glitchnet.checkpoint import Checkpoint
+    from glitchnet.classes import CLASSES, GRAVITYSPY_O3
+    from glitchnet.crossval import FinetuneConfig, interpolate_weights
+    from glitchnet.model import GlitchNet
+    from glitchnet.train import load_initial_weights
+
+    torch.manual_seed(0)
+    start = Checkpoint(state_dict=GlitchNet(width=8).state_dict(), width=8)
+    o3 = list(GRAVITYSPY_O3.names)
+    tuned = GlitchNet(num_classes=len(o3), width=8)
+    load_initial_weights(tuned, start, o3)
+    with torch.no_grad():
+        for p in tuned.parameters():
+            p.add_(1.0)  # "fine-tuning": every weight moved by one
+    config = FinetuneConfig(arch="glitchnet", precise_bn=0)
+    images = np.zeros((0, 224, 224, 3), np.uint8)
+    half = interpolate_weights(tuned, start, o3, 0.5, images, config)
+    assert torch.allclose(half.conv1.weight, start.state_dict["conv1.weight"] + 0.5)
+    blip, fast = o3.index("Blip"), o3.index("Fast_Scattering")
+    assert torch.allclose(half.fc.weight[blip], start.state_dict["fc.weight"][CLASSES.index("Blip")] + 0.5)
+    assert torch.equal(half.fc.weight[fast], tuned.fc.weight[fast])  # no start row to pull toward
+    same = interpolate_weights(tuned, start, o3, 1.0, images, config)
+    assert all(torch.equal(a, b) for a, b in zip(same.state_dict().values(), tuned.state_dict().values()))
