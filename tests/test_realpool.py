@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from glitchnet.images import energy_to_rgb
@@ -61,3 +62,27 @@ def test_folds_never_split_a_glitch(pool):
     spread = golden.groupby("label")["glitch"].nunique()
     assert spread.min() >= 3
     assert pool.images.shape[1:] == (224, 224, 3) and pool.images.dtype == np.uint8
+
+
+def test_o3_glitches_of_one_train_are_one_group():
+    """Scattering comes in trains seconds apart: glitches less than TRAIN_GAP_S apart never straddle a fold."""
+    images = np.stack([_energy_image(s, 30 + 20 * s) for s in range(4)])
+    keys = np.array(["L1_1238507926.0625", "L1_1238507950.5", "L1_1238508100.0", "golden/Blip/blip-1"])
+    groups = duplicate_groups(images, keys)
+    assert groups[0] == groups[1]  # 24 s apart: one train
+    assert len({groups[0], groups[2], groups[3]}) == 3  # 150 s later, and a glitch named otherwise
+
+
+def test_leave_source_out_masks_hold_out_a_source_with_everything_joined_to_it():
+    from glitchnet.realpool import SOURCE_GROUPS, leakage_mask, source_folds
+
+    table = pd.DataFrame({"source": ["golden", "golden", "zooniverse-hobbyist-labels", "scratchy-fixtures",
+                                     "scratchy-fixtures-latex", "o3-scattering"],
+                          "label": ["Blip", "Whistle", "Blip", "Scratchy", "Scratchy", "Koi_Fish"],
+                          "glitch": ["g1", "g2", "h1", "s1", "s1", "L1_1.0"], "group": [0, 1, 0, 3, 3, 5]})
+    pool = RealPool(np.zeros((6, 224, 224, 3), np.uint8), table)
+    masks = source_folds(pool)
+    assert set(masks) == set(SOURCE_GROUPS) - {"gravityspy-examples"}  # only sources the pool holds
+    assert masks["scratchy-fixtures"].tolist() == [False, False, False, True, True, False]  # the LaTeX copy too
+    # the hobbyist copy of a golden glitch (same group) must not train the model scored on golden
+    assert leakage_mask(pool, masks["golden"]).tolist() == [True, True, True, False, False, False]
