@@ -23,7 +23,7 @@ def o3_shipped() -> Path:
 def _choose_o3(at):
     box = at.sidebar.selectbox(key="shipped_model")
     assert box.options == ["Gravity Spy O1/O2, 22 classes", "Gravity Spy O3, 23 classes"]
-    box.set_value("gravityspy-o3").run()
+    box.set_value("gravityspy-o3").run(timeout=180)
     assert not at.exception, [e.value for e in at.exception]
     return at
 
@@ -43,7 +43,7 @@ def test_choosing_the_o3_model_shows_its_field_guide(app_env: Path, o3_shipped: 
 def test_a_prediction_with_the_o3_model(app_env: Path, o3_shipped: Path, real: Path) -> None:  # noqa: F811
     at = _choose_o3(_app("predict"))
     crown = sorted((real / "o3-scattering" / "Fast_Scattering").glob("*.png"))[0]
-    at.file_uploader[0].set_value([(crown.name, crown.read_bytes(), "image/png")]).run()
+    at.file_uploader[0].set_value([(crown.name, crown.read_bytes(), "image/png")]).run(timeout=180)
     assert not at.exception and not at.error
     verdicts = [m for m in _texts(at.markdown) if m.startswith("### ")]
     assert len(verdicts) == 1 and verdicts[0].startswith("### Fast Scattering · ")
@@ -51,7 +51,7 @@ def test_a_prediction_with_the_o3_model(app_env: Path, o3_shipped: Path, real: P
     assert table["label"].iloc[0] == "Fast_Scattering"
     assert set(table["top5"].iloc[0].replace(";", " ").split()) & set(GRAVITYSPY_O3.names)
     # volunteer mode offers the O3 model's classes, Fast_Scattering among them, None_of_the_Above not
-    at.toggle[0].set_value(True).run()
+    at.toggle[0].set_value(True).run(timeout=180)
     [question] = [s for s in at.main.selectbox if str(s.key).startswith("volunteer-")]
     options = question.options
     assert "Fast_Scattering" in options and "None_of_the_Above" not in options
