@@ -1,4 +1,4 @@
-"""Glitches like this one: embeddings from any checkpoint, a cached exact-cosine index of a dataset, its map, a label audit.
+"""Glitches like this one: embeddings from any checkpoint, a cached exact-cosine index, its map and a label audit.
 
 A view's embedding is the model's pooled features before its classifier (``GlitchNet.features``), L2-normalised. A
 glitch's embedding combines its views by one rule, ``combine_views``: the normalised mean of its views' normalised
@@ -24,6 +24,7 @@ import pandas as pd
 import torch
 
 from .checkpoint import Checkpoint
+from .config import SIMILAR_K, SIMILAR_MAX_K
 from .data import DatasetScan, cache_key, default_cache_dir, load_cached
 from .errors import GlitchNetError, one_line
 from .files import atomic_path, clean_stale_temps, write_text_atomic
@@ -34,10 +35,8 @@ LOG = logging.getLogger("glitchnet.similar")
 
 INDEX_VERSION = 1
 """Bump when the embedding or the combining rule changes: it is part of every index's cache key."""
-DEFAULT_K = 12
-"""Neighbours shown per query by default."""
-MAX_K = 200
-"""Most neighbours one query may ask for (Gravity Spy's own similarity search offers 1-200)."""
+DEFAULT_K, MAX_K = SIMILAR_K, SIMILAR_MAX_K
+"""Neighbours shown per query by default, and the most one query may ask for (``config``: the CLI reads them)."""
 GPS_TOLERANCE_S = 0.5
 """A GPS time names the dataset's glitch whose event time lies nearest it, within this many seconds."""
 AUDIT_NEIGHBOURS = 10
@@ -192,23 +191,12 @@ class SimilarityIndex:
     @classmethod
     def from_vectors(cls, key: str, dataset: str, views: pd.DataFrame, view_vectors: np.ndarray,
                      errors: dict[str, str] | None = None, metadata: pd.DataFrame | None = None) -> SimilarityIndex:
-        views = views.reset_index(drop=True).assign(glitch=views["path"].map(glitch_key).to_numpy())
-        codes, keys = pd.factorize(views["glitch"])
+        views, codes, glitches = glitch_table(views)
         glitch_vectors = combine_views(view_vectors, codes) if len(views) else np.zeros((0, view_vectors.shape[1]),
                                                                                          np.float32)
-        ordered = views.assign(_code=codes, _dur=views["duration"].fillna(1.0)).sort_values(["_code", "_dur"])
-        rows = []
-        for code, df in ordered.groupby("_code", sort=True):
-            first = df.iloc[0]
-            one_s = df[df["_dur"] == 1.0]
-            rows.append({"glitch": keys[code], "label": first["label"], "split": first["split"], "ifo": first["ifo"],
-                         "gravityspy_id": first["gravityspy_id"], "views": len(df),
-                         "path": (one_s if len(one_s) else df)["path"].iloc[0], "paths": tuple(df["path"])})
-        glitches = pd.DataFrame(rows, columns=["glitch", "label", "split", "ifo", "gravityspy_id", "views", "path",
-                                               "paths"])
         return cls(key=key, dataset=dataset, views=views, view_vectors=view_vectors, glitches=glitches,
-                   glitch_vectors=glitch_vectors, view_glitch=codes.astype(np.int64), errors=dict(errors or {}),
-                   event_times=_event_times(glitches, metadata))
+                   glitch_vectors=glitch_vectors, view_glitch=codes, errors=dict(errors or {}),
+                   event_times=event_times(glitches, metadata))
 
     def __len__(self) -> int:
         return len(self.glitches)
@@ -247,29 +235,54 @@ class SimilarityIndex:
         return self.views.iloc[idx[0]].assign(similarity=sims[0].astype(float)).reset_index(drop=True)
 
     def find(self, text: str) -> list[str]:
-        """The glitch keys a query names: a glitch key (``H1_<id>``), a Gravity Spy id, or a GPS time (the glitch
-        whose event time, from the metadata CSV or its GPS-time id, lies nearest, within ``GPS_TOLERANCE_S``).
-        Empty when it names none."""
-        text = text.strip()
-        table = self.glitches
-        keys = table.loc[(table["glitch"] == text) | (table["gravityspy_id"].astype(str) == text), "glitch"]
-        if len(keys):
-            return keys.tolist()
-        try:
-            gps = float(text)
-        except ValueError:
-            return []
-        if self.event_times is None or not np.isfinite(gps):
-            return []
-        gap = (self.event_times - gps).abs()
-        if gap.empty or gap.min() > GPS_TOLERANCE_S:
-            return []
-        return gap.index[gap == gap.min()].tolist()
+        """The glitch keys a query names (``find_glitches``)."""
+        return find_glitches(self.glitches, self.event_times, text)
 
 
-def _event_times(glitches: pd.DataFrame, metadata: pd.DataFrame | None) -> pd.Series | None:
+GLITCH_COLUMNS = ["glitch", "label", "split", "ifo", "gravityspy_id", "views", "path", "paths"]
+
+
+def glitch_table(views: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray, pd.DataFrame]:
+    """A manifest's images gathered into glitches by ``glitches.glitch_key``: (the images with a ``glitch`` column,
+    each image's glitch number, one row per glitch in first-seen order: ``GLITCH_COLUMNS``, its thumbnail ``path``
+    the 1 s view when there is one, ``paths`` every view, shortest first)."""
+    views = views.reset_index(drop=True)
+    views = views.assign(glitch=views["path"].map(glitch_key))
+    codes, keys = pd.factorize(views["glitch"])
+    ordered = views.assign(_code=codes, _dur=views["duration"].fillna(1.0)).sort_values(["_code", "_dur"],
+                                                                                         kind="stable")
+    rows = []
+    for code, df in ordered.groupby("_code", sort=True):
+        first = df.iloc[0]
+        one_s = df[df["_dur"] == 1.0]
+        rows.append({"glitch": keys[code], "label": first["label"], "split": first["split"], "ifo": first["ifo"],
+                     "gravityspy_id": first["gravityspy_id"], "views": len(df),
+                     "path": (one_s if len(one_s) else df)["path"].iloc[0], "paths": tuple(df["path"])})
+    return views, codes.astype(np.int64), pd.DataFrame(rows, columns=GLITCH_COLUMNS)
+
+
+def find_glitches(glitches: pd.DataFrame, times: pd.Series | None, text: str) -> list[str]:
+    """The glitch keys a query names: a glitch key (``H1_<id>``), a Gravity Spy id, or a GPS time (the glitch
+    whose event time ``times`` lies nearest, within ``GPS_TOLERANCE_S``). Empty when it names none."""
+    text = text.strip()
+    keys = glitches.loc[(glitches["glitch"] == text) | (glitches["gravityspy_id"].astype(str) == text), "glitch"]
+    if len(keys):
+        return keys.tolist()
+    try:
+        gps = float(text)
+    except ValueError:
+        return []
+    if times is None or not np.isfinite(gps):
+        return []
+    gap = (times - gps).abs()
+    if gap.empty or gap.min() > GPS_TOLERANCE_S:
+        return []
+    return gap.index[gap == gap.min()].tolist()
+
+
+def event_times(glitches: pd.DataFrame, metadata: pd.DataFrame | None) -> pd.Series | None:
     """GPS event time by glitch key: the metadata CSV's ``event_time`` where there is one, else an id that is a GPS
-    time (``glitchnet scan`` and detector-characterisation tools name Omega scans so)."""
+    time (``glitchnet scan`` and detector-characterisation tools name Omega scans so); None when no glitch has one."""
     times = pd.to_numeric(glitches["gravityspy_id"], errors="coerce")
     times = times.where(times > 1e8)  # a number that small is an id, not a GPS time in the detectors' era
     if metadata is not None and {"gravityspy_id", "event_time"}.issubset(metadata.columns):
