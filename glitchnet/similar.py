@@ -450,3 +450,8 @@ def place_on_map(index: SimilarityIndex, dataset_map_: pd.DataFrame, vector: np.
     xy = dataset_map_[["x", "y"]].to_numpy(float)[idx[0]]
     x, y = (weights[:, None] * xy).sum(0) / weights.sum()
     return float(x), float(y)
+
+
+def map_rows(points: pd.DataFrame, keys: Sequence[str]) -> pd.DataFrame:
+    """The map's rows of the glitches ``keys`` (a selection drawn on it), in the map's order."""
+    return points[points["glitch"].isin(set(keys))].reset_index(drop=True)

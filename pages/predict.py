@@ -27,6 +27,7 @@ from glitchnet.inference import Prediction, format_probability, overlay
 from glitchnet.jobs import one_line
 from glitchnet.serving import BudgetError, csv_bytes, plain
 from glitchnet.strain import StrainError
+from pages import _similar
 from pages import _ui as ui
 
 GLITCHES_PER_PAGE = 6
@@ -243,6 +244,7 @@ def card(glitch: Glitch, classes: list[str], volunteer: bool, opacity: float, la
         title = "The view, with Grad-CAM" if n == 1 else f"The {n} views, with Grad-CAM for {glitch.verdict.label}"
         with st.expander(title, expanded=True):
             views(glitch, opacity, answered=True)
+        _similar.card_section(glitch)
 
 
 def summary(glitches: list[Glitch], volunteer: bool, labels: dict[str, str]) -> None:
