@@ -174,8 +174,7 @@ def _your_glitches(predictor: Predictor, index: SimilarityIndex, points: pd.Data
 
 def map_and_audit(found: DatasetScan) -> None:
     """Explore's map of the dataset and its label audit, behind a toggle: they need the model."""
-    st.subheader("Map of the dataset and label audit")
-    if not st.toggle("Show the map and the label audit", key="similar_map_on",
+    if not st.toggle("Map of the dataset and label audit", key="similar_map_on",
                      help="Embeds every glitch with the sidebar's model (once per server), then draws a t-SNE map "
                           "coloured by label and lists the glitches whose label disagrees with their neighbours."):
         st.caption("Turn on to embed the dataset with the loaded model: a map of every glitch, coloured by label, "
@@ -190,6 +189,7 @@ def map_and_audit(found: DatasetScan) -> None:
         return
     from glitchnet.similar import AUDIT_NEIGHBOURS, MAP_MAX_GLITCHES, map_rows
 
+    st.subheader("Map of the dataset")
     points = _map(index.key, MAP_SEED, index)
     fig = px.scatter(points, x="x", y="y", color="label", hover_data={"glitch": True, "ifo": True, "split": True,
                                                                       "x": False, "y": False},

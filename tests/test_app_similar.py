@@ -67,11 +67,11 @@ def test_a_predict_card_shows_the_most_similar_glitches_and_opens_one(similar_en
 def test_explore_draws_the_map_and_the_label_audit_on_request(similar_env: Path) -> None:
     at = AppTest.from_file(str(APP), default_timeout=120).run()
     at.switch_page("pages/explore.py").run()
-    assert "Map of the dataset and label audit" in [h.value for h in at.main.subheader]
+    assert at.toggle(key="similar_map_on").label == "Map of the dataset and label audit"
     assert "Label audit" not in [h.value for h in at.main.subheader]  # nothing embedded until asked
     charts_before = len(at.get("plotly_chart"))
     at.toggle(key="similar_map_on").set_value(True).run()
     assert not at.exception, [e.value for e in at.exception]
     assert len(at.get("plotly_chart")) == charts_before + 1
-    assert "Label audit" in [h.value for h in at.main.subheader]
+    assert [h.value for h in at.main.subheader][-2:] == ["Map of the dataset", "Label audit"]
     assert any("placed by t-SNE" in c.value for c in at.caption)
