@@ -112,7 +112,7 @@ def weights_digest(checkpoint: Checkpoint) -> str:
     h = hashlib.sha256(f"{checkpoint.arch}\0{checkpoint.width}\0{','.join(checkpoint.classes)}".encode())
     for name in sorted(checkpoint.state_dict):
         h.update(name.encode())
-        h.update(checkpoint.state_dict[name].detach().cpu().contiguous().numpy().tobytes())
+        h.update(checkpoint.state_dict[name].detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy())
     return h.hexdigest()[:24]
 
 

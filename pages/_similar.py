@@ -28,9 +28,9 @@ MAP_SEED = 0
 
 
 @st.cache_resource(show_spinner=False, max_entries=4)
-def _build(root: str, model: str, _found: DatasetScan, _predictor: Predictor) -> IndexBuild:
-    """The similarity index of a dataset folder for a model version, built once per server process in a background
-    thread and shared by every visitor (``root`` and ``model`` are the cache key)."""
+def _build(root: str, model: str, images: int, _found: DatasetScan, _predictor: Predictor) -> IndexBuild:
+    """The similarity index of a dataset folder (as scanned: ``images`` of them) for a model version, built once per
+    server process in a background thread and shared by every visitor."""
     from glitchnet.similar import IndexBuild, build_index
 
     return IndexBuild(lambda progress: build_index(_found, _predictor.checkpoint, _predictor.model,
@@ -57,7 +57,7 @@ def shared_index(predictor: Predictor, found: DatasetScan | None, wait: bool) ->
     that waits with ``wait``, else one that polls and redraws the page when done) or when it cannot be."""
     if found is None:
         return None
-    build = _build(str(found.root), ui.model_key(predictor), found, predictor)
+    build = _build(str(found.root), ui.model_key(predictor), len(found.manifest), found, predictor)
     dataset = found.root.name
     if not build.finished.is_set():
         if not wait:
@@ -200,11 +200,11 @@ def map_and_audit(found: DatasetScan) -> None:
         fig.add_trace(go.Scatter(x=yours["x"], y=yours["y"], mode="markers", name="your glitches",
                                  marker={"symbol": "star", "size": 16, "color": "black"},
                                  text=yours["glitch"], hovertemplate="your glitch %{text}<extra></extra>"))
-    fig.update_layout(height=520, margin={"t": 10, "b": 10}, dragmode="lasso",
+    fig.update_layout(height=520, margin={"t": 10, "b": 10}, dragmode="select",
                       xaxis={"visible": False}, yaxis={"visible": False})
     sampled = f" (a sample of {MAP_MAX_GLITCHES:,})" if len(points) < len(index) else ""
     st.caption(f"{len(points):,} glitches{sampled}, placed by t-SNE so that glitches the model sees alike lie close. "
-               "Draw round a region (lasso or box) to list its glitches."
+               "Drag a box (or, from the toolbar, a lasso) round a region to list its glitches."
                + (" Stars are your glitches from the Predict page, placed among their nearest neighbours."
                   if not yours.empty else ""))
     event = st.plotly_chart(fig, key="similar_map", on_select="rerun", selection_mode=("lasso", "box", "points"))
