@@ -10,6 +10,7 @@ reads it instead of running the model.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -48,6 +49,10 @@ MAP_PLACEMENT_NEIGHBOURS = 10
 """A new glitch is placed on the map at the similarity-weighted mean position of this many nearest glitches."""
 QUERY_CHUNK = 1024
 """Queries scored at once: a (chunk, N) float32 similarity matrix, 4 MB per thousand glitches of the index."""
+ONE_THREAD_FROM = 5_000
+"""From this many vectors a few queries are scored on one BLAS thread: a matrix-vector product gains nothing from a
+second thread and, on a busy machine, often waits a whole scheduler slice for it (100,000 vectors on two busy cores:
+8 ms on two threads, 1.2 ms on one; ``benchmarks/bench_similar.py``)."""
 
 ProgressFn = Callable[[str, int, int], None]
 """``progress(stage, done, total)``; stage is "decoding" (images into the decoded-image cache) or "embedding"."""
@@ -140,6 +145,21 @@ def nearest(vectors: np.ndarray, queries: np.ndarray, k: int,
     k = min(int(k), len(vectors) - (1 if exclude is not None else 0))
     if k <= 0:
         return np.zeros((len(queries), 0), np.int64), np.zeros((len(queries), 0), np.float32)
+    if len(queries) <= 8 and len(vectors) >= ONE_THREAD_FROM:
+        with _blas().limit(limits=1, user_api="blas"):
+            return _nearest(vectors, queries, k, exclude)
+    return _nearest(vectors, queries, k, exclude)
+
+
+@functools.cache
+def _blas():
+    from threadpoolctl import ThreadpoolController  # scikit-learn's own dependency
+
+    return ThreadpoolController()
+
+
+def _nearest(vectors: np.ndarray, queries: np.ndarray, k: int,
+             exclude: Sequence[int | None] | None) -> tuple[np.ndarray, np.ndarray]:
     indices = np.empty((len(queries), k), np.int64)
     sims = np.empty((len(queries), k), np.float32)
     for start in range(0, len(queries), QUERY_CHUNK):
