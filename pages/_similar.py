@@ -58,7 +58,7 @@ def shared_index(predictor: Predictor, found: DatasetScan | None, wait: bool) ->
     if found is None:
         return None
     build = _build(str(found.root), ui.model_key(predictor), len(found.manifest), found, predictor)
-    dataset = found.root.name
+    dataset = plain(found.root.name)
     if not build.finished.is_set():
         if not wait:
             _follow(build, dataset)
@@ -95,7 +95,7 @@ def thumbnails(rows: pd.DataFrame, key: str, columns: int = 4) -> None:
         score = f" · {row['similarity']:.2f}" if "similarity" in row else ""
         col.image(row["path"], caption=f"{row['label']}{score}", width="stretch")
         if col.button("Open", key=f"{key}-{i}-{row['glitch']}", icon=":material/open_in_full:",
-                      help=f"The views of {row['glitch']}"):
+                      help=f"The views of {plain(str(row['glitch']))}"):
             open_glitch(row)
 
 
@@ -132,7 +132,7 @@ def card_section(glitch: Glitch) -> None:
     predictor, _ = ui.current_predictor()  # loaded already: the card was classified with it
     if found is None or predictor is None:
         return
-    with st.expander(f"Most similar glitches in {found.root.name}", expanded=True):
+    with st.expander(f"Most similar glitches in {plain(found.root.name)}", expanded=True):
         index = shared_index(predictor, found, wait=False)
         if index is None:
             return

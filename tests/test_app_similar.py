@@ -47,7 +47,7 @@ def test_a_predict_card_shows_the_most_similar_glitches_and_opens_one(similar_en
     at.file_uploader[0].set_value([(p.name, p.read_bytes(), "image/png") for p in views]).run()
     assert not at.exception, [e.value for e in at.exception]
     [section] = _similar(at)
-    assert section.label == "Most similar glitches in glitchset"
+    assert section.label == "Most similar glitches in `glitchset`"  # a folder name, as literal text
     _until(at, lambda at: len(_similar(at)[0].get("image")) == 8)
     [section] = _similar(at)
     captions = [img.proto.imgs[0].caption for img in section.get("image")]
