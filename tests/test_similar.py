@@ -201,10 +201,13 @@ def test_similar_command_answers_files_ids_and_gps_times(simulated, tmp_path, ca
     assert by_id["neighbours"] == by_time["neighbours"]
     assert set(by_id["neighbours"][0]) == {"rank", "glitch", "label", "ifo", "gravityspy_id", "similarity", "path",
                                            "paths"}
-    assert main(["similar", "--data", str(simulated), "-k", "2", views[0]]) == 0
+    notes = tmp_path / "notes.png"
+    notes.write_bytes(b"not an image")
+    assert main(["similar", "--data", str(simulated), "-k", "2", views[0], str(notes)]) == 3  # as predict: 3
     out = capsys.readouterr().out.splitlines()
     assert out[0].startswith(f"{key} (1 view): the 2 most similar glitches in {simulated.name}")
-    assert len(out) == 3 and "Koi_Fish" in out[1]
+    assert "Koi_Fish" in out[1] and out[3].startswith(f"{notes}: error: ")
+    assert len(out) == 4
 
 
 def test_similar_command_refuses_bad_input_in_one_line(kaggle_dataset, capsys):
