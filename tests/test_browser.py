@@ -294,6 +294,7 @@ def test_a_similar_glitch_opens_from_a_predict_card_and_from_the_map(browser, se
     page.get_by_text("Map of the dataset and label audit", exact=True).click()
     page.get_by_role("heading", name="Label audit").wait_for(timeout=180_000)
     _drawn(page)
+    on_map = int(page.get_by_text(re.compile(r"placed by t-SNE")).inner_text().split()[0].replace(",", ""))
     chart = page.locator('[data-testid="stPlotlyChart"]').last  # the map: the last chart above the audit
     chart.scroll_into_view_if_needed()
     box = chart.locator(".nsewdrag").first.bounding_box()  # plotly's plot area
@@ -302,9 +303,11 @@ def test_a_similar_glitch_opens_from_a_predict_card_and_from_the_map(browser, se
     for step in range(1, 21):  # a box over the whole plot area selects every glitch on the map
         page.mouse.move(box["x"] + 2 + step * (box["width"] - 4) / 20, box["y"] + 2 + step * (box["height"] - 4) / 20)
     page.mouse.up()
-    page.get_by_text(re.compile(r"^\d+ glitch\(es\) selected$")).wait_for(timeout=60_000)
+    page.get_by_text(f"{on_map} glitch(es) selected", exact=True).wait_for(timeout=60_000)
     _drawn(page)
-    page.get_by_role("button", name="Open").first.click()
+    # the first listed glitch of the selection (the page's first Open button; the sidebar's pickers are not buttons
+    # of the page's main part)
+    page.locator('[data-testid="stMain"] [data-testid="stButton"] button', has_text="Open").first.click()
     page.get_by_role("dialog").get_by_text("Gravity Spy label").wait_for(timeout=60_000)
     _drawn(page)
     assert "Traceback" not in page.content()
