@@ -31,6 +31,15 @@ def test_features_are_what_the_classifier_reads():
         torch.testing.assert_close(model.fc(feats), logits)
 
 
+def test_similar_imports_only_from_the_layers_below_it():
+    import ast
+
+    tree = ast.parse(Path(similar.__file__).read_text())
+    imported = {node.module.split(".")[0] for node in ast.walk(tree)
+                if isinstance(node, ast.ImportFrom) and node.level == 1 and node.module}
+    assert imported <= {"checkpoint", "config", "data", "errors", "files", "glitches", "model"}, imported
+
+
 def test_combine_views_is_the_normalised_mean_of_normalised_views():
     views = np.array([[3.0, 0.0], [0.0, 0.5]])
     np.testing.assert_allclose(similar.combine_views(views), [2 ** -0.5, 2 ** -0.5], rtol=1e-6)
