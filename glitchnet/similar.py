@@ -10,6 +10,7 @@ reads it instead of running the model.
 
 from __future__ import annotations
 
+import atexit
 import functools
 import hashlib
 import json
@@ -362,29 +363,57 @@ def build_index(scan: DatasetScan, checkpoint: Checkpoint, model: torch.nn.Modul
 
 class IndexBuild:
     """``build_index`` in a background thread, for a page to follow (``stage``, ``done``, ``total``) and share: a
-    rerun of the page (any click) interrupts a script, not a thread. Ends in ``index`` or a one-line ``error``."""
+    rerun of the page (any click) interrupts a script, not a thread. Ends in ``index`` or a one-line ``error``.
+
+    A build still running when the process exits is stopped at its next batch (``_stop_builds``), so that the
+    interpreter never finalises under a forward pass."""
 
     def __init__(self, build: Callable[[ProgressFn], SimilarityIndex]) -> None:
         self.stage, self.done, self.total = "starting", 0, 0
         self.index: SimilarityIndex | None = None
         self.error: str | None = None
         self.finished = threading.Event()
-        threading.Thread(target=self._run, args=(build,), name="glitchnet-similar", daemon=True).start()
+        self.cancel = threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(build,), name="glitchnet-similar", daemon=True)
+        with _BUILDS_LOCK:
+            _BUILDS.add(self)
+        self._thread.start()
 
     @property
     def fraction(self) -> float:
         return self.done / max(1, self.total)
 
     def _progress(self, stage: str, done: int, total: int) -> None:
+        if self.cancel.is_set():
+            raise SimilarityError("the similarity index build was stopped")
         self.stage, self.done, self.total = stage, done, total
 
     def _run(self, build: Callable[[ProgressFn], SimilarityIndex]) -> None:
         try:
             self.index = build(self._progress)
         except Exception as exc:  # reported by the page that follows the build
-            LOG.exception("building the similarity index failed")
+            if not self.cancel.is_set():
+                LOG.exception("building the similarity index failed")
             self.error = one_line(exc)
-        self.finished.set()
+        finally:
+            with _BUILDS_LOCK:
+                _BUILDS.discard(self)
+            self.finished.set()
+
+
+_BUILDS: set[IndexBuild] = set()
+_BUILDS_LOCK = threading.Lock()
+
+
+@atexit.register
+def _stop_builds(timeout_s: float = 30.0) -> None:
+    """Stop every running build and wait for it (each stops at its next batch of images)."""
+    with _BUILDS_LOCK:
+        running = list(_BUILDS)
+    for build in running:
+        build.cancel.set()
+    for build in running:
+        build.finished.wait(timeout_s)
 
 
 # ------------------------------------------------------------------------------------------- audit and the map

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -227,3 +228,29 @@ def test_similar_command_refuses_bad_input_in_one_line(kaggle_dataset, capsys):
     assert err.count("\n") == 1 and "neither a file nor a glitch id or GPS time of kaggle" in err
     assert main(["similar", "--data", str(kaggle_dataset / "missing"), "x"]) == 2
     assert "no such folder" in capsys.readouterr().err
+
+
+def test_a_background_build_reports_progress_ends_in_an_index_and_stops_when_asked():
+    index = _toy_index(["Blip"] * 3, np.eye(3, 8))
+
+    def build(progress):
+        for done in range(1, 4):
+            progress("embedding", done, 3)
+        return index
+
+    done = similar.IndexBuild(build)
+    assert done.finished.wait(10) and done.index is index and done.error is None
+    assert (done.stage, done.done, done.total, done.fraction) == ("embedding", 3, 3, 1.0)
+
+    started = threading.Event()
+
+    def endless(progress):
+        while True:
+            progress("decoding", 1, 2)
+            started.set()
+
+    running = similar.IndexBuild(endless)
+    assert started.wait(10)
+    similar._stop_builds()  # what the process does at exit
+    assert running.finished.is_set() and running.index is None and "stopped" in running.error
+    assert running not in similar._BUILDS
