@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
@@ -75,3 +76,18 @@ def test_explore_draws_the_map_and_the_label_audit_on_request(similar_env: Path)
     assert len(at.get("plotly_chart")) == charts_before + 1
     assert [h.value for h in at.main.subheader][-2:] == ["Map of the dataset", "Label audit"]
     assert any("placed by t-SNE" in c.value for c in at.caption)
+
+
+def test_the_glitches_classified_on_predict_are_placed_on_the_map(similar_env: Path) -> None:
+    at = AppTest.from_file(str(APP), default_timeout=120).run()
+    at.switch_page("pages/predict.py").run()
+    views = sorted((similar_env / "train" / "train" / "Blip").glob("*_spectrogram_*.png"))[:4]
+    at.file_uploader[0].set_value([(p.name, p.read_bytes(), "image/png") for p in views]).run()
+    assert not at.exception, [e.value for e in at.exception]
+    at.switch_page("pages/explore.py").run()
+    at.toggle(key="similar_map_on").set_value(True).run()
+    assert not at.exception, [e.value for e in at.exception]
+    spec = json.loads(at.get("plotly_chart")[-1].proto.spec)
+    [yours] = [trace for trace in spec["data"] if trace.get("name") == "your glitches"]
+    assert yours["text"] == [views[0].name.rsplit("_spectrogram_", 1)[0]]
+    assert any("Stars are your glitches" in c.value for c in at.caption)
