@@ -18,8 +18,10 @@ pages = [
 ]
 if (PAGES / "augment.py").is_file():
     pages.append(st.Page(PAGES / "augment.py", title="Augmentations", icon=":material/auto_fix_high:"))
-if not ui.hosted():  # a public server does not train: it would take every CPU core for minutes
-    pages.append(st.Page(PAGES / "train.py", title="Train", icon=":material/model_training:"))
+# A public server does not train (it would take every CPU core for minutes): there the Train page is left out of the
+# navigation, but a link to /train still opens it, to say so, instead of a "page not found" warning.
+pages.append(st.Page(PAGES / "train.py", title="Train", icon=":material/model_training:",
+                     visibility="hidden" if ui.hosted() else "visible"))
 pages.append(st.Page(PAGES / "predict.py", title="Predict", icon=":material/search:"))
 page = st.navigation(pages)
 ui.guard(ui.sidebar)

@@ -21,7 +21,7 @@ import pandas as pd
 from . import distributed
 from .errors import OutputError, one_line
 from .files import atomic_open, clean_stale_temps
-from .glitches import glitch_key, group_files, results_table
+from .glitches import glitch_chunks, glitch_key, group_files, results_table
 from .inference import Predictor
 
 FORMATS = {".csv": "csv", ".parquet": "parquet"}
@@ -176,18 +176,6 @@ def _append(path: Path, rows: pd.DataFrame, header: bool) -> None:
         os.close(fd)
 
 
-def _chunks(files: list[str], size: int) -> Iterator[list[str]]:
-    """``files`` (each glitch's files consecutive) in chunks of about ``size`` files, never splitting a glitch."""
-    chunk: list[str] = []
-    for _, indices in group_files(files):
-        if chunk and len(chunk) + len(indices) > size:
-            yield chunk
-            chunk = []
-        chunk += [files[i] for i in indices]
-    if chunk:
-        yield chunk
-
-
 def _classify_share(predictor: Predictor, files: list[str], part: Path, batch_size: int,
                     progress: Callable[[int, int], None] | None, decode_threads: int = 2) -> int:
     """Classify ``files`` (whole glitches) into ``part``, a chunk of about ``batch_size`` files at a time; returns
@@ -208,7 +196,7 @@ def _classify_share(predictor: Predictor, files: list[str], part: Path, batch_si
 
     with ThreadPoolExecutor(max_workers=max(1, decode_threads)) as pool:
         pending = None
-        for chunk in _chunks(files, batch_size):
+        for chunk in ([files[i] for i in indices] for indices in glitch_chunks(files, batch_size)):
             submitted = (chunk, [pool.submit(Predictor.decode, name, name) for name in chunk])
             if pending is not None:
                 finish(*pending)

@@ -15,14 +15,22 @@ from .config import ALL_VIEWS, AUGMENTATION_MODES, DURATION_VIEWS, LR_SCALING, S
 from .distributed import BACKENDS
 from .errors import GlitchNetError, first_line, one_line
 
-EPILOG = "Errors are one line on stderr; exit status 2 for bad input, 1 for a failed run."
+EXIT_BAD_INPUT, EXIT_FAILED = 2, 1
+"""Exit statuses: bad input (a bad setting, a missing or unreadable input file), and a failed run (a full disk)."""
+EPILOG = (f"Errors are one line on stderr; exit status {EXIT_BAD_INPUT} for bad input (predict: any input file "
+          f"that could not be read, after the others are answered), {EXIT_FAILED} for a failed run.")
 
 
 class _Parser(argparse.ArgumentParser):
-    """argparse with the one-line error promise: the usage text stays in ``--help``."""
+    """argparse with the one-line error promise: the usage text stays in ``--help``, which ends with the exit
+    statuses (every command's)."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        kwargs.setdefault("epilog", EPILOG)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str):
-        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+        self.exit(EXIT_BAD_INPUT, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
 def _positive(text: str) -> int:
@@ -237,7 +245,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
             flag = "  (low confidence)" if pred.low_confidence else ""
             views = f"  ({pred.views} views fused)" if pred.views > 1 else ""
             print(f"{pred.name}: {pred.label} {pred.confidence:.3f}{views}{flag}", flush=True)
-    return 0 if not failed else 3
+    return 0 if not failed else EXIT_BAD_INPUT
 
 
 def _predict_to_file(args: argparse.Namespace, world) -> int:
@@ -265,18 +273,11 @@ def _predict_to_file(args: argparse.Namespace, world) -> int:
 def _predict_glitches(predictor, paths: list[str], args: argparse.Namespace) -> int:
     """``predict --by-glitch``: files grouped into glitches and each glitch's views fused, as the app does; glitches
     go through the model a batch of about ``--batch-size`` files at a time."""
-    from .glitches import group_files
+    from .glitches import glitch_chunks
 
     failed = 0
-    groups = group_files(paths)
-    start = 0
-    while start < len(groups):
-        chunk, n_files = [], 0
-        while start < len(groups) and (not chunk or n_files + len(groups[start][1]) <= args.batch_size):
-            chunk.append(groups[start])
-            n_files += len(groups[start][1])
-            start += 1
-        files = [(paths[i], paths[i]) for _, indices in chunk for i in indices]
+    for chunk in glitch_chunks(paths, args.batch_size):
+        files = [(paths[i], paths[i]) for i in chunk]
         for glitch in predictor.classify_files(files, explain=False):
             verdict, errors = glitch.verdict, {v.name: v.error for v in glitch.errors}
             failed += bool(errors)
@@ -291,7 +292,7 @@ def _predict_glitches(predictor, paths: list[str], args: argparse.Namespace) -> 
                 flag = "  (low confidence)" if verdict.low_confidence else ""
                 print(f"{glitch.key} ({len(glitch.readable)} views): {verdict.label} {verdict.confidence:.3f}{flag}",
                       flush=True)
-    return 0 if not failed else 3
+    return 0 if not failed else EXIT_BAD_INPUT
 
 
 def cmd_similar(args: argparse.Namespace) -> int:
@@ -378,13 +379,23 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     from .files import check_writable_folder
     from .simulate import class_counts, simulate_dataset
 
-    class_counts(args.glitches, args.per_class, args.balanced, args.classes)  # bad counts and outputs fail first
+    counts = class_counts(args.glitches, args.per_class, args.balanced, args.classes)  # bad input fails first
     check_writable_folder(args.out, "dataset folder")
+    noise = None
+    if args.real_noise:
+        from .simulate.noise import SEGMENT_S
+        from .simulate.realnoise import real_noise
+        from .strain import read_strain
+
+        strain, _, rate, _ = read_strain(args.real_noise)
+        noise = real_noise(strain, rate, Path(args.real_noise).name, seed=args.seed)
+        print(f"background: {len(noise.starts)} glitch-free {SEGMENT_S:g} s blocks of {Path(args.real_noise).name} "
+              f"({noise.excluded_s:.0f} s left out around its own glitches)")
     tqdm = _tqdm()
-    with tqdm(desc="simulating glitches", unit="glitch") as bar:
+    with tqdm(desc="simulating glitches", unit="glitch", total=sum(counts.values())) as bar:  # no "0glitch" line
         out = simulate_dataset(args.out, n_glitches=args.glitches, per_class=args.per_class, seed=args.seed,
                                balanced=args.balanced, workers=args.workers, progress=_feeds(bar),
-                               classes=args.classes)
+                               classes=args.classes, noise=noise)
     print(f"wrote {out}")
     return 0
 
@@ -513,7 +524,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_similar)
 
     p = sub.add_parser("simulate", help="write a simulated Gravity Spy dataset (Kaggle layout)")
-    p.add_argument("--out", required=True)
+    p.add_argument("--out", required=True,
+                   help="dataset folder to write (made if missing; rerun with the same arguments to resume)")
     group = p.add_mutually_exclusive_group()
     group.add_argument("--glitches", type=int, help="total number of glitches (class proportions as Gravity Spy)")
     group.add_argument("--per-class", type=int, help="glitches per class")
@@ -521,6 +533,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--balanced", action="store_true", help="even class proportions")
     p.add_argument("--classes", choices=tuple(CLASS_SETS), default=DEFAULT_CLASS_SET,
                    help="the class set to simulate: gravityspy-o1o2 (22 classes, the default) or gravityspy-o3 (23)")
+    p.add_argument("--real-noise", metavar="STRAIN_FILE",
+                   help="draw each glitch's background from the glitch-free stretches of this real strain file "
+                        "(GWOSC HDF5; needs the strain extra) instead of coloured Gaussian noise")
     p.add_argument("--workers", type=_positive, help="processes (default: all cores)")
     p.set_defaults(func=cmd_simulate)
 
@@ -546,10 +561,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (GlitchNetError, ValueError, FileNotFoundError, PermissionError) as exc:  # bad input
         plain = isinstance(exc, ValueError) and not isinstance(exc, GlitchNetError)  # a bad value says it all
         print(f"glitchnet: error: {first_line(str(exc)) if plain and str(exc) else one_line(exc)}", file=sys.stderr)
-        return 2
+        return EXIT_BAD_INPUT
     except Exception as exc:  # a failed run (a full disk, a broken install): one line, never a traceback
         print(f"glitchnet: error: {one_line(exc)}", file=sys.stderr)
-        return 1
+        return EXIT_FAILED
 
 
 if __name__ == "__main__":

@@ -43,6 +43,8 @@ FIRST_RUN_EPOCHS = 2
 """The app's suggested epochs: a first run of about 90 s on the built-in dataset on two CPU cores (the command's
 default is ``TrainConfig.epochs``, for real datasets)."""
 
+LEARNING_RATES: tuple[float, ...] = (1e-5, 2e-5, 5e-5, 1e-4, 2e-4, 5e-4, 1e-3, 2e-3, 5e-3, 1e-2, 2e-2, 5e-2, 0.1)
+"""The learning rates the app offers: a log grid (1, 2, 5 per decade), so that each step changes the rate visibly."""
 assert tuple(AUGMENTATION_LABELS) == AUGMENTATION_MODES, "every augmentation mode has a label"
 
 

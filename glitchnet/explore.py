@@ -7,7 +7,9 @@ changes its input. The page collects the widget values, calls these and draws th
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import colorsys
+import math
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import pandas as pd
@@ -111,6 +113,26 @@ def matching_metadata(metadata: pd.DataFrame, manifest: pd.DataFrame) -> pd.Data
     plots' axes are logarithmic)."""
     meta = metadata[metadata["gravityspy_id"].astype(str).isin(set(manifest["gravityspy_id"]))]
     return meta[(meta["peak_frequency"] > 0) & (meta["duration"] > 0) & (meta["snr"] > 0)]
+
+
+def class_colours(classes: Sequence[str]) -> dict[str, str]:
+    """A distinct colour (``#rrggbb``) per class: hues evenly spaced in the given order, neighbours told apart by
+    lightness too. Pass every class of the dataset, not a filtered few, so that a class keeps its colour."""
+    n = max(len(classes), 1)
+    colours = {}
+    for i, label in enumerate(classes):
+        r, g, b = colorsys.hls_to_rgb(i / n, 0.45 if i % 2 else 0.68, 0.75)
+        colours[label] = f"#{round(r * 255):02x}{round(g * 255):02x}{round(b * 255):02x}"
+    return colours
+
+
+def decade_ticks(values: Iterable[float]) -> bool:
+    """Whether a log axis over these positive values spans two powers of ten or more, so that one labelled tick per
+    decade reads well; over a narrower span such ticks would leave the axis without a label."""
+    values = [float(v) for v in values if v > 0]
+    if not values:
+        return False
+    return math.floor(math.log10(max(values))) - math.ceil(math.log10(min(values))) >= 1
 
 
 def dataset_summary(manifest: pd.DataFrame) -> dict[str, int]:

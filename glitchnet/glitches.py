@@ -9,7 +9,7 @@ downloads and ``glitchnet predict --by-glitch`` prints.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
@@ -50,6 +50,20 @@ def group_files(names: Sequence[str]) -> list[tuple[str, list[int]]]:
     for i, name in enumerate(names):
         groups.setdefault(glitch_key(name), []).append(i)
     return list(groups.items())
+
+
+def glitch_chunks(names: Sequence[str], size: int) -> Iterator[list[int]]:
+    """Indices of ``names`` in chunks of about ``size`` files, never splitting a glitch: whole glitches in first-seen
+    order, a chunk closed before the glitch that would take it past ``size`` (a glitch larger than ``size`` is a
+    chunk of its own)."""
+    chunk: list[int] = []
+    for _, indices in group_files(names):
+        if chunk and len(chunk) + len(indices) > size:
+            yield chunk
+            chunk = []
+        chunk += indices
+    if chunk:
+        yield chunk
 
 
 def cap_files(names: Sequence[str], max_files: int | None) -> tuple[list[int], list[str]]:
@@ -143,6 +157,77 @@ def group_views(views: Sequence[View]) -> list[Glitch]:
     return list(glitches.values())
 
 
+def view_answers(glitch: Glitch) -> list[tuple[View, Prediction]]:
+    """Each readable view with what the model says of it alone, in the glitch's view order."""
+    return [(v, v.prediction) for v in glitch.readable if v.prediction is not None and v.prediction.error is None]
+
+
+def views_disagree(glitch: Glitch) -> bool:
+    """Whether the glitch's views, each on its own, do not all give the combined verdict's label."""
+    labels = {p.label for _, p in view_answers(glitch)}
+    return len(glitch.readable) > 1 and glitch.verdict is not None and labels != {glitch.verdict.label}
+
+
+def label_source(simulated: bool, dataset: str) -> str:
+    """Who gave a dataset's glitch its label, as a page names it: the simulator (the class a glitch was made as) or
+    the dataset's own folders."""
+    return "the simulator made it as" if simulated else f"its label in {dataset} is"
+
+
+KEPT_UNLABELLED = 24
+"""Most glitches without the visitor's label that their results keep (four pages); the oldest go first. Glitches the
+visitor labelled are kept until they clear their results."""
+
+
+@dataclass
+class Results:
+    """A visitor's classified glitches over every batch, the latest batch first, until they clear them.
+
+    A glitch classified again (the same key and the same view images: a bundled sample picked with another) takes
+    its earlier place's label and moves up with its new batch; a different glitch with a key already taken (two
+    uploads named ``screenshot.png``) gets its own key, ``screenshot.png (2)``.
+    """
+
+    glitches: list[Glitch] = field(default_factory=list)
+    truth: dict[str, tuple[str, str]] = field(default_factory=dict)
+    """The known label and where it comes from (``label_source``) by glitch key: the quiz and bundled samples."""
+    dropped: int = 0
+    """Unlabelled glitches dropped over ``KEPT_UNLABELLED``, oldest first."""
+
+    def add(self, batch: Sequence[Glitch], truth: dict[str, tuple[str, str]] | None = None,
+            labelled: Collection[str] = ()) -> None:
+        """Put a classified batch first; ``labelled`` names the glitches with the visitor's label (always kept)."""
+        truth = truth or {}
+        earlier = list(self.glitches)
+        for glitch in batch:
+            key = glitch.key
+            same = next((g for g in earlier if g.key == key), None)
+            if same is not None and _same_views(same, glitch):
+                earlier.remove(same)
+            elif same is not None:
+                taken = {g.key for g in earlier} | {g.key for g in batch}
+                glitch.key = next(k for k in (f"{key} ({n})" for n in range(2, len(taken) + 3)) if k not in taken)
+            if key in truth:
+                self.truth[glitch.key] = truth[key]
+        self.glitches = [*batch, *earlier]
+        unlabelled = [g for g in self.glitches if g.key not in labelled]
+        for glitch in unlabelled[KEPT_UNLABELLED:]:
+            self.glitches.remove(glitch)
+            self.truth.pop(glitch.key, None)
+            self.dropped += 1
+
+    def clear(self) -> None:
+        self.glitches, self.truth, self.dropped = [], {}, 0
+
+
+def _same_views(a: Glitch, b: Glitch) -> bool:
+    """Whether two glitches were classified from the same view images."""
+    return len(a.views) == len(b.views) and all(
+        (x.image is None and y.image is None) or (x.image is not None and y.image is not None
+                                                  and np.array_equal(x.image, y.image))
+        for x, y in zip(a.views, b.views))
+
+
 def combined_name(glitch: Glitch) -> str:
     """The name of a glitch's combined row."""
     return f"{glitch.key} (combined, {len(glitch.readable)} views)"
@@ -214,12 +299,18 @@ def example_glitches(manifest: pd.DataFrame, splits: Sequence[str] = ("test", "v
 
 
 def random_glitch(manifest: pd.DataFrame, rng: np.random.Generator | None = None,
-                  splits: Sequence[str] = ("test", "validation", "train")) -> tuple[str, list[str]]:
-    """(label, every view's path) of a glitch drawn at random, classes equally likely, for a volunteer quiz."""
+                  splits: Sequence[str] = ("test", "validation", "train"),
+                  classes: Sequence[str] | None = None) -> tuple[str, list[str]]:
+    """(label, every view's path) of a glitch drawn at random, classes equally likely, for a volunteer quiz.
+
+    ``classes`` (the model's) limits the draw to glitches whose label the model can give: an O3 model is never quizzed
+    on a None_of_the_Above."""
     rng = rng if rng is not None else np.random.default_rng()
     df = _by_glitch(manifest, splits)
+    if classes is not None:
+        df = df[df["label"].isin(list(classes))]
     if df.empty:
-        raise ValueError("the dataset has no images to draw a glitch from")
+        raise ValueError("the dataset has no images of the model's classes to draw a glitch from")
     labels = sorted(df["label"].unique())
     label = labels[int(rng.integers(len(labels)))]
     keys = sorted(df.loc[df["label"] == label, "_glitch"].unique())

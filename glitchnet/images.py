@@ -271,6 +271,13 @@ def _is_background(arr: np.ndarray) -> np.ndarray:
     return (a.min(-1) > 200) & ((a.max(-1) - a.min(-1)) < 30)
 
 
+def _is_neutral(arr: np.ndarray) -> np.ndarray:
+    """Grey of any brightness: a light margin, a dark frame, window chrome, letterboxing, black spines and text.
+    Never a viridis colour: every colour on the map has channels at least 69 apart."""
+    a = arr.astype(np.int16)
+    return (a.max(-1) - a.min(-1)) < 30
+
+
 def _longest_run(mask: np.ndarray) -> tuple[int, int]:
     """Start and stop (exclusive) of the longest run of True in a 1-d boolean array."""
     best, start, best_span = (0, 0), None, 0
@@ -289,15 +296,17 @@ def find_plot_box(img: Image.Image) -> tuple[int, int, int, int]:
 
     The plot area is the largest block of viridis-coloured pixels: columns (then rows) where most pixels are
     on the colour map. The colourbar is also viridis but much narrower, so the longest run of columns wins.
-    Falls back to the fixed Gravity Spy box, scaled to the figure size, when the pixels do not tell.
+    Falls back to the fixed Gravity Spy box, scaled to the figure size, when the pixels do not tell. A plot-area
+    crop inside a dark frame, window chrome or letterboxing (grey of any brightness, no light figure margin) is
+    cut out of it as it is.
     """
     arr = np.asarray(img)
     h, w = arr.shape[:2]
     if (w, h) == PLOT_SIZE:
         return (0, 0, w, h)
     background = _is_background(arr[::4, ::4])
-    if background.mean() < 0.01:
-        return (0, 0, w, h)  # already a plot-area crop (no figure margin)
+    if background.mean() < 0.01:  # no light figure margin: a plot-area crop, perhaps inside a dark frame
+        return _framed_crop_box(arr)
 
     def on_map(pixels: np.ndarray) -> np.ndarray:
         return (_lut_index(pixels)[1] <= 30.0) & ~_is_background(pixels)
@@ -328,6 +337,35 @@ def find_plot_box(img: Image.Image) -> tuple[int, int, int, int]:
     sx, sy = w / 800.0, h / 600.0
     left, top, right, bottom = FULL_FIGURE_BOX
     return (round(left * sx), round(top * sy), round(right * sx), round(bottom * sy))
+
+
+MIN_FRAME_FRACTION = 0.02
+"""A grey border narrower than this fraction of the side is kept (a crop's own 1-px frame line, say)."""
+
+FRAME_GREY_FRACTION = 0.9
+"""Of the pixels a frame crop would cut off, at least this fraction must be grey (a frame, chrome, letterbox bars):
+a run of faint spectrogram rows that JPEG greyed in part is not a frame."""
+
+
+def _framed_crop_box(arr: np.ndarray) -> tuple[int, int, int, int]:
+    """The box of a plot-area crop inside grey borders (a dark frame, window chrome, letterboxing): the longest run
+    of mostly non-grey columns, then rows. The whole image when the borders are negligible or the pixels do not
+    tell."""
+    h, w = arr.shape[:2]
+    c0, c1 = _longest_run((~_is_neutral(arr[::8])).mean(0) > 0.5)
+    if c1 - c0 < 0.3 * w:
+        return (0, 0, w, h)
+    r0, r1 = _longest_run((~_is_neutral(arr[:, c0:c1:8])).mean(1) > 0.5)
+    if r1 - r0 < 0.3 * h:
+        return (0, 0, w, h)
+    if w - (c1 - c0) < MIN_FRAME_FRACTION * w and h - (r1 - r0) < MIN_FRAME_FRACTION * h:
+        return (0, 0, w, h)
+    # what is cut off must be a frame: grey through and through, not a stretch of faint, JPEG-greyed spectrogram
+    outside = np.ones((h, w), bool)
+    outside[r0:r1, c0:c1] = False
+    if outside[::4, ::4].any() and _is_neutral(arr[::4, ::4])[outside[::4, ::4]].mean() < FRAME_GREY_FRACTION:
+        return (0, 0, w, h)
+    return (c0, r0, c1, r1)
 
 
 def plot_area(source: Source, frame: int = 0) -> Image.Image:

@@ -132,6 +132,24 @@ def start_job(session_id: str, config: TrainConfig) -> TrainingJob:
         return job
 
 
+USABLE_ACCURACY = 0.5
+"""Below this accuracy on the test split, the Train page warns before a run's checkpoint is used for predictions."""
+
+
+def predict_caveat(view: JobView) -> str | None:
+    """Why a finished run's checkpoint makes a poor model to predict with (one line), or None."""
+    epochs = len(view.history)
+    trained = f"after {epochs} epoch{'s' if epochs != 1 else ''}"
+    if view.evaluation is None:
+        return (f"This checkpoint ({trained}) was not scored on a test split: nobody knows yet how often it is "
+                "right. Treat its verdicts as a trial.")
+    accuracy = view.evaluation.metrics["accuracy"]
+    if accuracy >= USABLE_ACCURACY:
+        return None
+    return (f"This model is right on only {accuracy:.0%} of the test split {trained}: most of its verdicts will be "
+            "wrong. Train for more epochs before relying on it.")
+
+
 def loss_curves(view: JobView) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The loss curves' points: the training batches' running mean (columns ``epoch``, a fractional epoch, and
     ``loss``) and the validation loss per epoch (``epoch``, ``val_loss``; empty before the first epoch ends)."""

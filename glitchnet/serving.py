@@ -18,7 +18,28 @@ from typing import Any
 
 from PIL import Image
 
+from .data import IMAGE_SUFFIXES
 from .glitches import cap_files, group_files
+
+# ------------------------------------------------------------------------------------------------------ uploads
+
+
+UPLOAD_TYPES = tuple(sorted(suffix.removeprefix(".") for suffix in IMAGE_SUFFIXES))
+"""The image files the app's uploaders take: the image files a dataset scan reads (``data.IMAGE_SUFFIXES``)."""
+
+MAX_UPLOAD_MB = 10
+"""Largest uploaded file the app classifies or scans. The browser's own ceiling (``server.maxUploadSize`` in
+``.streamlit/config.toml``) is higher, so that a larger file reaches the page and is named with this reason (a file
+the browser turns away never reaches the server, and the page could not say so)."""
+
+
+def oversized(name: str, size: int) -> str | None:
+    """The one line that turns away an upload of ``size`` bytes over ``MAX_UPLOAD_MB`` (its name as plain text), or
+    None when it is within the limit."""
+    if size <= MAX_UPLOAD_MB * 2**20:
+        return None
+    return f"{plain(name)}: larger than the {MAX_UPLOAD_MB} MB upload limit, skipped."
+
 
 # ------------------------------------------------------------------------------------------------------ budgets
 

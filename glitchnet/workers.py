@@ -27,6 +27,14 @@ def _die_with_parent(parent: int) -> None:
             os._exit(1)
 
 
-def process_pool(workers: int) -> ProcessPoolExecutor:
-    """A ``ProcessPoolExecutor`` of ``workers`` processes that end with their parent and on SIGTERM."""
-    return ProcessPoolExecutor(max_workers=workers, initializer=_die_with_parent, initargs=(os.getpid(),))
+def _start_worker(parent: int, initializer, initargs: tuple) -> None:
+    _die_with_parent(parent)
+    if initializer is not None:
+        initializer(*initargs)
+
+
+def process_pool(workers: int, initializer=None, initargs: tuple = ()) -> ProcessPoolExecutor:
+    """A ``ProcessPoolExecutor`` of ``workers`` processes that end with their parent and on SIGTERM; each worker then
+    runs ``initializer(*initargs)`` (state every task shares, sent once per worker rather than with every task)."""
+    return ProcessPoolExecutor(max_workers=workers, initializer=_start_worker,
+                               initargs=(os.getpid(), initializer, initargs))

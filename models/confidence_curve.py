@@ -1,6 +1,7 @@
 """How far to trust a confidence: accuracy against coverage on real glitches, from out-of-fold probabilities.
 
     python models/confidence_curve.py --oof runs/crossval/finetune.npz --model models/glitchnet.pt
+    python models/confidence_curve.py --oof runs/leave-source-out/gravityspy-o1o2-sources.npz  # held-out sources
 
 Each real glitch's fused probabilities come from a fold model that never saw it, scaled by the shipped model's
 temperature. The table says, for each "not sure" threshold, how many glitches keep an answer and how often those
@@ -15,7 +16,6 @@ from pathlib import Path
 import numpy as np
 
 from glitchnet.checkpoint import load_checkpoint
-from glitchnet.classes import CLASSES
 from glitchnet.evaluate import fuse_by_glitch, softmax
 from glitchnet.inference import LOW_CONFIDENCE
 from glitchnet.realpool import VERIFIED_SOURCES, scan_real_pool
@@ -32,14 +32,15 @@ def main() -> None:
     args = parser.parse_args()
 
     oof = np.load(args.oof, allow_pickle=True)
-    temperature = load_checkpoint(args.model).temperature
+    model = load_checkpoint(args.model)
+    temperature, classes = model.temperature, list(model.classes)
     probs = softmax(np.log(np.clip(oof["probabilities"], 1e-12, 1.0)), temperature)
     table = scan_real_pool(args.real)
     verified_glitches = set(table.loc[table["source"].isin(VERIFIED_SOURCES), "glitch"])
     keys, fused = fuse_by_glitch(probs, oof["glitch"])
     labels = dict(zip(oof["glitch"], oof["label"]))
-    keep = np.array([k in verified_glitches for k in keys])
-    truth = np.array([CLASSES.index(labels[k]) for k in keys])[keep]
+    keep = np.array([k in verified_glitches and labels[k] in classes for k in keys])
+    truth = np.array([classes.index(labels[k]) if labels[k] in classes else -1 for k in keys])[keep]
     conf, pred = fused[keep].max(1), fused[keep].argmax(1)
     right = pred == truth
     print(f"{keep.sum()} verified real glitches, temperature {temperature:.3f}, overall accuracy {right.mean():.1%}")

@@ -58,6 +58,34 @@ def held_out(name: str, pool, test: np.ndarray, labels: np.ndarray, start: Check
           f"({time.perf_counter() - t0:.0f} s)", flush=True)
 
 
+def lever_table(results: dict) -> str:
+    """The lever table on the leave-source-out estimate: per glitch, each source held out, per class set."""
+    lines = []
+    for set_name, entry in results.items():
+        rows = dict(entry.get("levers", {}))
+        if entry.get("sources"):
+            rows["recipe (leave-source-out fine-tunes)"] = {"sources": entry["sources"], "trained_on": []}
+        sources = list(SOURCE_GROUPS)
+        lines += [f"\n{set_name}:", "| lever | " + " | ".join(sources) + " | mean of sources |",
+                  "|---" * (len(sources) + 2) + "|"]
+        for name, lever in rows.items():
+            cells, accs = [], []
+            seen = {s for s in lever.get("trained_on", [])}
+            for source in sources:
+                s = lever["sources"].get(source)
+                if s is None:
+                    cells.append("–")
+                    continue
+                lo, hi = s["wilson95"]
+                leak = " (trained on it)" if set(SOURCE_GROUPS[source]) & seen else ""
+                cells.append(f"{s['correct']}/{s['glitches']} = {s['accuracy']:.0%} [{lo:.0%}, {hi:.0%}]{leak}")
+                if not leak:
+                    accs.append(s["accuracy"])
+            mean = f"{np.mean(accs):.1%}" if len(accs) == len(sources) else "–"
+            lines.append(f"| {name} | " + " | ".join(cells) + f" | {mean} |")
+    return "\n".join(lines)
+
+
 def main() -> int:
     global RECIPE
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -72,7 +100,15 @@ def main() -> int:
     parser.add_argument("--oof", default="runs/leave-source-out", help="where held-out probabilities go (.npz)")
     parser.add_argument("--epochs", type=int, default=RECIPE.epochs, help="override the recipe's epochs (quick checks)")
     parser.add_argument("--real-per-epoch", type=int, default=RECIPE.real_per_epoch)
+    parser.add_argument("--score", metavar="CHECKPOINT",
+                        help="score this checkpoint as it is on every source (no training) and stop: a lever of the "
+                             "table, honest for the sources it never trained on")
+    parser.add_argument("--lever", help="the table's name for --score's checkpoint (default: its file name)")
+    parser.add_argument("--table", action="store_true", help="print the lever table from --json and stop")
     args = parser.parse_args()
+    if args.table:
+        print(lever_table(json.loads(Path(args.json).read_text())))
+        return 0
     RECIPE = dataclasses.replace(RECIPE, epochs=args.epochs, real_per_epoch=args.real_per_epoch)
 
     class_set = get_class_set(args.classes)
@@ -89,6 +125,21 @@ def main() -> int:
     entry.update({"start": args.start, "sim": args.sim, "recipe": dataclasses.asdict(RECIPE),
                   "unsure_below": UNSURE_BELOW})
     Path(args.oof).mkdir(parents=True, exist_ok=True)
+    if args.score:
+        scored_model = load_checkpoint(args.score)
+        model_set = scored_model.class_set
+        probs = softmax(predict_logits(scored_model.build_model(), pool.images), 1.0)
+        lever = entry.setdefault("levers", {}).setdefault(args.lever or Path(args.score).stem, {})
+        lever.update({"checkpoint": args.score, "trained_on": scored_model.metrics.get("real_training_sources") or [],
+                      "sources": {}})
+        for name, mask in source_folds(pool).items():
+            test = mask & (labels >= 0) & (pool.labels_in(model_set) >= 0)
+            if test.any():
+                lever["sources"][name] = {k: v for k, v in _scores(pool, probs, test, model_set).items()
+                                          if k != "rows"}
+        results_path.write_text(json.dumps(results, indent=1))
+        print(lever_table(results))
+        return 0
 
     wanted = list(SOURCE_GROUPS) if args.sources == "all" else [] if args.sources == "none" \
         else args.sources.split(",")
@@ -102,11 +153,20 @@ def main() -> int:
         if not test.any():
             continue
         held_out(name, pool, test, labels, start, x_sim, y_sim, class_set, probs)
-        scored |= test
+        np.savez_compressed(Path(args.oof) / f"{class_set.name}-{name}.npz", probabilities=probs[test],
+                            glitch=pool.table["glitch"].to_numpy()[test])
         per_source[name] = _scores(pool, probs, test, class_set)
         print(f"  {name}: {per_source[name]['correct']}/{per_source[name]['glitches']} glitches "
               f"= {per_source[name]['accuracy']:.1%}", flush=True)
         results_path.write_text(json.dumps(results, indent=1))
+    for name, mask in source_folds(pool).items():  # every source held out so far, this run's or an earlier one's
+        saved = Path(args.oof) / f"{class_set.name}-{name}.npz"
+        test = mask & (labels >= 0)
+        if name in per_source and saved.is_file() and not scored[test].all():
+            kept = np.load(saved, allow_pickle=True)
+            if list(kept["glitch"]) == list(pool.table["glitch"].to_numpy()[test]):
+                probs[test] = kept["probabilities"]
+                scored |= test
     if per_source:
         accs = [s["accuracy"] for s in per_source.values()]
         correct, total = sum(s["correct"] for s in per_source.values()), sum(s["glitches"] for s in per_source.values())

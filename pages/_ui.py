@@ -117,11 +117,6 @@ def run_page(body: Callable[[], None]) -> None:
     guard(body)
 
 
-def upload_limit_bytes() -> int:
-    """The upload limit set by ``server.maxUploadSize`` (megabytes) in ``.streamlit/config.toml``."""
-    return int(st.get_option("server.maxUploadSize")) * 1024 * 1024
-
-
 # ------------------------------------------------------------------------------------------------------ dataset
 
 
@@ -281,6 +276,9 @@ def _missing_model(path: Path | None) -> str | None:
     """Why the sidebar's model cannot be used (no path, no file), or None."""
     if path is None:
         if st.session_state.get("model_source", MODEL_SHIPPED) == MODEL_RUN:
+            if session_job() is None:  # runs belong to a browser session: a new tab starts with none
+                return ("No training run in this browser tab yet: start one on the Train page (each tab has its "
+                        "own runs), or pick another model.")
             return "Your training run has no checkpoint yet (one is written after each epoch)."
         return "Enter the path of a checkpoint file in the sidebar."
     if not path.is_file():
@@ -485,7 +483,6 @@ class Classification:
     released: tuple
     """``inputs`` once the uploads are released (no file ids): the same batch."""
     notes: list[str] = field(default_factory=list)
-    refused: list[str] = field(default_factory=list)
     ticket: object | None = None
     glitches: list[Glitch] | None = None
     n_files: int = 0
@@ -493,6 +490,8 @@ class Classification:
     took_s: float = 0.0
     """Seconds from submission to the last glitch classified, of which ``waited_s`` in line."""
     waited_s: float = 0.0
+    kept: bool = False
+    """Whether the page has put its glitches into the visitor's results (once, however often it redraws them)."""
 
 
 def _classify_glitch(predictor: Predictor, uploads: Sequence[Upload]) -> list[Glitch]:
@@ -544,15 +543,22 @@ def _ordinal(n: int) -> str:
     return f"{n}{'th' if 10 <= n % 100 <= 20 else {1: 'st', 2: 'nd', 3: 'rd'}.get(n % 10, 'th')}"
 
 
+def forget_batch() -> None:
+    """Drop this visitor's latest batch (cancelled if still in line): the next input starts a new one."""
+    batch: Classification | None = st.session_state.pop("predict_batch", None)
+    if batch is not None and batch.ticket is not None:
+        batch.ticket.cancel()
+
+
 def classify_batch(predictor: Predictor, files: list[tuple[str, bytes]], views: Sequence[View], inputs: tuple,
-                   release: Callable[[], None] | None = None, refused: Sequence[str] = ()) -> Classification | None:
+                   release: Callable[[], None] | None = None) -> Classification | None:
     """Classify a batch through the server's queue, within the visitor's budget, showing their place and progress.
 
     ``files`` are (name, bytes) to decode; ``views`` are already decoded (a strain scan's). ``inputs`` identifies
     the batch: (model key, uploaded file ids, anything else chosen). Returns the batch with its glitches, or None
     (nothing to classify, or a refusal shown as one line). The glitches stay in the session: a slider or a label
     redraws them without running the model again. Once classified, ``release`` is called (it drops the uploaded
-    bytes and draws an empty uploader). ``refused`` (files the page turned away) are shown as errors with the batch.
+    bytes and draws an empty uploader).
     """
     batch: Classification | None = st.session_state.get("predict_batch")
     if not (batch is not None and inputs in (batch.inputs, batch.released)):
@@ -561,7 +567,7 @@ def classify_batch(predictor: Predictor, files: list[tuple[str, bytes]], views: 
         if batch is not None and batch.ticket is not None:
             batch.ticket.cancel()
         admission = admit(files, budget())
-        batch = Classification(inputs, (inputs[0], (), *inputs[2:]), admission.notes, list(refused),
+        batch = Classification(inputs, (inputs[0], (), *inputs[2:]), admission.notes,
                                n_files=len(admission.kept) + (1 if views else 0))
         st.session_state["predict_batch"] = batch
         kept = {u.index: u for u in admission.kept}
@@ -576,8 +582,6 @@ def classify_batch(predictor: Predictor, files: list[tuple[str, bytes]], views: 
             st.session_state.pop("predict_batch", None)
             st.error(f"Not classified: {exc}.")
             return None
-    for line in batch.refused:
-        st.error(line)
     for note in batch.notes:
         st.warning(note)
     if batch.glitches is not None:

@@ -14,7 +14,7 @@ from glitchnet.augment import CLASS_POLICIES
 from glitchnet.classes import ALL_INFO
 from glitchnet.errors import one_line
 from glitchnet.images import ImageError, canonical_uint8
-from glitchnet.serving import plain
+from glitchnet.serving import MAX_UPLOAD_MB, UPLOAD_TYPES, oversized, plain
 from glitchnet.simulate import simulate_glitch
 from pages import _ui as ui
 
@@ -66,10 +66,15 @@ def read_image(label: str, source: str, manifest: pd.DataFrame | None, seed: int
             st.error(str(exc))
             return None, ""
     if source == "Upload":
-        upload = st.file_uploader("A Gravity Spy image (PNG, JPG or GIF)", type=["png", "jpg", "jpeg", "gif"],
+        upload = st.file_uploader(f"A Gravity Spy image (PNG, JPG or GIF, up to {MAX_UPLOAD_MB} MB)",
+                                  type=list(UPLOAD_TYPES),
                                   key="augment_upload")
         if upload is None:
             st.info("Upload an image to see its augmentations.")
+            return None, ""
+        refusal = oversized(upload.name, upload.size)
+        if refusal is not None:
+            st.error(refusal)
             return None, ""
         try:
             return canonical_uint8(upload.getvalue()), plain(upload.name)

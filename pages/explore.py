@@ -24,7 +24,7 @@ def filters(found: DatasetScan) -> pd.DataFrame:
 def counts(df: pd.DataFrame) -> None:
     st.subheader("Glitches per class and split")
     glitches = explore.glitches_per_class_split(df)
-    fig = px.bar(glitches, x="label", y="glitches", color="split", barmode="group",
+    fig = px.bar(glitches, x="label", y="glitches", color="split", barmode="group",  # the classes shown, no others
                  category_orders={"label": explore.present_classes(df), "split": list(explore.SPLIT_ORDER)},
                  labels={"label": "class", "glitches": "glitches (each has up to four views)"})
     fig.update_layout(height=380, margin={"t": 10, "b": 10}, xaxis_tickangle=-45)
@@ -69,17 +69,26 @@ def metadata_plots(found: DatasetScan, df: pd.DataFrame) -> None:
         st.caption("No metadata rows match the current selection.")
         return
     by_ifo = "ifo" if "ifo" in meta.columns else None
+    shown = explore.present_classes(meta)
     fig = px.scatter(meta, x="duration", y="peak_frequency", color="label", facet_col=by_ifo, log_x=True, log_y=True,
-                     category_orders={"label": explore.present_classes(meta)}, hover_data=["gravityspy_id", "snr"],
+                     category_orders={"label": shown}, hover_data=["gravityspy_id", "snr"],
+                     color_discrete_map=explore.class_colours(explore.present_classes(found.manifest)),
                      labels={"duration": "duration (s)", "peak_frequency": "peak frequency (Hz)", "label": "class"})
-    fig.update_layout(height=460, margin={"t": 30})
-    fig.update_xaxes(dtick=1)  # log axes: one labelled tick per decade, not plotly's 2-and-5 in between
-    fig.update_yaxes(dtick=1)
+    # every class in the legend: below the plot, in rows, with room for them all
+    rows = -(-len(shown) // 4)
+    fig.update_layout(height=420 + 24 * rows, margin={"t": 30},
+                      legend={"orientation": "h", "yanchor": "top", "y": -0.15, "xanchor": "left", "x": 0})
+    # log axes: one labelled tick per decade, not plotly's 2-and-5 in between, when the points span decades
+    if explore.decade_ticks(meta["duration"]):
+        fig.update_xaxes(dtick=1)
+    if explore.decade_ticks(meta["peak_frequency"]):
+        fig.update_yaxes(dtick=1)
     st.plotly_chart(fig)
-    fig = px.box(meta, x="label", y="snr", color=by_ifo, log_y=True,
-                 category_orders={"label": explore.present_classes(meta)},
+    fig = px.box(meta, x="label", y="snr", color=by_ifo, log_y=True, category_orders={"label": shown},
                  labels={"label": "class", "snr": "signal-to-noise ratio"})
-    fig.update_layout(height=380, margin={"t": 10}, xaxis_tickangle=-45, yaxis_dtick=1)
+    fig.update_layout(height=380, margin={"t": 10}, xaxis_tickangle=-45)
+    if explore.decade_ticks(meta["snr"]):
+        fig.update_layout(yaxis_dtick=1)
     st.plotly_chart(fig)
 
 

@@ -13,29 +13,40 @@ from streamlit.delta_generator import DeltaGenerator
 
 from glitchnet.classes import ALL_INFO
 from glitchnet.glitches import (
+    KEPT_UNLABELLED,
     Glitch,
+    Results,
     View,
     example_glitches,
     glitch_key,
+    label_source,
     page_count,
     page_items,
     quiz_score,
     random_glitch,
     results_table,
+    view_answers,
+    views_disagree,
 )
 from glitchnet.inference import Prediction, format_probability, overlay
 from glitchnet.jobs import one_line
-from glitchnet.serving import BudgetError, csv_bytes, plain
+from glitchnet.serving import MAX_UPLOAD_MB, UPLOAD_TYPES, BudgetError, csv_bytes, oversized, plain
 from glitchnet.strain import StrainError
 from pages import _similar
 from pages import _ui as ui
 
 GLITCHES_PER_PAGE = 6
 UNPICKED = "Choose…"
-# Session state: the volunteer's label per glitch key (kept while the glitch's card is on another page), and the
-# quiz: the glitch on show (label, paths) and the answers so far (glitch key -> (yours, truth, the model's)).
+# Session state: the volunteer's label per glitch key (kept while the glitch's card is on another page), the
+# quiz: the glitch on show (label, paths) and the answers so far (glitch key -> (yours, truth, the model's)), the
+# visitor's results over every batch (glitches.Results), the bundled samples picked, and the lines that turned away
+# the last upload's files (kept once those files are released).
 LABELS_KEY = "volunteer_labels"
 QUIZ_KEY = "quiz"
+RESULTS_KEY = "predict_results"
+SAMPLES_KEY = "predict_samples"
+REFUSED_KEY = "predict_refused"
+PAGE_KEY = "predict_page"
 
 
 @dataclass
@@ -45,8 +56,9 @@ class Batch:
     files: list[tuple[str, bytes]] = field(default_factory=list)
     strain: list[View] = field(default_factory=list)
     strain_key: str = ""
-    truth: dict[str, str] = field(default_factory=dict)
-    """True label by glitch key, for bundled samples."""
+    truth: dict[str, tuple[str, str]] = field(default_factory=dict)
+    """The known label and where it comes from (``glitches.label_source``) by glitch key: bundled samples, the
+    quiz."""
     score: Any = None
     """Where the quiz score is drawn, once the cards have recorded this run's answers."""
     upload_ids: tuple[str, ...] = ()
@@ -59,10 +71,15 @@ class Batch:
     """One line per uploaded file turned away (over the size limit)."""
 
 
-def _read_samples(paths: list[str], label: str, batch: Batch) -> None:
+def _read_samples(paths: list[str], label: str, batch: Batch, source: str) -> None:
     for path in paths:
         batch.files.append((Path(path).name, Path(path).read_bytes()))
-        batch.truth[glitch_key(Path(path).name)] = label
+        batch.truth[glitch_key(Path(path).name)] = (label, source)
+
+
+def _source(found: Any) -> str:
+    """Where the current dataset's labels come from (the simulator, or the dataset's folders), as the cards say."""
+    return label_source(found.simulated, found.root.name)
 
 
 def quiz_state() -> dict:
@@ -77,10 +94,11 @@ def quiz_inputs(batch: Batch) -> None:
     quiz = quiz_state()
     cols = st.columns([2, 3], vertical_alignment="center")
     if cols[0].button("Quiz me: a glitch from the dataset", icon=":material/quiz:"):
-        quiz["current"] = random_glitch(found.manifest)
+        ckpt, _ = ui.current_model()
+        quiz["current"] = random_glitch(found.manifest, classes=ckpt.classes if ckpt is not None else None)
     batch.score = cols[1].empty()
     if quiz["current"] is not None:
-        _read_samples(quiz["current"][1], quiz["current"][0], batch)
+        _read_samples(quiz["current"][1], quiz["current"][0], batch, _source(found))
 
 
 def score(batch: Batch) -> None:
@@ -95,14 +113,15 @@ def strain_inputs(batch: Batch) -> None:
     """A GWOSC strain file and a GPS time: the four views made by the project's own scan."""
     with st.expander("…or make the views from strain: a GWOSC HDF5 file and a GPS time"):
         cols = st.columns([3, 2])
-        upload = cols[0].file_uploader("Strain file (GWOSC HDF5)", type=["hdf5", "h5", "hdf"], key="strain_file")
+        upload = cols[0].file_uploader(f"Strain file (GWOSC HDF5, up to {MAX_UPLOAD_MB} MB)",
+                                       type=["hdf5", "h5", "hdf"], key="strain_file")
         gps = cols[1].number_input("GPS time of the glitch (s)", min_value=0.0, value=None, step=0.01,
                                    format="%.3f", key="strain_gps")
         if upload is None:
             return
-        limit = ui.upload_limit_bytes()
-        if upload.size > limit:
-            st.error(f"{plain(upload.name)}: larger than the {limit // 2**20} MB upload limit, skipped.")
+        refusal = oversized(upload.name, upload.size)
+        if refusal is not None:
+            st.error(refusal)
             return
         if gps is None:
             st.info("Enter the GPS time of the glitch to scan it.")
@@ -124,7 +143,7 @@ def strain_inputs(batch: Batch) -> None:
 def uploader(slot: DeltaGenerator) -> list:
     """The image uploader, drawn in ``slot``; a fresh, empty one once the last uploads are released."""
     return slot.file_uploader(
-        "Upload spectrograms", type=["png", "jpg", "jpeg", "gif"], accept_multiple_files=True,
+        f"Upload spectrograms (up to {MAX_UPLOAD_MB} MB each)", type=list(UPLOAD_TYPES), accept_multiple_files=True,
         key=ui.uploader_key(),
         help="Kaggle/Zenodo images, full Gravity Spy figures or screenshots. A golden GIF's four frames are its "
              "four views; files named like H1_<id>_spectrogram_1.0.png are combined per glitch. Classified files "
@@ -136,12 +155,12 @@ def inputs(volunteer: bool) -> Batch:
     views."""
     batch = Batch()
     cols = st.columns([3, 2])
-    limit = ui.upload_limit_bytes()
     slot = cols[0].empty()
     uploads = uploader(slot)
     for upload in uploads:
-        if upload.size > limit:
-            batch.refused.append(f"{plain(upload.name)}: larger than the {limit // 2**20} MB upload limit, skipped.")
+        refusal = oversized(upload.name, upload.size)
+        if refusal is not None:
+            batch.refused.append(refusal)
         else:
             batch.files.append((upload.name, upload.getvalue()))
     batch.upload_ids, batch.n_uploaded = tuple(u.file_id for u in uploads), len(batch.files)
@@ -150,14 +169,22 @@ def inputs(volunteer: bool) -> Batch:
         ui.release_uploads(uploads)
         uploader(slot)
 
+    if uploads:  # a new upload: its refusals replace the last one's, and stay once its files are released
+        st.session_state[REFUSED_KEY] = batch.refused
+    else:
+        batch.refused = st.session_state.get(REFUSED_KEY, [])
     batch.release = release if uploads else None
+    if uploads and not batch.files:
+        release()  # nothing in it to classify: drop the refused files from the server's memory now
+        batch.release = None
     found = ui.current_scan()
     samples = example_glitches(found.manifest) if found is not None else {}
     picked = cols[1].multiselect("…or pick bundled samples", list(samples), placeholder="One glitch per class",
+                                 key=SAMPLES_KEY,
                                  help="All views of one glitch per class from the current dataset (test split "
                                       "first).")
     for label in picked:
-        _read_samples(samples[label], label, batch)
+        _read_samples(samples[label], label, batch, _source(found))
     if volunteer:
         quiz_inputs(batch)
     strain_inputs(batch)
@@ -174,12 +201,15 @@ def top5_chart(pred: Prediction, key: str) -> None:
     st.plotly_chart(fig, key=key)
 
 
-def verdict(pred: Prediction, classes: list[str], yours: str | None = None, truth: str | None = None) -> None:
-    """The combined verdict: label and honest confidence, or how it compares with the volunteer's label."""
+def verdict(pred: Prediction, classes: list[str], yours: str | None = None,
+            truth: tuple[str, str] | None = None) -> None:
+    """The combined verdict: label and honest confidence, or how it compares with the volunteer's label and, for a
+    dataset's glitch, with its known label (``truth``: the label and where it comes from)."""
     said = f"**{pred.label}** ({format_probability(pred.confidence)})"
     if truth is not None and yours is not None:
+        truth, source = truth
         right = "You are right" if yours == truth else f"You said **{yours}**"
-        text = f"{right}: Gravity Spy's label is **{truth}**. The model says {said}."
+        text = f"{right}: {source} **{truth}**. The model says {said}."
         (st.success if yours == truth else st.info)(text)
     elif yours is not None:
         yours_p = float(pred.probabilities[classes.index(yours)]) if yours in classes else 0.0
@@ -212,8 +242,16 @@ def views(glitch: Glitch, opacity: float, answered: bool) -> None:
                   caption=f"{view.caption}: {p.label} {format_probability(p.confidence)}")
 
 
+def disagreement(glitch: Glitch) -> None:
+    """When the views alone do not all give the combined label: say so, and what each view says."""
+    if views_disagree(glitch):
+        each = "; ".join(f"{v.caption}: {p.label} {format_probability(p.confidence)}" for v, p in view_answers(glitch))
+        st.warning(f"The views disagree. On its own, each says: {each}. The verdict above weighs all "
+                   f"{len(glitch.readable)} together.")
+
+
 def card(glitch: Glitch, classes: list[str], volunteer: bool, opacity: float, labels: dict[str, str],
-         truth: dict[str, str]) -> None:
+         truth: dict[str, tuple[str, str]]) -> None:
     n = len(glitch.readable)
     with st.container(border=True):
         what = f"{n} views" if n > 1 else "1 view" if n else "no readable view"
@@ -235,13 +273,17 @@ def card(glitch: Glitch, classes: list[str], volunteer: bool, opacity: float, la
                 return
             labels[glitch.key] = yours
             if glitch.key in truth:
-                quiz_state()["answers"][glitch.key] = (yours, truth[glitch.key], glitch.verdict.label)
+                quiz_state()["answers"][glitch.key] = (yours, truth[glitch.key][0], glitch.verdict.label)
         cols = st.columns([3, 2])
         with cols[0]:
             verdict(glitch.verdict, classes, yours, truth.get(glitch.key) if volunteer else None)
+            disagreement(glitch)
         with cols[1]:
             top5_chart(glitch.verdict, key=f"top5-{glitch.key}")
-        title = "The view, with Grad-CAM" if n == 1 else f"The {n} views, with Grad-CAM for {glitch.verdict.label}"
+        label = glitch.verdict.label
+        title = ("The view, with Grad-CAM" if n == 1 else
+                 f"The {n} views, with Grad-CAM for the combined verdict, {label}" if views_disagree(glitch) else
+                 f"The {n} views, with Grad-CAM for {label}")
         with st.expander(title, expanded=True):
             views(glitch, opacity, answered=True)
         _similar.card_section(glitch)
@@ -258,8 +300,26 @@ def summary(glitches: list[Glitch], volunteer: bool, labels: dict[str, str]) -> 
     # confidences as format_probability writes them (never "100%"); the CSV keeps the numbers
     shown = table.assign(confidence=[None if pd.isna(p) else format_probability(p) for p in table["confidence"]])
     st.dataframe(shown, hide_index=True)
-    st.download_button("Download results (CSV)", csv_bytes(table), "glitchnet_predictions.csv",
-                       "text/csv", icon=":material/download:")
+    cols = st.columns(2)
+    cols[0].download_button("Download results (CSV)", csv_bytes(table), "glitchnet_predictions.csv",
+                            "text/csv", icon=":material/download:")
+    cols[1].button("Clear my results", on_click=clear_results, icon=":material/delete:",
+                   help="Forget every glitch above, your labels and the quiz score.")
+
+
+def results_state() -> Results:
+    """This visitor's results over every batch, until they clear them."""
+    return st.session_state.setdefault(RESULTS_KEY, Results())
+
+
+def clear_results() -> None:
+    """Button callback: forget the visitor's results, labels, quiz and picked samples."""
+    results_state().clear()
+    st.session_state[LABELS_KEY] = {}
+    st.session_state[QUIZ_KEY] = {"current": None, "answers": {}}
+    st.session_state[SAMPLES_KEY] = []
+    st.session_state.pop(REFUSED_KEY, None)
+    ui.forget_batch()
 
 
 def main() -> None:
@@ -275,31 +335,47 @@ def main() -> None:
     cols = st.columns(2)
     volunteer = cols[0].toggle("Volunteer mode",  # a short label: a longer one was cut off at 1400 and 390 px
                                help="For each glitch, choose your own label; then see whether the model agrees. "
-                                    "On the bundled samples it is a quiz, with Gravity Spy's label as the answer.")
+                                    "On the bundled samples it is a quiz, with the dataset's label as the answer "
+                                    "(on a simulated dataset, the class the simulator made the glitch as).")
     opacity = cols[1].slider("Heatmap opacity", 0.0, 1.0, 0.45, 0.05)
     batch = inputs(volunteer)
     others = tuple(f"{name}:{ui.file_digest(data)}" for name, data in batch.files[batch.n_uploaded:])
     chosen = (ui.model_key(predictor), batch.upload_ids, others, batch.strain_key)
-    done = ui.classify_batch(predictor, batch.files, batch.strain, chosen, batch.release, batch.refused)
+    for line in batch.refused:  # every file given is classified or named here with its reason
+        st.error(line)
+    done = ui.classify_batch(predictor, batch.files, batch.strain, chosen, batch.release)
     batch.files = []  # the bytes: released once classified
-    if done is None:
-        for line in batch.refused:
-            st.error(line)
-        st.info("Upload one or more spectrograms, pick bundled samples, or give a strain file and a GPS time.")
+    results = results_state()
+    labels = st.session_state.setdefault(LABELS_KEY, {})
+    if done is not None and not done.kept:  # a batch just classified: first in the visitor's results
+        results.add(done.glitches, batch.truth, labels)
+        done.kept = True
+        st.session_state[PAGE_KEY] = 1
+    glitches = results.glitches
+    if not glitches:
+        if not batch.refused:
+            st.info("Upload one or more spectrograms, pick bundled samples, or give a strain file and a GPS time.")
         return
-    glitches = done.glitches
     pages = page_count(len(glitches), GLITCHES_PER_PAGE)
     page = 1
     if pages > 1:
-        page = st.selectbox("Page", range(1, pages + 1), key="predict_page",
-                            format_func=lambda k: f"{k} of {pages}")
+        page = st.selectbox("Page", range(1, pages + 1), key=PAGE_KEY, format_func=lambda k: f"{k} of {pages}")
     first, shown = page_items(glitches, page, GLITCHES_PER_PAGE)
-    st.caption(f"{len(glitches)} glitch(es) from {done.n_files} file(s)"
-               + (f"; glitches {first + 1}–{first + len(shown)} on this page" if pages > 1 else ""))
-    st.caption(f"Classified in {done.took_s:.1f} s, {done.waited_s:.1f} s of it in line.")
-    labels = st.session_state.setdefault(LABELS_KEY, {})
+    on_page = f"; glitches {first + 1}–{first + len(shown)} on this page" if pages > 1 else ""
+    latest = f"{len(done.glitches)} glitch(es) from {done.n_files} file(s)" if done is not None else None
+    if latest is not None and len(done.glitches) == len(glitches):
+        st.caption(latest + on_page)
+    else:
+        if latest is not None:
+            st.caption(f"Latest batch: {latest}")
+        st.caption(f"Your results: {len(glitches)} glitch(es), the latest batch first{on_page}")
+    if done is not None:
+        st.caption(f"Classified in {done.took_s:.1f} s, {done.waited_s:.1f} s of it in line.")
+    if results.dropped:
+        st.caption(f"{results.dropped} older glitch(es) without your label were dropped: your results keep "
+                   f"{KEPT_UNLABELLED} unlabelled glitches at most.")
     for glitch in shown:
-        card(glitch, predictor.classes, volunteer, opacity, labels, batch.truth)
+        card(glitch, predictor.classes, volunteer, opacity, labels, results.truth)
     score(batch)
     summary(glitches, volunteer, labels)
 

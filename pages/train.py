@@ -7,13 +7,23 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from glitchnet import jobs
-from glitchnet.config import AUGMENTATION_LABELS, AUGMENTATION_MODES, FIRST_RUN_EPOCHS, VIEWS, TrainConfig
+from glitchnet.config import (
+    AUGMENTATION_LABELS,
+    AUGMENTATION_MODES,
+    FIRST_RUN_EPOCHS,
+    LEARNING_RATES,
+    VIEWS,
+    TrainConfig,
+)
 from glitchnet.errors import GlitchNetError, one_line
 from glitchnet.evaluate import Evaluation, present_classes
 from glitchnet.train import check_training_data, prepare_run
 from pages import _ui as ui
 
 GALLERY_SIZE = 12
+SPLIT_COLOURS = {"training": "#35b779", "validation": "#fde725"}
+"""One colour per split in both charts: viridis green and yellow, far apart on the dark theme (its own two
+categorical colours are two blues)."""
 
 
 def form(root: str, last: TrainConfig | None) -> None:
@@ -27,7 +37,8 @@ def form(root: str, last: TrainConfig | None) -> None:
         view = cols[2].selectbox("View (s)", VIEWS, index=VIEWS.index(base.view) if base.view in VIEWS else 0,
                                  help="Which duration to train on; 'all' uses the four views as separate images.")
         cols = st.columns(3)
-        lr = cols[0].number_input("Learning rate", 1e-5, 1.0, base.lr, format="%.0e", step=1e-4)
+        rates = sorted({*LEARNING_RATES, base.lr})  # a log grid: each step changes the rate visibly
+        lr = cols[0].select_slider("Learning rate", rates, value=base.lr, format_func=lambda r: f"{r:g}")
         weight_decay = cols[1].number_input("Weight decay", 0.0, 1.0, base.weight_decay, format="%.3f", step=0.01)
         augment = cols[2].radio("Augmentation", AUGMENTATION_MODES, index=AUGMENTATION_MODES.index(base.augment),
                                 format_func=AUGMENTATION_LABELS.get)
@@ -55,17 +66,21 @@ def curves(view: jobs.JobView) -> None:
     if view.batch_losses:
         steps, validation = jobs.loss_curves(view)
         fig = go.Figure(go.Scatter(x=steps["epoch"], y=steps["loss"], mode="lines" if len(steps) > 1 else "markers",
-                                   name="training (batches)"))  # one point as a marker: a one-point line is blank
+                                   name="training (batches)",  # one point as a marker: a one-point line is blank
+                                   line_color=SPLIT_COLOURS["training"], marker_color=SPLIT_COLOURS["training"]))
         if not validation.empty:
-            fig.add_scatter(x=validation["epoch"], y=validation["val_loss"], mode="lines+markers", name="validation")
-        fig.update_layout(title="Loss (running mean over the epoch)", xaxis_title="epoch", height=320,
-                          margin={"t": 40, "b": 10})
+            fig.add_scatter(x=validation["epoch"], y=validation["val_loss"], mode="lines+markers", name="validation",
+                            line_color=SPLIT_COLOURS["validation"], marker_color=SPLIT_COLOURS["validation"])
+        # the title above the chart, not in it: plotly's toolbar sits over a chart's top edge
+        fig.update_layout(xaxis_title="epoch", height=320, margin={"t": 30, "b": 10})
+        cols[0].markdown("**Loss** (running mean over the epoch)")
         cols[0].plotly_chart(fig)
     if view.history:
         hist = jobs.accuracy_curve(view.history)
         fig = px.line(hist, x="epoch", y="value", color="split", markers=True, range_y=[0, 1],
-                      title="Accuracy per epoch")
-        fig.update_layout(height=320, margin={"t": 40, "b": 10}, yaxis_title="accuracy")
+                      color_discrete_map=SPLIT_COLOURS)
+        fig.update_layout(height=320, margin={"t": 30, "b": 10}, yaxis_title="accuracy")
+        cols[1].markdown("**Accuracy** per epoch")
         cols[1].plotly_chart(fig)
 
 
@@ -103,7 +118,8 @@ def progress_panel(job: jobs.TrainingJob) -> None:
         else:
             st.progress(0.0, text=event.message if event is not None and event.message else "starting…")
         stopping = job.stop.is_set()
-        st.button("Stopping after this batch…" if stopping else "Stop", on_click=job.stop.set,
+        # one widget (its key) whose label changes: without a key, a new label made a second button beside the first
+        st.button("Stopping after this batch…" if stopping else "Stop", on_click=job.stop.set, key="train_stop",
                   icon=":material/stop:", disabled=stopping)
     elif view.status == "evaluating":
         st.progress(1.0, text="training finished; evaluating the checkpoint on the test split…")
@@ -119,6 +135,9 @@ def progress_panel(job: jobs.TrainingJob) -> None:
             st.success(f"Training {'stopped' if view.status == 'stopped' else 'finished'} after "
                        f"{view.elapsed_s:.0f} s.")
         if view.checkpoint is not None:
+            caveat = jobs.predict_caveat(view)
+            if caveat is not None:
+                st.warning(caveat)
             st.button("Use this model on the Predict page", on_click=ui.use_training_run)
         if view.evaluation is not None:
             evaluation(view.evaluation)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
 import subprocess
@@ -19,6 +20,7 @@ from streamlit.testing.v1 import AppTest
 
 from glitchnet import jobs
 from glitchnet.data import SIMULATED_MARKER
+from glitchnet.serving import MAX_UPLOAD_MB
 
 APP = Path(__file__).resolve().parents[1] / "streamlit_app.py"
 DURATIONS = ("0.5", "1.0", "2.0", "4.0")
@@ -148,6 +150,26 @@ def test_explore_lists_skipped_file_and_plots(app_env: Path) -> None:
     assert at.selectbox(key="explore_class").value == "Whistle"
 
 
+def _charts(at: AppTest) -> list[dict]:
+    return [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+
+
+def test_explore_charts_draw_the_classes_chosen_in_colours_of_their_own(app_env: Path) -> None:
+    at = _app("explore")
+    counts, scatter, _ = _charts(at)
+    colours = {t["name"]: t["marker"]["color"] for t in scatter["data"]}
+    assert len(colours) == 22 and len(set(colours.values())) == 22  # no colour shared by two classes
+    assert scatter["layout"]["legend"]["orientation"] == "h"  # below the plot, every class in it
+    assert scatter["layout"]["height"] >= 420 + 24 * 5
+    at.multiselect[0].set_value(["Blip", "Whistle"]).run()
+    counts, scatter, box = _charts(at)
+    assert counts["layout"]["xaxis"]["categoryarray"] == ["Blip", "Whistle"]  # no empty bars for 20 others
+    assert box["layout"]["xaxis"]["categoryarray"] == ["Blip", "Whistle"]
+    assert {t["name"]: t["marker"]["color"] for t in scatter["data"]} == {c: colours[c] for c in ("Blip", "Whistle")}
+    # two points within a decade: plotly's own ticks, so the log axes keep labels (one tick per decade had none)
+    assert "dtick" not in scatter["layout"]["xaxis"] and "dtick" not in scatter["layout"]["yaxis"]
+
+
 def _upload(at: AppTest, paths: Iterable[Path]) -> AppTest:
     files = [(p.name, p.read_bytes(), "image/gif" if p.suffix == ".gif" else "image/png") for p in paths]
     at.file_uploader[0].set_value(files).run()
@@ -172,12 +194,12 @@ def test_predict_classifies_uploads_and_reports_bad_files(app_env: Path, real: P
     assert "Upload one or more" in at.info[0].value
     blip = (real / "golden" / "Blip" / "blip-1.jpg").read_bytes()
     gif = (real / "golden" / "Whistle" / "whistle-2.gif").read_bytes()
-    too_big = b"\0" * (int(st.get_option("server.maxUploadSize")) * 2**20 + 1)
+    too_big = b"\0" * (MAX_UPLOAD_MB * 2**20 + 1)
     at.file_uploader[0].set_value([("blip-1.jpg", blip, "image/jpeg"), ("whistle-2.gif", gif, "image/gif"),
                                    ("notes.png", b"definitely not a png", "image/png"),
                                    ("huge.png", too_big, "image/png")]).run()
     assert not at.exception
-    assert _texts(at.error) == [f"`huge.png`: larger than the {len(too_big) >> 20} MB upload limit, skipped.",
+    assert _texts(at.error) == [f"`huge.png`: larger than the {MAX_UPLOAD_MB} MB upload limit, skipped.",
                                 "`notes.png`: not an image file, or not one GlitchNet can read (PNG, JPG or GIF)"]
     assert "3 glitch(es) from 3 file(s)" in _texts(at.caption)
     table = at.dataframe[0].value
@@ -195,6 +217,19 @@ def test_predict_classifies_uploads_and_reports_bad_files(app_env: Path, real: P
     # a random model is never sure: each glitch's verdict says so plainly, once
     assert len(at.warning) == 2 and all("not sure" in w for w in _texts(at.warning))
     assert len(at.get("download_button")) == 1
+
+
+def test_an_upload_over_the_limit_reaches_the_page_and_is_named(app_env: Path) -> None:
+    # the browser sends files up to server.maxUploadSize; one it refused itself would never reach the page
+    assert int(st.get_option("server.maxUploadSize")) > MAX_UPLOAD_MB
+    at = _app("predict")
+    at.file_uploader[0].set_value([("huge.png", b"\0" * (MAX_UPLOAD_MB * 2**20 + 1), "image/png")]).run()
+    assert not at.exception
+    refusal = f"`huge.png`: larger than the {MAX_UPLOAD_MB} MB upload limit, skipped."
+    assert _texts(at.error) == [refusal]
+    assert not [i for i in _texts(at.info) if i.startswith("Upload one or more")]  # the reason, not the prompt
+    at.run()  # the refused file is released from the server's memory; its line stays
+    assert not at.exception and _texts(at.error) == [refusal] and not at.file_uploader[0].value
 
 
 def test_one_card_per_glitch_verdict_first_then_its_views(app_env: Path, real: Path) -> None:
@@ -273,6 +308,85 @@ def test_quiz_on_bundled_samples_keeps_score(app_env: Path) -> None:
     at.selectbox(key=key).set_value(wrong).run()  # a changed answer replaces the first, never counts twice
     [score] = [m for m in _texts(at.markdown) if "Quiz score" in m]
     assert score.startswith("**Quiz score:** you 0 of 1, the model ")
+
+
+def test_the_quiz_says_where_each_label_comes_from(app_env: Path, golden_dataset: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    def quiz_answer(at: AppTest) -> str:
+        at.toggle[0].set_value(True).run()
+        [quiz] = [b for b in at.button if b.label.startswith("Quiz me")]
+        quiz.click().run()
+        truth, _ = at.session_state["quiz"]["current"]
+        key = [s.key for s in at.selectbox if s.key.startswith("volunteer-")][0]
+        at.selectbox(key=key).set_value(truth).run()
+        assert not at.exception
+        [said] = [t for t in _texts(at.success) if t.startswith("You are right")]
+        assert "Gravity Spy" not in said
+        return said.replace(f"**{truth}**", "TRUTH")
+
+    assert quiz_answer(_app("predict")).startswith(f"You are right: its label in {golden_dataset.name} is TRUTH.")
+    simulated = app_env / "simulated"
+    shutil.copytree(golden_dataset, simulated)
+    (simulated / SIMULATED_MARKER).write_text("made by the simulator\n")
+    monkeypatch.setenv("GLITCHNET_DATA", str(simulated))
+    assert quiz_answer(_app("predict")).startswith("You are right: the simulator made it as TRUTH.")
+
+
+def test_a_card_whose_views_disagree_says_so_and_what_each_says(app_env: Path, real: Path,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    from dataclasses import replace
+
+    from glitchnet.inference import Predictor
+
+    classify = Predictor.classify
+
+    def one_view_dissents(self, views, *args, **kwargs):
+        found = classify(self, views, *args, **kwargs)
+        for glitch in found:
+            first = glitch.readable[0]
+            other = next(c for c in self.classes if c != glitch.verdict.label)
+            first.prediction = replace(first.prediction, label=other)
+        return found
+
+    monkeypatch.setattr(Predictor, "classify", one_view_dissents)
+    at = _upload(_app("predict"), _example_glitch(real))
+    [disagree] = [w for w in _texts(at.warning) if w.startswith("The views disagree")]
+    table = at.dataframe[0].value
+    views = table[table["row"] == "view"]
+    # what each view says on its own, in view order, named as its caption names it
+    each = "; ".join(f"{d:g} s view: {label} {p}" for d, label, p in zip(views["duration_s"], views["label"],
+                                                                         views["confidence"], strict=True))
+    assert disagree == f"The views disagree. On its own, each says: {each}. The verdict above weighs all 4 together."
+    combined = table.iloc[-1]["label"]
+    assert views["label"].iloc[0] != combined
+    [expander] = [e for e in at.expander if "Grad-CAM" in e.label]
+    assert expander.label == f"The 4 views, with Grad-CAM for the combined verdict, {combined}"
+
+
+def test_results_are_kept_across_uploads_and_the_quiz_until_cleared(app_env: Path, real: Path) -> None:
+    first, second = _example_glitch(real, index=0), _example_glitch(real, index=1)
+    at = _upload(_app("predict"), first)
+    at.toggle[0].set_value(True).run()
+    at.selectbox(key=f"volunteer-{_key(first)}").set_value("Whistle").run()
+    _upload(at, second)  # a new batch: the first glitch's card and label stay
+    cards = [m.split("`")[1] for m in _texts(at.markdown) if m.startswith("**`")]
+    assert cards == [_key(second), _key(first)]  # the latest batch first
+    assert at.selectbox(key=f"volunteer-{_key(first)}").value == "Whistle"
+    [quiz] = [b for b in at.button if b.label.startswith("Quiz me")]
+    quiz.click().run()
+    assert not at.exception
+    cards = [m.split("`")[1] for m in _texts(at.markdown) if m.startswith("**`")]
+    assert len(cards) == 3 and cards[1:] == [_key(second), _key(first)]
+    at.selectbox(key=f"volunteer-{_key(second)}").set_value("Blip").run()
+    table = at.dataframe[0].value  # volunteer mode: the labelled glitches, every batch
+    assert set(table["glitch"]) == {_key(first), _key(second)}
+    assert dict(zip(table["glitch"], table["your_label"])) == {_key(first): "Whistle", _key(second): "Blip"}
+    at.toggle[0].set_value(False).run()
+    assert set(at.dataframe[0].value["glitch"]) == {_key(first), _key(second), cards[0]}  # the CSV holds them all
+    [clear] = [b for b in at.button if b.label == "Clear my results"]
+    clear.click().run()
+    assert not at.exception and not at.dataframe and not [m for m in _texts(at.markdown) if m.startswith("**`")]
+    assert "Upload one or more" in at.info[0].value
 
 
 def test_hosted_batch_cap_keeps_glitches_whole(app_env: Path, real: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -355,7 +469,9 @@ def test_train_form_starts_at_the_library_defaults(app_env: Path) -> None:
 
     at = _app("train")
     assert at.number_input[0].value == FIRST_RUN_EPOCHS and at.select_slider[0].value == TrainConfig.batch_size
-    assert [n.value for n in at.number_input[1:]] == [TrainConfig.lr, TrainConfig.weight_decay]
+    assert [n.value for n in at.number_input[1:]] == [TrainConfig.weight_decay]
+    lr = next(s for s in at.main.select_slider if s.label == "Learning rate")
+    assert lr.value == TrainConfig.lr
     view = next(s for s in at.main.selectbox if s.label == "View (s)")
     assert list(view.options) == list(VIEWS) and view.value == TrainConfig.view
     augment = next(r for r in at.main.radio if r.label == "Augmentation")
@@ -363,14 +479,91 @@ def test_train_form_starts_at_the_library_defaults(app_env: Path) -> None:
     assert augment.value == TrainConfig.augment
 
 
+def test_learning_rate_steps_change_it_visibly(app_env: Path) -> None:
+    from glitchnet.config import LEARNING_RATES, TrainConfig
+
+    lr = next(s for s in _app("train").main.select_slider if s.label == "Learning rate")
+    options = list(lr.options)
+    assert options == [f"{r:g}" for r in LEARNING_RATES] and len(set(options)) == len(options)
+    here = options.index(f"{TrainConfig.lr:g}")
+    assert options[here - 1:here + 2] == ["0.0005", "0.001", "0.002"]  # one step down or up: a different rate shown
+
+
+def _fake_run(monkeypatch: pytest.MonkeyPatch, status: str, accuracy: float | None, tmp_path: Path):
+    """This session's training run, stood in by a job in the given state (the page only reads ``view()``)."""
+    import threading
+    from types import SimpleNamespace
+
+    import numpy as np
+
+    from glitchnet.config import TrainConfig
+    from glitchnet.evaluate import Evaluation, compute_metrics
+
+    evaluation = None
+    if accuracy is not None:
+        truth = np.arange(9) % 3
+        guess = np.where(np.arange(9) < round(9 * accuracy), truth, (truth + 1) % 3)
+        no_rows = pd.DataFrame(columns=["path", "true", "predicted", "confidence"])
+        evaluation = Evaluation("test", compute_metrics(truth, guess, ["Blip", "Koi_Fish", "Whistle"]), no_rows)
+    view = jobs.JobView(status=status, latest=None, batch_losses=[(0.5, 2.0), (1.0, 1.8), (1.5, 1.7), (2.0, 1.6)],
+                        history=[{"epoch": 1, "accuracy": 0.1, "val_accuracy": 0.1, "val_loss": 2.0},
+                                 {"epoch": 2, "accuracy": 0.12, "val_accuracy": 0.11, "val_loss": 1.9}],
+                        messages=[], error=None, evaluation=evaluation, elapsed_s=60.0,
+                        checkpoint=tmp_path / "run.pt")
+    job = SimpleNamespace(stop=threading.Event(), config=TrainConfig(data="x"), view=lambda: view)
+    _app()  # imports the page helpers, so they can be patched
+    monkeypatch.setattr(sys.modules["pages._ui"], "session_job", lambda: job)
+    return job
+
+
+def test_train_stop_is_one_button_and_the_charts_tell_the_splits_apart(app_env: Path, tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    job = _fake_run(monkeypatch, "running", None, tmp_path)
+    at = _app("train")
+    [stop] = [b for b in at.button if "Stop" in b.label]
+    assert stop.label == "Stop" and stop.key == "train_stop"
+    stop.click().run()
+    assert job.stop.is_set()
+    [stop] = [b for b in at.button if "Stop" in b.label]  # the same button, now saying what happens
+    assert stop.label == "Stopping after this batch…" and stop.key == "train_stop" and stop.disabled
+    charts = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+    assert [c["layout"].get("title", {}).get("text") for c in charts] == [None, None]  # none under the toolbar
+    assert "**Loss** (running mean over the epoch)" in _texts(at.markdown)
+    assert "**Accuracy** per epoch" in _texts(at.markdown)
+    colours = [{t["name"]: t["line"]["color"] for t in c["data"]} for c in charts]
+    assert colours[0]["training (batches)"] == colours[1]["training"]
+    assert colours[0]["validation"] == colours[1]["validation"] != colours[1]["training"]
+
+
+def test_a_poor_run_is_offered_for_predict_with_a_caveat(app_env: Path, tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    _fake_run(monkeypatch, "done", 1 / 9, tmp_path)
+    at = _app("train")
+    assert any(b.label == "Use this model on the Predict page" for b in at.button)
+    assert _texts(at.warning) == ["This model is right on only 11% of the test split after 2 epochs: most of its "
+                                  "verdicts will be wrong. Train for more epochs before relying on it."]
+    _fake_run(monkeypatch, "done", 8 / 9, tmp_path)
+    assert not _app("train").warning
+
+
 def test_hosted_mode_has_no_paths_and_no_training(app_env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("GLITCHNET_HOSTED", "1")
     at = _app()
     assert not at.sidebar.text_input and not at.sidebar.radio
-    with pytest.raises(ValueError, match="Could not find a navigation page"):  # Train is not in the navigation
-        at.switch_page("pages/train.py")
+    at.switch_page("pages/train.py").run()  # out of the navigation, but a link to /train still says why
+    assert not at.exception and _texts(at.title) == ["Train GlitchNet"] and not at.get("form")
+    assert at.info[0].value.startswith("Training is switched off on this public server")
     at.switch_page("pages/predict.py").run()
     assert not at.exception and _texts(at.title) == ["Classify a glitch"]
+
+
+def test_my_training_run_in_a_tab_without_one_says_so(app_env: Path) -> None:
+    at = _app("predict")
+    at.sidebar.radio(key="model_source").set_value("My training run").run()
+    assert not at.exception
+    said = "No training run in this browser tab yet: start one on the Train page (each tab has its own runs), or " \
+           "pick another model."
+    assert _texts(at.sidebar.warning) == [said] and at.main.warning[0].value == said
 
 
 def test_unusable_dataset_folder_is_reported_in_the_sidebar(app_env: Path, tmp_path: Path) -> None:

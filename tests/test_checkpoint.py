@@ -58,7 +58,7 @@ def test_description_is_the_checkpoint_without_its_weights(tmp_path):
     assert described == dataclasses.replace(load_checkpoint(path), state_dict={})
     shipped = read_description(DEFAULT_MODEL)
     assert shipped == dataclasses.replace(load_checkpoint(DEFAULT_MODEL), state_dict={})
-    assert shipped.quality()[0][0] == "Real glitches (cross-validated)"
+    assert shipped.quality()[0][0] == "Real glitches from unseen sources"
 
 
 def test_description_needs_no_torch_and_refuses_what_load_refuses(tmp_path):
@@ -162,3 +162,24 @@ def test_figures_that_are_not_fractions_are_left_out(metrics):
 def test_a_figure_with_a_wrong_count_still_shows():
     rows = _ckpt(metrics={"validation": {"accuracy": 0.5, "n": "many"}}).quality()
     assert rows == [("Validation split", "50.0%", "? images: the validation split of its training data")]
+
+
+def _scores(correct: int, n: int) -> dict:
+    from glitchnet.evaluate import wilson_interval
+
+    return {"glitches": n, "correct": correct, "accuracy": correct / n, "wilson95": list(wilson_interval(correct, n))}
+
+
+def test_quality_leads_with_the_leave_source_out_figure_then_the_o3_time_blocks():
+    lso = {"sources": {"golden": _scores(42, 69), "o3-scattering": _scores(171, 504)}, "mean": 0.474,
+           "pooled": _scores(213, 573)}
+    o3 = {**_scores(700, 766), "recall": {"Fast_Scattering": {"correct": 250, "glitches": 262}}}
+    rows = _ckpt(metrics={"real_leave_source_out": lso, "real_o3_time_blocks": o3,
+                          "real_crossval": {"verified": _scores(106, 127)}}).quality()
+    assert [r[0] for r in rows] == ["Real glitches from unseen sources", "Real O3 glitches (time blocks held out)",
+                                    "Real glitches (cross-validated)"]
+    assert rows[0][1] == "47.4%" and "213 of 573" in rows[0][2] and "weakest source o3-scattering 34%" in rows[0][2]
+    assert rows[1][1] == "91.4%" and "Fast_Scattering 250 of 262" in rows[1][2]
+    # a damaged table is left out, never drawn as nan% or an error
+    broken = {**lso, "sources": {"golden": {**_scores(42, 69), "accuracy": float("nan")}}}
+    assert [r[0] for r in _ckpt(metrics={"real_leave_source_out": broken}).quality()] == []

@@ -196,3 +196,15 @@ def test_simulate_the_o3_set(tmp_path):
     folders = {p.name for p in (out / "train").iterdir()}
     assert folders == set(cs.GRAVITYSPY_O3.names)
     assert scan_dataset(out, view="all").class_set.name == "gravityspy-o3"
+
+
+def test_the_quiz_draws_only_glitches_the_model_can_name(tmp_path):
+    from glitchnet.glitches import random_glitch
+
+    root = make_kaggle(tmp_path / "d", classes=("Blip", "None_of_the_Above", "Koi_Fish"), durations=(1.0,),
+                       per_split={"train": 2})
+    manifest = scan_dataset(root).manifest
+    rng = np.random.default_rng(0)
+    drawn = {random_glitch(manifest, rng, classes=cs.GRAVITYSPY_O3.names)[0] for _ in range(30)}
+    assert drawn == {"Blip", "Koi_Fish"}
+    assert "None_of_the_Above" in {random_glitch(manifest, rng)[0] for _ in range(30)}

@@ -24,7 +24,7 @@ def test_predict_json_good_and_broken(tmp_path, random_checkpoint, capsys):
     rc = main(["predict", "--model", str(random_checkpoint), "--json", str(good), str(broken), str(empty),
                str(tmp_path / "missing.png")])
     rows = _json_lines(capsys.readouterr().out)
-    assert rc == 3 and len(rows) == 4
+    assert rc == 2 and len(rows) == 4  # bad input, as README and --help say; the good file is still answered
     ok = rows[0]
     assert ok["path"] == str(good) and ok["label"] in {c for c, _ in ok["top5"]}
     assert len(ok["top5"]) == 5 and 0.0 < ok["confidence"] <= 1.0
@@ -32,6 +32,31 @@ def test_predict_json_good_and_broken(tmp_path, random_checkpoint, capsys):
     assert sum(p for _, p in ok["top5"]) <= 1.0 + 1e-6
     assert [set(r) for r in rows[1:]] == [{"path", "error"}] * 3
     assert "not an image" in rows[1]["error"] and "empty" in rows[2]["error"] and "no such file" in rows[3]["error"]
+
+
+def test_exit_statuses_are_the_ones_the_help_names(tmp_path, random_checkpoint, capsys):
+    from glitchnet.cli import EXIT_BAD_INPUT, build_parser
+
+    good = tmp_path / "a.png"
+    synthetic_crop(0, 1).save(good)
+    for by_glitch in ([], ["--by-glitch"]):
+        assert main(["predict", "--model", str(random_checkpoint), *by_glitch, str(good),
+                     str(tmp_path / "missing.png")]) == EXIT_BAD_INPUT == 2
+        assert main(["predict", "--model", str(random_checkpoint), *by_glitch, str(good)]) == 0
+    capsys.readouterr()
+    assert main(["predict", "--help"]) == 0
+    assert "exit status 2 for bad input" in " ".join(capsys.readouterr().out.split())
+    simulate = next(a for a in build_parser()._subparsers._group_actions[0].choices["simulate"]._actions
+                    if "--out" in a.option_strings)
+    assert simulate.help  # every option of every command says what it is
+
+
+def test_simulate_draws_no_stray_progress_line(tmp_path, capsys):
+    assert main(["simulate", "--out", str(tmp_path / "sim"), "--per-class", "1", "--workers", "1"]) == 0
+    out, err = capsys.readouterr()
+    assert out == f"wrote {tmp_path / 'sim'}\n"
+    drawn = [line for line in err.replace("\r", "\n").splitlines() if line.strip()]
+    assert drawn and all("/22 " in line for line in drawn), drawn  # the total known from the first draw: no "0glitch"
 
 
 def test_predict_without_a_model_says_so(tmp_path, monkeypatch, capsys):

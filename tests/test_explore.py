@@ -93,3 +93,15 @@ def test_summary_and_relative_paths():
     got = explore.relative_paths(skipped, Path("/data/set"))
     assert got["path"].tolist() == ["train/Blip/x.png", "y.png"]
     assert skipped["path"].iloc[0] == "/data/set/train/Blip/x.png"
+
+
+def test_log_axes_tick_per_decade_only_over_decades_and_classes_get_colours_of_their_own():
+    from glitchnet.classes import CLASSES
+    from glitchnet.explore import class_colours, decade_ticks
+
+    assert decade_ticks([0.05, 3.0]) and decade_ticks([9.0, 150.0])  # 10 and 100 both in range
+    assert not decade_ticks([0.2, 0.9]) and not decade_ticks([15.0, 95.0]) and not decade_ticks([40.0, 400.0])
+    assert not decade_ticks([]) and not decade_ticks([0.0, -1.0])
+    colours = class_colours(CLASSES)
+    assert list(colours) == list(CLASSES) and len(set(colours.values())) == len(CLASSES)
+    assert all(len(c) == 7 and c.startswith("#") for c in colours.values())

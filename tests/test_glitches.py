@@ -244,7 +244,7 @@ def test_cli_predict_by_glitch_fuses_like_the_app(tmp_path, random_checkpoint, p
     (tmp_path / "broken.png").write_bytes(b"nope")
     rc = main(["predict", "--model", str(random_checkpoint), "--json", "--by-glitch", "--batch-size", "4",
                str(tmp_path)])
-    assert rc == 3  # a file could not be read
+    assert rc == 2  # a file could not be read: bad input
     out = {d["glitch"].rsplit("/", 1)[-1]: d for d in map(json.loads, capsys.readouterr().out.splitlines())}
     assert sorted(out) == ["H1_abcdefghij", "broken.png", "golden.gif"]
     four = out["H1_abcdefghij"]
@@ -300,3 +300,33 @@ def test_cli_predict_by_glitch_groups_gps_time_names(tmp_path, random_checkpoint
     out = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert [(d["glitch"].rsplit("/", 1)[-1], d["views"]) for d in out] == [("L1_1238507926.062500000", 4),
                                                                           ("L1_1238507931.500000000", 4)]
+
+
+def test_results_keep_every_batch_latest_first_and_tell_glitches_apart():
+    from glitchnet.glitches import KEPT_UNLABELLED, Glitch, Results, View
+
+    def glitch(key: str, fill: int) -> Glitch:
+        return Glitch(key=key, files=[key], views=[View(name=key, file=key, image=np.full((4, 4, 3), fill, np.uint8))])
+
+    results = Results()
+    results.add([glitch("a.png", 1), glitch("b.png", 2)], {"a.png": ("Blip", "the simulator made it as")})
+    results.add([glitch("a.png", 1), glitch("c.png", 3)])  # a.png again, the same image: one glitch, moved up
+    assert [g.key for g in results.glitches] == ["a.png", "c.png", "b.png"]
+    assert results.truth == {"a.png": ("Blip", "the simulator made it as")}
+    results.add([glitch("a.png", 9)])  # another image of the same name: a glitch of its own
+    assert [g.key for g in results.glitches] == ["a.png (2)", "a.png", "c.png", "b.png"]
+    results.add([glitch(f"{i}.png", i) for i in range(KEPT_UNLABELLED)], labelled={"b.png"})
+    assert len(results.glitches) == KEPT_UNLABELLED + 1 and results.glitches[-1].key == "b.png"  # labelled: kept
+    assert results.dropped == 3
+    results.clear()
+    assert not results.glitches and not results.truth and not results.dropped
+
+
+def test_glitch_chunks_keep_glitches_whole():
+    from glitchnet.glitches import glitch_chunks
+
+    names = [f"H1_{g}_spectrogram_{d}.png" for g in ("aaaaaaaaaa", "bbbbbbbbbb") for d in ("0.5", "1.0", "2.0")]
+    names.insert(1, "other.png")
+    assert list(glitch_chunks(names, 4)) == [[0, 2, 3, 1], [4, 5, 6]]  # 3 + 1 fit; the next 3 would not
+    assert list(glitch_chunks(names, 2)) == [[0, 2, 3], [1], [4, 5, 6]]  # a glitch over the size: a chunk alone
+    assert list(glitch_chunks(names, 10)) == [[0, 2, 3, 1, 4, 5, 6]] and not list(glitch_chunks([], 3))

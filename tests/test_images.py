@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 from conftest import synthetic_crop
-from PIL import Image
+from PIL import Image, ImageDraw
 
 from glitchnet.images import (
     ENERGY_MAX,
@@ -111,6 +111,41 @@ def test_screenshot_with_extra_margins_finds_the_plot(real):
     assert np.abs(a - b).mean() < 6  # the same spectrogram either way
 
 
+def _framed(view: Image.Image, kind: str) -> tuple[Image.Image, tuple[int, int]]:
+    """``view`` inside a dark frame, a window's chrome (title bar, coloured buttons) or letterboxing to 16:9; and
+    where the view lies in it."""
+    w, h = view.size
+    if kind == "dark frame":
+        canvas, at = Image.new("RGB", (w + 80, h + 80), (18, 18, 18)), (40, 40)
+    elif kind == "window chrome":
+        canvas, at = Image.new("RGB", (w + 4, h + 34), (60, 60, 60)), (2, 32)
+        draw = ImageDraw.Draw(canvas)
+        for i, colour in enumerate([(255, 95, 86), (255, 189, 46), (39, 201, 63)]):
+            draw.ellipse((8 + 20 * i, 8, 20 + 20 * i, 20), fill=colour)
+        draw.rectangle((90, 6, 300, 22), fill=(40, 40, 40))
+        draw.text((100, 8), "Gravity Spy - scan.png", fill=(220, 220, 220))
+    else:
+        width = round(h * 16 / 9)
+        canvas, at = Image.new("RGB", (width, h), (0, 0, 0)), ((width - w) // 2, 0)
+    canvas.paste(view, at)
+    return canvas, at
+
+
+@pytest.mark.parametrize("kind", ["dark frame", "window chrome", "letterbox"])
+def test_dark_borders_around_a_plot_area_are_cropped_like_light_margins(real, kind):
+    """A screenshot of a plot-area view inside dark borders gives the model the view, not the borders."""
+    view = plot_area(real / "golden" / "Scattered_Light" / "scatteredlight-2.gif", 2).resize(PLOT_SIZE)
+    canvas, (x, y) = _framed(view, kind)
+    left, top, right, bottom = find_plot_box(canvas)
+    # the view's own 1-px frame line (top, left) is grey too and may go with the border
+    assert 0 <= left - x <= 1 and 0 <= top - y <= 1 and (right, bottom) == (x + view.width, y + view.height)
+    a = canonical_uint8(canvas).astype(int)
+    b = canonical_uint8(view).astype(int)
+    assert np.abs(a - b).mean() < 3  # the same spectrogram either way
+    figure, (x, y) = _framed(open_image(real / "scratchy-fixtures" / "H1_0BydFQWn2G_spectrogram_1.0.png"), kind)
+    assert np.abs(find_plot_box(figure) - np.array([x, y, x, y]) - (100, 60, 669, 539)).max() <= 1  # full figure
+
+
 def test_bad_inputs_give_one_line_errors(tmp_path):
     cases = {
         "empty": b"",
@@ -175,3 +210,20 @@ def test_preprocess_is_one_image_of_to_model_input():
     from glitchnet.images import to_model_input
 
     assert torch.equal(preprocess(synthetic_crop(2, 3)), to_model_input(canonical_uint8(synthetic_crop(2, 3))[None])[0])
+
+
+def test_a_faint_jpeg_crop_is_not_mistaken_for_a_framed_one():
+    """JPEG greys part of a faint spectrogram's dark rows; that is not a frame, and nothing is cut off."""
+    import io
+
+    from PIL import Image
+
+    from glitchnet.images import energy_to_rgb, find_plot_box
+
+    rng = np.random.default_rng(0)
+    energy = rng.exponential(1.0, (224, 224)).astype(np.float32)
+    energy[100:110, 50:170] = 22.0
+    big = Image.fromarray(energy_to_rgb(energy)).resize((427, 359), Image.Resampling.BILINEAR)
+    buf = io.BytesIO()
+    big.save(buf, format="JPEG", quality=77)
+    assert find_plot_box(Image.open(io.BytesIO(buf.getvalue())).convert("RGB")) == (0, 0, 427, 359)

@@ -38,8 +38,11 @@ def test_a_run_trains_then_scores_the_checkpoint(tiny, tmp_path):
     assert [h["epoch"] for h in view.history] == [1]
     assert view.latest is not None and view.latest.kind == "done"
     assert view.batch_losses and all(0.0 < epoch <= 1.0 for epoch, _ in view.batch_losses)
-    # the opening "scanning" status is not kept as a note once the run has moved on; the result is
-    assert view.messages == [f"best validation accuracy {view.history[0]['val_accuracy']:.3f}; saved {view.checkpoint}"]
+    # the opening "scanning" status is not kept as a note once the run has moved on; the class set the data were
+    # read with is, and the result
+    chosen = "classes: Gravity Spy O1/O2, 22 classes (gravityspy-o1o2), which covers every class folder"
+    assert view.messages == [chosen,
+                             f"best validation accuracy {view.history[0]['val_accuracy']:.3f}; saved {view.checkpoint}"]
     assert view.evaluation is not None and view.evaluation.metrics["n"] == 3  # the test split: 3 classes x 1 glitch
     assert view.elapsed_s > 0
 

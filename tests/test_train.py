@@ -182,7 +182,7 @@ def test_evaluate_gives_the_cross_entropy_and_metrics_of_the_logits(tiny):
     data = load_data(_config(tiny, "unused.pt"), lambda e: None)
     torch.manual_seed(0)
     model = GlitchNet(width=8).to(memory_format=torch.channels_last).eval()
-    loss, metrics = evaluate(model, data.x_val, data.y_val, torch.device("cpu"))
+    loss, metrics = evaluate(model, data.x_val, data.y_val, torch.device("cpu"), data.classes)
     logits = predict_logits(model, data.x_val)
     log_p = log_softmax(logits.astype(np.float64), axis=1)
     assert loss == pytest.approx(-log_p[np.arange(len(data.y_val)), data.y_val].mean(), rel=1e-5)
@@ -238,7 +238,7 @@ def test_save_epoch_keeps_the_best_checkpoint_and_always_the_resumable_state(tmp
     from glitchnet.train import RunState, build_training, save_epoch
 
     config = _config("d", tmp_path / "m.pt", epochs=2, width=8)
-    model, optimizer, scheduler, _ = build_training(config, torch.device("cpu"))
+    model, optimizer, scheduler, _ = build_training(config, torch.device("cpu"), 22)
     run = RunState()
     for epoch, val_acc in ((1, 0.5), (2, 0.25)):
         run.history.append({"epoch": epoch, "val_accuracy": val_acc})

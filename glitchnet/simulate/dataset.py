@@ -23,6 +23,7 @@ from ..omega.render import omega_views
 from ..workers import process_pool
 from .glitches import MODEL_BY_LABEL, Canvas
 from .noise import SEGMENT_S, colour, whiten
+from .realnoise import RealNoise
 
 V1D1_COUNTS: dict[str, int] = {
     "Blip": 1821, "Koi_Fish": 706, "Low_Frequency_Burst": 621, "Light_Modulation": 512, "Power_Line": 449,
@@ -58,7 +59,7 @@ METADATA_COLUMNS = ("gravityspy_id", "ifo", "label", "sample_type", "peak_freque
 GPS_RANGE_S = (1126400000.0, 1187700000.0)
 """O1 start to O2 end, GPS s: simulated event times are drawn from it."""
 
-DEFAULT_VERSION = "default-sim-v4-seed0"
+DEFAULT_VERSION = "default-sim-v5-seed0"
 """Folder name of the embedded default dataset (bump when the simulator's output changes)."""
 
 DEFAULT_PER_CLASS = 12
@@ -119,8 +120,10 @@ def glitch_metadata(label: str, seed: int, ifo: str | None = None) -> dict:
     return _draw_glitch(label, seed, ifo)[1]
 
 
-def simulate_strain(label: str, seed: int, ifo: str | None = None) -> tuple[np.ndarray, dict]:
-    """The strain block behind :func:`simulate_glitch`: coloured Gaussian noise plus the glitch.
+def simulate_strain(label: str, seed: int, ifo: str | None = None,
+                    noise: RealNoise | None = None) -> tuple[np.ndarray, dict]:
+    """The strain block behind :func:`simulate_glitch`: coloured Gaussian noise (or a glitch-free block of real
+    whitened noise, ``noise``) plus the glitch.
 
     Parameters
     ----------
@@ -130,6 +133,8 @@ def simulate_strain(label: str, seed: int, ifo: str | None = None) -> tuple[np.n
         Random seed; the same (label, seed, ifo) gives the same series.
     ifo : str, optional
         ``"H1"`` or ``"L1"``; drawn from the class's detector mix when omitted.
+    noise : RealNoise, optional
+        Real whitened noise to draw the background from (``realnoise.real_noise``); the metadata row then names it.
 
     Returns
     -------
@@ -138,11 +143,17 @@ def simulate_strain(label: str, seed: int, ifo: str | None = None) -> tuple[np.n
         metadata row.
     """
     waveform, row = _draw_glitch(label, seed, ifo)
-    noise = np.random.default_rng(np.random.SeedSequence(seed).spawn(2)[1]).standard_normal(waveform.size)
-    return colour(noise + waveform, SAMPLE_RATE_HZ, row["ifo"]), row
+    rng = np.random.default_rng(np.random.SeedSequence(seed).spawn(2)[1])
+    if noise is None:
+        background = rng.standard_normal(waveform.size)
+    else:
+        background = noise.block(rng, waveform.size)
+        row = {**row, "noise": noise.source}
+    return colour(background + waveform, SAMPLE_RATE_HZ, row["ifo"]), row
 
 
-def simulate_glitch(label: str, seed: int, ifo: str | None = None) -> tuple[dict[float, Image.Image], dict]:
+def simulate_glitch(label: str, seed: int, ifo: str | None = None,
+                    noise: RealNoise | None = None) -> tuple[dict[float, Image.Image], dict]:
     """Simulate one glitch and make its four Gravity Spy views.
 
     Strain (noise + glitch) is whitened with the model ASD, Q-transformed with Gravity Spy's settings (Q 4-64,
@@ -163,13 +174,14 @@ def simulate_glitch(label: str, seed: int, ifo: str | None = None) -> tuple[dict
     tuple of (dict of float to PIL.Image.Image, dict)
         The RGBA views keyed by duration (0.5, 1.0, 2.0, 4.0 s) and the metadata row (see :func:`glitch_metadata`).
     """
-    views, row = _glitch_rgba(label, seed, ifo)
+    views, row = _glitch_rgba(label, seed, ifo, noise)
     return {d: Image.fromarray(a, "RGBA") for d, a in views.items()}, row
 
 
-def _glitch_rgba(label: str, seed: int, ifo: str | None) -> tuple[dict[float, np.ndarray], dict]:
+def _glitch_rgba(label: str, seed: int, ifo: str | None,
+                 noise: RealNoise | None = None) -> tuple[dict[float, np.ndarray], dict]:
     """:func:`simulate_glitch` with the views as RGBA arrays (what the dataset writer encodes)."""
-    strain, row = simulate_strain(label, seed, ifo)
+    strain, row = simulate_strain(label, seed, ifo, noise)
     fseries = whiten(strain, SAMPLE_RATE_HZ, row["ifo"])
     return omega_views(fseries, SEGMENT_S, SAMPLE_RATE_HZ, SEGMENT_S / 2, norm="noise"), row
 
@@ -264,13 +276,23 @@ def _paths(root: Path, job: _Job, ifo: str) -> dict[float, Path]:
     return {d: folder / f"{ifo}_{job.gravityspy_id}_spectrogram_{d:.1f}.png" for d in DURATIONS_S}
 
 
-def _run_job(root: str, job: _Job) -> dict:
+_WORKER_NOISE: RealNoise | None = None
+"""The real background of the dataset being made, set once in each pool worker (``_set_noise``)."""
+
+
+def _set_noise(noise: RealNoise | None) -> None:
+    global _WORKER_NOISE
+    _WORKER_NOISE = noise
+
+
+def _run_job(root: str, job: _Job, noise: RealNoise | None = None) -> dict:
     """Make (or, when its four PNGs exist, just describe) one glitch; returns its metadata row."""
+    noise = noise if noise is not None else _WORKER_NOISE
     paths = _paths(Path(root), job, _start(job.label, job.seed, None)[1])
     if all(p.is_file() for p in paths.values()):
         row = glitch_metadata(job.label, job.seed)
     else:
-        views, row = _glitch_rgba(job.label, job.seed, None)
+        views, row = _glitch_rgba(job.label, job.seed, None, noise)
         for d, path in paths.items():
             path.parent.mkdir(parents=True, exist_ok=True)
             write_bytes_atomic(path, encode_png(views[d]))
@@ -287,7 +309,8 @@ def _write_metadata(root: Path, rows: Iterable[dict]) -> None:
 
 def simulate_dataset(out_dir: str | os.PathLike, n_glitches: int | None = None, per_class: int | None = None,
                      seed: int = 0, balanced: bool = False, workers: int | None = None,
-                     progress: Callable[[int, int], None] | None = None, classes: str = DEFAULT_CLASS_SET) -> Path:
+                     progress: Callable[[int, int], None] | None = None, classes: str = DEFAULT_CLASS_SET,
+                     noise: RealNoise | None = None) -> Path:
     """Write a simulated Gravity Spy dataset in Kaggle's layout; resumable and deterministic for a seed.
 
     Layout: ``train/``, ``validation/``, ``test/`` each holding ``<Class>/{ifo}_{id}_spectrogram_{dur}.png`` for
@@ -314,6 +337,9 @@ def simulate_dataset(out_dir: str | os.PathLike, n_glitches: int | None = None, 
         Called as ``progress(done, total)`` as glitches finish (and once with ``(0, total)`` at the start).
     classes : str
         The class set to simulate: ``gravityspy-o1o2`` (22 classes) or ``gravityspy-o3`` (23).
+    noise : RealNoise, optional
+        Real whitened noise for the backgrounds (``realnoise.real_noise``) instead of coloured Gaussian noise. Use a
+        fresh folder: glitches already on disk are kept as they are.
 
     Returns
     -------
@@ -322,7 +348,7 @@ def simulate_dataset(out_dir: str | os.PathLike, n_glitches: int | None = None, 
     """
     counts = class_counts(n_glitches, per_class, balanced, classes)  # bad counts are refused before anything is written
     root = check_writable_folder(out_dir, "dataset folder")
-    _mark_simulated(root)
+    _mark_simulated(root, noise)
     for stale in root.glob("*/*/.*.tmp"):  # half-written PNGs of an interrupted run
         stale.unlink(missing_ok=True)
     jobs = _plan(counts, seed)
@@ -333,12 +359,12 @@ def simulate_dataset(out_dir: str | os.PathLike, n_glitches: int | None = None, 
     rows: list[dict | None] = [None] * total
     if workers == 1:
         for done, job in enumerate(jobs, 1):
-            rows[job.index] = _run_job(str(root), job)
+            rows[job.index] = _run_job(str(root), job, noise)
             if progress is not None:
                 progress(done, total)
     else:
         chunk = max(1, min(16, total // (workers * 8)))
-        with process_pool(workers) as pool:
+        with process_pool(workers, _set_noise, (noise,)) as pool:
             results = pool.map(_run_job, [str(root)] * total, jobs, chunksize=chunk)
             for done, (job, row) in enumerate(zip(jobs, results, strict=True), 1):
                 rows[job.index] = row
@@ -348,13 +374,15 @@ def simulate_dataset(out_dir: str | os.PathLike, n_glitches: int | None = None, 
     return root
 
 
-def _mark_simulated(root: Path) -> None:
+def _mark_simulated(root: Path, noise: RealNoise | None = None) -> None:
     from ..data import SIMULATED_MARKER  # here: the reader's module imports pandas, which simulating does not need
 
     marker = root / SIMULATED_MARKER
     if not marker.is_file():
+        background = (f"Background: glitch-free stretches of real strain ({noise.source}), whitened.\n"
+                      if noise is not None else "Background: coloured Gaussian noise (an O1/O2-like LIGO spectrum).\n")
         marker.write_text("Simulated by GlitchNet's Omega-scan simulator (glitchnet.simulate): not real detector "
-                          "data.\n", encoding="utf-8")
+                          "data.\n" + background, encoding="utf-8")
 
 
 def data_home() -> Path:

@@ -283,12 +283,41 @@ def _blip_like(c: Canvas, rng: np.random.Generator, d: Draw) -> None:
 
 
 def _koi_fish(c: Canvas, rng: np.random.Generator, d: Draw) -> None:
-    """A loud blip whose body sits in a burst of excess noise: ragged low-frequency fins and speckled scales."""
+    """A loud blip whose body sits in a burst of excess noise: ragged low-frequency fins and speckled scales (the
+    O1/O2 look); or, as at O3 Livingston (``o3_form``), a thin broadband spike standing on a fat bright base below
+    ~70 Hz, often beside faint low-frequency blobs: the scattering that ground motion kept up through O3."""
+    if d.dist["o3_form"](rng):
+        f = d.peak_frequency_hz
+        c.pulse(d.dist["time_jitter_s"](rng), f / d.extra["low_ratio"], f * d.extra["high_ratio"] * 2.0, d.snr,
+                _phase(rng), hi_order=0.8)
+        c.noise_burst(rng, d.dist["fin_jitter_s"](rng), d.dist["base_s"](rng), 16.0, d.dist["base_top_hz"](rng),
+                      d.snr * d.dist["base_fraction"](rng), flatness=1.2, tilt=-0.3)
+        if d.dist["scattering_beside"](rng):
+            _background_arches(c, rng, d.dist["beside_snr"](rng))
+        return
     _blip_like(c, rng, d)
     c.noise_burst(rng, d.dist["fin_jitter_s"](rng), d.extra["fin_s"], 18.0, d.extra["fin_top_hz"],
                   d.snr * d.extra["fin_fraction"], flatness=1.5, tilt=-0.5)
     c.noise_burst(rng, d.dist["fin_jitter_s"](rng), d.extra["fin_s"] * 0.7, 60.0, 600.0,
                   d.snr * d.extra["scale_fraction"], tilt=-1.0)
+
+
+def _background_arches(c: Canvas, rng: np.random.Generator, snr: float) -> None:
+    """Faint fast-scattering arches (20-35 Hz, every 0.2-0.35 s) over the view: the low-frequency blobs many O3
+    Livingston glitches sit beside."""
+    period = 1.0 / (2.0 * rng.uniform(1.4, 2.6))
+    for t_k in np.arange(-c.half_s + 0.3 + rng.uniform(0, period), c.half_s - 0.3, period):
+        if rng.random() < 0.4:  # many arches stay under the noise floor
+            continue
+        f_top, w = rng.uniform(20.0, 35.0), rng.uniform(0.15, 0.25)
+
+        def freq(t: np.ndarray, t_k: float = t_k, f_top: float = f_top, w: float = w) -> np.ndarray:
+            return f_top * np.cos(np.clip(np.pi * (t - t_k) / w, -np.pi / 2, np.pi / 2)) ** 0.5
+
+        def env(t: np.ndarray, t_k: float = t_k, w: float = w) -> np.ndarray:
+            return np.cos(np.clip(np.pi * (t - t_k) / w, -np.pi / 2, np.pi / 2)) ** 2
+
+        c.track(t_k - w / 2, t_k + w / 2, freq, env, snr * rng.uniform(0.6, 1.0), _phase(rng))
 
 
 def _repeating_blips(c: Canvas, rng: np.random.Generator, d: Draw) -> None:
@@ -451,8 +480,21 @@ def _scattered_light(c: Canvas, rng: np.random.Generator, d: Draw) -> None:
     """A slow (0.1-0.2 Hz) swing of a scattering surface: stacked arches a few seconds long, the top at the centre.
 
     Displacement in fringes ``A sin(2 pi f_m t)``, ``A`` set so the fastest fringe rate ``2 pi f_m A`` is
-    ``peak_frequency_hz``.
+    ``peak_frequency_hz``. As at O3 Livingston (``o3_form``): one swing 1-2.6 s long, seen as flat arches stacked
+    in harmonics (the n-th bounce at n times the fringe rate) between ~15 and 60 Hz, the fundamental often under the
+    noise floor: the fastest half of a swing (the fringe rate within 30% of its top), faded in and out.
     """
+    if d.dist["o3_form"](rng):
+        length = d.dist["swing_s"](rng)  # the part of the swing seen: its fastest half, so the arches are flat
+        start, stop = -length / 2, length / 2
+        i0, t = c.times(start, stop)
+        f_m = 1.0 / (4.0 * length)
+        top = d.dist["o3_fundamental_hz"](rng)
+        fringes = top / (2 * np.pi * f_m) * np.sin(2 * np.pi * f_m * t)
+        knobs = {**d.extra, "harmonics": d.dist["o3_harmonics"](rng), "harmonic_decay": d.dist["o3_decay"](rng)}
+        o3 = Draw(top, d.duration_s, d.bandwidth_hz, d.snr * d.dist["o3_loudness"](rng), knobs, d.dist)
+        _scattering(c, o3, start, stop, fringes, i0)
+        return
     start, stop = -c.half_s + 0.3, c.half_s - 0.3
     i0, t = c.times(start, stop)
     f_m = d.extra["motion_hz"]
@@ -787,7 +829,10 @@ MODELS: tuple[GlitchModel, ...] = (
                 "fins", 0.37, (45.0, 300.0), (0.8, 3.4), (320.0, 7900.0), (40.0, 250.0), _koi_fish,
                 {"low_ratio": (2.0, 5.0), "high_ratio": (2.0, 6.0), "tip_order": (0.8, 1.2), "fin_s": (0.1, 0.3),
                  "fin_top_hz": (60.0, 150.0), "fin_fraction": (0.2, 0.45), "scale_fraction": (0.1, 0.3)},
-                dists={"time_jitter_s": Normal(0.003), "fin_jitter_s": Normal(0.01)}),
+                dists={"time_jitter_s": Normal(0.003), "fin_jitter_s": Normal(0.01), "o3_form": Chance(0.5),
+                       "base_s": Uniform(0.04, 0.1), "base_top_hz": Uniform(50.0, 90.0),
+                       "base_fraction": Uniform(0.6, 1.2), "scattering_beside": Chance(0.5),
+                       "beside_snr": Uniform(5.0, 9.0)}),
     GlitchModel("Light_Modulation", "modulated light on the photodiodes (Hanford): thin broadband spikes, loud "
                 "low-frequency blobs at their base", 1.0, (12.0, 180.0), (0.1, 5.0), (340.0, 7500.0), (20.0, 100.0),
                 _light_modulation,
@@ -862,7 +907,9 @@ MODELS: tuple[GlitchModel, ...] = (
     GlitchModel("Scattered_Light", "light off a slowly swinging surface: fringe rate 2|v(t)|/lambda traces arches "
                 "below ~100 Hz", 0.82, (14.0, 42.0), (1.5, 6.7), (410.0, 7000.0), (8.0, 16.0), _scattered_light,
                 {"motion_hz": (0.12, 0.3), "harmonics": (1, 4), "harmonic_decay": (0.5, 0.9)},
-                dists={"motion_phase": Normal(0.15)}),
+                dists={"motion_phase": Normal(0.15), "o3_form": Chance(0.5), "swing_s": Uniform(1.0, 2.6),
+                       "o3_fundamental_hz": Uniform(9.0, 22.0), "o3_harmonics": Integers(2, 4),
+                       "o3_decay": Uniform(0.6, 0.95), "o3_loudness": Uniform(1.2, 2.5)}),
     GlitchModel("Scratchy", "a wiggly band of short mid-frequency wavelets at ~40-100 ms intervals, for seconds",
                 0.14, (80.0, 220.0), (2.0, 8.0), (90.0, 7800.0), (3.5, 6.5), _scratchy,
                 {"gap_s": (0.04, 0.1), "cycles": (0.5, 1.0)},
