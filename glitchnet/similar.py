@@ -478,8 +478,11 @@ def dataset_map(index: SimilarityIndex, seed: int = 0, max_glitches: int = MAP_M
             xy = None
     if xy is None:
         perplexity = float(min(30.0, (len(rows) - 1) / 3))
-        xy = TSNE(n_components=2, perplexity=perplexity, init="pca", random_state=seed).fit_transform(
-            index.glitch_vectors[rows]).astype(np.float32)
+        # One OpenMP thread: scikit-learn's own OpenMP runtime, started beside torch's in a server thread, aborted the
+        # process at exit ("terminate called without an active exception") in a test session that also ran the app.
+        with _blas().limit(limits=1, user_api="openmp"):
+            xy = TSNE(n_components=2, perplexity=perplexity, init="pca", random_state=seed).fit_transform(
+                index.glitch_vectors[rows]).astype(np.float32)
         folder.mkdir(parents=True, exist_ok=True)
         clean_stale_temps(cached)
         with atomic_path(cached) as tmp:
