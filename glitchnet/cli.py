@@ -1,4 +1,4 @@
-"""The ``glitchnet`` command: simulate, train, evaluate, predict, scan."""
+"""The ``glitchnet`` command: simulate, train, evaluate, predict, similar, scan."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from pathlib import Path
 
 from .architectures import ARCHITECTURE_NAMES, DEFAULT_ARCH
 from .classes import CLASS_SET_CHOICES, CLASS_SETS, DEFAULT_CLASS_SET, DURATIONS_S
-from .config import ALL_VIEWS, AUGMENTATION_MODES, DURATION_VIEWS, LR_SCALING, TrainConfig
+from .config import ALL_VIEWS, AUGMENTATION_MODES, DURATION_VIEWS, LR_SCALING, SIMILAR_K, SIMILAR_MAX_K, TrainConfig
 from .distributed import BACKENDS
 from .errors import GlitchNetError, first_line, one_line
 
@@ -295,6 +295,86 @@ def _predict_glitches(predictor, paths: list[str], args: argparse.Namespace) -> 
     return 0 if not failed else EXIT_BAD_INPUT
 
 
+def cmd_similar(args: argparse.Namespace) -> int:
+    """``similar``: the dataset's glitches nearest each query (image files, a dataset glitch's id or GPS time)."""
+    from .bulk import expand_inputs
+    from .data import scan_dataset
+    from .glitches import group_views
+    from .inference import Predictor
+    from .similar import (
+        SimilarityError,
+        build_index,
+        check_k,
+        event_times,
+        find_glitches,
+        glitch_table,
+        glitch_vector,
+    )
+
+    k = check_k(args.k)
+    _check_cache_dir(args.cache_dir)
+    files = [q for q in args.queries if Path(q).exists()]
+    scan = scan_dataset(args.data, view="all")
+    _, _, table = glitch_table(scan.manifest)
+    times = event_times(table, scan.metadata)
+    named: list[tuple[str, str]] = []  # (the query as given, a dataset glitch key)
+    for text in (q for q in args.queries if not Path(q).exists()):
+        keys = find_glitches(table, times, text)
+        if not keys:
+            raise SimilarityError(f"{text!r} is neither a file nor a glitch id or GPS time of {scan.root.name}")
+        named += [(text, key) for key in keys]
+    predictor = Predictor(args.model)  # a bad checkpoint fails before the long work
+    tqdm = _tqdm()
+    bars: dict[str, object] = {}
+
+    def progress(stage: str, done: int, total: int) -> None:
+        bar = bars.get(stage)
+        if bar is None:
+            bar = bars[stage] = tqdm(total=total, desc=f"{stage} {scan.root.name}", unit="img", leave=False,
+                                     disable=args.json, delay=1.0)
+        bar.total = total
+        bar.update(done - bar.n)
+
+    try:
+        index = build_index(scan, predictor.checkpoint, predictor.model, image_cache_dir=args.cache_dir,
+                            batch_size=args.batch_size, workers=args.workers or 0, progress=progress)
+    finally:
+        for bar in bars.values():
+            bar.close()
+    queries = []  # (query name, files, views, vector or error, excluded key)
+    for glitch in group_views([v for f in expand_inputs(files) for v in Predictor.decode(f, f)]):
+        if glitch.readable:
+            vector = glitch_vector(predictor.model, glitch)
+            queries.append((glitch.key, glitch.files, len(glitch.readable), vector, None))
+        else:
+            queries.append((glitch.key, glitch.files, 0, glitch.errors[0].error, None))
+    for text, key in named:
+        row = index.row_of(key)
+        queries.append((text if text == key else f"{text} ({key})", list(index.glitches["paths"][row]),
+                        int(index.glitches["views"][row]), index.glitch_vectors[row], key))
+    failed = 0
+    for name, query_files, n_views, vector, exclude in queries:
+        if isinstance(vector, str):
+            failed += 1
+            print(_dumps({"query": name, "files": query_files, "error": vector}) if args.json
+                  else f"{name}: error: {vector}", flush=True)
+            continue
+        found = index.search(vector, k, exclude=exclude)
+        rows = [{"rank": int(r.rank), "glitch": r.glitch, "label": r.label, "ifo": r.ifo,
+                 "gravityspy_id": r.gravityspy_id, "similarity": round(float(r.similarity), 6), "path": r.path,
+                 "paths": list(r.paths)} for r in found.itertuples()]
+        if args.json:
+            print(_dumps({"query": name, "files": query_files, "views": n_views, "dataset": index.dataset,
+                          "neighbours": rows}), flush=True)
+            continue
+        print(f"{name} ({n_views} view{'s' if n_views != 1 else ''}): the {len(rows)} most similar glitches in "
+              f"{index.dataset}", flush=True)
+        for r in rows:
+            print(f"  {r['rank']:3d}  {r['similarity']:.3f}  {r['label']:<22} {r['ifo'] or '-':<3} {r['path']}",
+                  flush=True)
+    return 0 if not failed else 3
+
+
 def cmd_simulate(args: argparse.Namespace) -> int:
     from .files import check_writable_folder
     from .simulate import class_counts, simulate_dataset
@@ -425,6 +505,23 @@ def build_parser() -> argparse.ArgumentParser:
                         "LOCAL_RANK; bfloat16) or auto")
     p.add_argument("--backend", choices=BACKENDS, default="auto", help="torch.distributed backend under torchrun")
     p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser("similar", help="the glitches of a dataset most similar to images, a glitch id or a GPS time",
+                       description="Embed every glitch of a dataset with a checkpoint (cached per checkpoint and "
+                                   "dataset) and print the glitches most similar to each query. Image files of one "
+                                   "glitch (same {ifo}_{id}, or a GIF's frames) are one query.")
+    p.add_argument("queries", nargs="+", metavar="FILE_OR_GLITCH_ID",
+                   help="image files or folders, a glitch id of the dataset (H1_<id> or the Gravity Spy id), or a "
+                        "GPS time of the dataset (its metadata CSV's event_time, or a GPS-time id)")
+    p.add_argument("--data", required=True, help="dataset root")
+    p.add_argument("--model", help="checkpoint (default: the shipped models/glitchnet.pt)")
+    p.add_argument("-k", type=int, default=SIMILAR_K, help=f"similar glitches per query, 1 to {SIMILAR_MAX_K}")
+    p.add_argument("--json", action="store_true", help="one JSON object per query, one per line")
+    p.add_argument("--batch-size", type=_positive, default=64, help="images per forward pass when indexing")
+    p.add_argument("--workers", type=_positive, help="processes decoding the dataset's images (default: one)")
+    p.add_argument("--cache-dir", help="decoded-image cache folder (default ~/.cache/glitchnet/tensors); the "
+                                       "index is kept in its embeddings/ folder")
+    p.set_defaults(func=cmd_similar)
 
     p = sub.add_parser("simulate", help="write a simulated Gravity Spy dataset (Kaggle layout)")
     p.add_argument("--out", required=True,

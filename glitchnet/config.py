@@ -34,6 +34,11 @@ LR_SCALING: tuple[str, ...] = ("linear", "sqrt", "none")
 """How the learning rate follows the global batch of a run on N ranks (``distributed.lr_scale``): N × ``lr``,
 √N × ``lr``, or ``lr``."""
 
+SIMILAR_K = 12
+"""Similar glitches shown per query by default (``glitchnet similar -k``, the Predict page's cards)."""
+SIMILAR_MAX_K = 200
+"""The most similar glitches one query may ask for (Gravity Spy's own similarity search offers 1 to 200)."""
+
 FIRST_RUN_EPOCHS = 2
 """The app's suggested epochs: a first run of about 90 s on the built-in dataset on two CPU cores (the command's
 default is ``TrainConfig.epochs``, for real datasets)."""

@@ -66,10 +66,14 @@ class GlitchNet(nn.Module):
         """The layer Grad-CAM should hook."""
         return self.layer2
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """The pooled features (N, ``width``) the classifier reads: what ``similar`` calls a view's embedding."""
         x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
         x = self.layer2(self.layer1(x))
-        return self.fc(torch.flatten(self.avgpool(x), 1))
+        return torch.flatten(self.avgpool(x), 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.features(x))
 
 
 def count_parameters(model: nn.Module) -> int:
@@ -94,11 +98,11 @@ class FrequencyGlitchNet(GlitchNet):
         self.conv1 = nn.Conv2d(4, width, kernel_size=7, stride=2, padding=3, bias=False)
         nn.init.kaiming_normal_(self.conv1.weight, mode="fan_out", nonlinearity="relu")
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def features(self, x: torch.Tensor) -> torch.Tensor:
         n, _, h, w = x.shape
         # +1 at the top row (2048 Hz) to -1 at the bottom (10 Hz), linear in log2 frequency like the image rows
         coord = torch.linspace(1.0, -1.0, h, device=x.device, dtype=x.dtype).view(1, 1, h, 1).expand(n, 1, h, w)
-        return super().forward(torch.cat([x, coord], dim=1).contiguous(memory_format=torch.channels_last))
+        return super().features(torch.cat([x, coord], dim=1).contiguous(memory_format=torch.channels_last))
 
     @staticmethod
     def state_from_glitchnet(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -135,11 +139,12 @@ def autocast(device: str | torch.device) -> torch.autocast:
 
 
 def forward_uint8(model: nn.Module, images_uint8: torch.Tensor | np.ndarray,
-                  device: str | torch.device | None = None) -> torch.Tensor:
+                  device: str | torch.device | None = None, features: bool = False) -> torch.Tensor:
     """The model's logits for canonical uint8 images (N, H, W, 3): ``images.to_model_input`` on ``device`` (default:
     where the model's weights are), run under ``autocast(device)``. Gradients flow unless the caller turns them off.
+    With ``features``, the pooled features before the classifier (``GlitchNet.features``) instead of the logits.
     """
     device = torch.device(device) if device is not None else next(model.parameters()).device
     x = to_model_input(images_uint8, device)
     with autocast(device):
-        return model(x)
+        return model.features(x) if features else model(x)

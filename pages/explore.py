@@ -6,6 +6,7 @@ import streamlit as st
 
 from glitchnet import explore
 from glitchnet.data import DatasetScan
+from pages import _similar
 from pages import _ui as ui
 
 GRID_SIZE = 12
@@ -123,6 +124,7 @@ def main() -> None:
     sample_grid(df)
     four_views(df)
     metadata_plots(found, df)
+    _similar.map_and_audit(found)
 
 
 ui.run_page(main)

@@ -32,6 +32,7 @@ from glitchnet.inference import Prediction, format_probability, overlay
 from glitchnet.jobs import one_line
 from glitchnet.serving import MAX_UPLOAD_MB, UPLOAD_TYPES, BudgetError, csv_bytes, oversized, plain
 from glitchnet.strain import StrainError
+from pages import _similar
 from pages import _ui as ui
 
 GLITCHES_PER_PAGE = 6
@@ -285,6 +286,7 @@ def card(glitch: Glitch, classes: list[str], volunteer: bool, opacity: float, la
                  f"The {n} views, with Grad-CAM for {label}")
         with st.expander(title, expanded=True):
             views(glitch, opacity, answered=True)
+        _similar.card_section(glitch)
 
 
 def summary(glitches: list[Glitch], volunteer: bool, labels: dict[str, str]) -> None:

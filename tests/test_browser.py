@@ -216,6 +216,11 @@ def _cards(page) -> list:
             for i in range(headers.count())]
 
 
+def _views(card):
+    """A card's own views, in its Grad-CAM panel (the similar glitches below them are thumbnails of others)."""
+    return card.locator('[data-testid="stExpander"]', has_text="Grad-CAM").locator('[data-testid="stImage"] img')
+
+
 def test_four_views_of_one_glitch_make_one_card_verdict_first(browser, server: Server, console: Console,
                                                               tmp_path: Path, real: Path) -> None:
     four_views = sorted((real / FOUR_VIEWS[0]).glob(FOUR_VIEWS[1]))
@@ -227,12 +232,12 @@ def test_four_views_of_one_glitch_make_one_card_verdict_first(browser, server: S
     page.get_by_text("H1_uQOcvAIECv · 4 views").wait_for(timeout=120_000)
     _cards(page)[0].locator("h3").first.wait_for(timeout=120_000)
     verdict_s = time.monotonic() - start
-    _cards(page)[0].locator('[data-testid="stImage"] img').nth(3).wait_for(timeout=120_000)
+    _views(_cards(page)[0]).nth(3).wait_for(timeout=120_000)
     card_s = time.monotonic() - start
     _drawn(page)
     cards = _cards(page)
     assert len(cards) == 1
-    verdict, views = cards[0].locator("h3").first, cards[0].locator('[data-testid="stImage"] img')
+    verdict, views = cards[0].locator("h3").first, _views(cards[0])
     assert views.count() == 4
     assert verdict.bounding_box()["y"] < min(views.nth(i).bounding_box()["y"] for i in range(4))  # the answer first
     if server.random_model:
@@ -263,6 +268,52 @@ def test_four_views_of_one_glitch_make_one_card_verdict_first(browser, server: S
     page.close()
 
 
+def test_a_similar_glitch_opens_from_a_predict_card_and_from_the_map(browser, server: Server, console: Console,
+                                                                    real: Path) -> None:
+    four_views = sorted((real / FOUR_VIEWS[0]).glob(FOUR_VIEWS[1]))
+    page = _open(browser, console, server.url, "Predict")
+    _uploader(page, "Upload spectrograms").set_input_files([str(p) for p in four_views])
+    page.get_by_text("H1_uQOcvAIECv · 4 views").wait_for(timeout=120_000)
+    similar = _cards(page)[0].locator('[data-testid="stExpander"]', has_text="Most similar glitches in ")
+    similar.get_by_role("button", name="Open").first.wait_for(timeout=180_000)  # the index, built in the background
+    _drawn(page)
+    similar = _cards(page)[0].locator('[data-testid="stExpander"]', has_text="Most similar glitches in ")
+    assert similar.locator('[data-testid="stImage"] img').count() == 8
+    captions = similar.locator('[data-testid="stImageCaption"]').all_inner_texts()
+    sims = [float(c.rsplit(" · ", 1)[1]) for c in captions]
+    assert len(sims) == 8 and sims == sorted(sims, reverse=True)
+    similar.get_by_role("button", name="Open").first.click()
+    dialog = page.get_by_role("dialog")
+    dialog.get_by_text("Gravity Spy label").wait_for(timeout=60_000)
+    _drawn(page)
+    assert dialog.locator('[data-testid="stImage"] img').count() >= 1
+    assert "Traceback" not in page.content()
+    page.close()
+
+    page = _open(browser, console, server.url, "Explore")
+    page.get_by_text("Map of the dataset and label audit", exact=True).click()
+    page.get_by_role("heading", name="Label audit").wait_for(timeout=180_000)
+    _drawn(page)
+    on_map = int(page.get_by_text(re.compile(r"placed by t-SNE")).inner_text().split()[0].replace(",", ""))
+    chart = page.locator('[data-testid="stPlotlyChart"]').last  # the map: the last chart above the audit
+    chart.scroll_into_view_if_needed()
+    box = chart.locator(".nsewdrag").first.bounding_box()  # plotly's plot area
+    page.mouse.move(box["x"] + 2, box["y"] + 2)
+    page.mouse.down()
+    for step in range(1, 21):  # a box over the whole plot area selects every glitch on the map
+        page.mouse.move(box["x"] + 2 + step * (box["width"] - 4) / 20, box["y"] + 2 + step * (box["height"] - 4) / 20)
+    page.mouse.up()
+    page.get_by_text(f"{on_map} glitch(es) selected", exact=True).wait_for(timeout=60_000)
+    _drawn(page)
+    # the first listed glitch of the selection (the page's first Open button; the sidebar's pickers are not buttons
+    # of the page's main part)
+    page.locator('[data-testid="stMain"] [data-testid="stButton"] button', has_text="Open").first.click()
+    page.get_by_role("dialog").get_by_text("Gravity Spy label").wait_for(timeout=60_000)
+    _drawn(page)
+    assert "Traceback" not in page.content()
+    page.close()
+
+
 def test_a_file_over_the_limit_is_named_beside_the_one_classified(browser, server: Server, console: Console,
                                                                   tmp_path: Path, real: Path) -> None:
     from glitchnet.serving import MAX_UPLOAD_MB
@@ -287,10 +338,10 @@ def test_a_strain_file_makes_one_glitch_card(browser, server: Server, console: C
     gps.fill(STRAIN_GPS)
     gps.press("Enter")
     page.get_by_text(re.compile(r" · 4 views$")).wait_for(timeout=180_000)
-    _cards(page)[0].locator('[data-testid="stImage"] img').nth(3).wait_for(timeout=120_000)
+    _views(_cards(page)[0]).nth(3).wait_for(timeout=120_000)
     _drawn(page)
     cards = _cards(page)
-    assert len(cards) == 1 and cards[0].locator('[data-testid="stImage"] img').count() == 4
+    assert len(cards) == 1 and _views(cards[0]).count() == 4
     assert "Traceback" not in page.content()
     page.close()
 
