@@ -372,7 +372,7 @@ def cmd_similar(args: argparse.Namespace) -> int:
         for r in rows:
             print(f"  {r['rank']:3d}  {r['similarity']:.3f}  {r['label']:<22} {r['ifo'] or '-':<3} {r['path']}",
                   flush=True)
-    return 0 if not failed else 3
+    return 0 if not failed else EXIT_BAD_INPUT
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:

@@ -213,7 +213,7 @@ def test_similar_command_answers_files_ids_and_gps_times(simulated, tmp_path, ca
                                            "paths"}
     notes = tmp_path / "notes.png"
     notes.write_bytes(b"not an image")
-    assert main(["similar", "--data", str(simulated), "-k", "2", views[0], str(notes)]) == 3  # as predict: 3
+    assert main(["similar", "--data", str(simulated), "-k", "2", views[0], str(notes)]) == 2  # as predict: bad input
     out = capsys.readouterr().out.splitlines()
     assert out[0].startswith(f"{key} (1 view): the 2 most similar glitches in {simulated.name}")
     assert "Koi_Fish" in out[1] and out[3].startswith(f"{notes}: error: ")
