@@ -92,10 +92,14 @@ class Checkpoint:
         if pooled and mean is not None and sources and all(sources.values()):
             acc, lo, hi, correct, glitches = pooled
             worst = min(sources.items(), key=lambda kv: kv[1][0])
-            out.append(("Real glitches from unseen sources", f"{mean:.1%}",
-                        f"mean over {len(sources)} real sources, each scored by a model trained without it "
-                        f"(leave-source-out); {correct} of {glitches} glitches in all, 95% interval "
-                        f"{lo:.0%}–{hi:.0%}; weakest source {worst[0]} {worst[1][0]:.0%}"))
+            if len(sources) == 1:
+                where = (f"{correct} of {glitches} real glitches of {worst[0]}, scored by a model trained without "
+                         f"that source (leave-source-out); 95% interval {lo:.0%}–{hi:.0%}")
+            else:
+                where = (f"mean over {len(sources)} real sources, each scored by a model trained without it "
+                         f"(leave-source-out); {correct} of {glitches} glitches in all, 95% interval "
+                         f"{lo:.0%}–{hi:.0%}; weakest source {worst[0]} {worst[1][0]:.0%}")
+            out.append(("Real glitches from unseen sources", f"{mean:.1%}", where))
         o3 = _table(self.metrics.get("real_o3_time_blocks"))
         if _figure(o3):
             acc, lo, hi, correct, glitches = _figure(o3)

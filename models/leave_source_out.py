@@ -74,7 +74,9 @@ def lever_table(results: dict) -> str:
     for set_name, entry in results.items():
         rows = dict(entry.get("levers", {}))
         if entry.get("sources"):
-            rows["recipe (leave-source-out fine-tunes)"] = {"sources": entry["sources"], "trained_on": []}
+            chosen = entry.get("chosen_interpolate", 1.0)
+            name = "**the recipe**: fine-tune" + (f", interpolate {chosen:g} (WiSE-FT)" if chosen != 1.0 else "")
+            rows[name] = {"sources": entry["sources"], "trained_on": []}
         sources = list(SOURCE_GROUPS)
         lines += [f"\n{set_name}:", "| lever | " + " | ".join(sources) + " | mean of sources |",
                   "|---" * (len(sources) + 2) + "|"]
@@ -200,7 +202,7 @@ def main() -> int:
     for alpha in alphas:
         v = variants[alpha]
         if alpha != best and v["sources"]:
-            levers[f"fine-tune, interpolate {alpha:g} (WiSE-FT)"] = {
+            levers["fine-tune" + (f", interpolate {alpha:g} (WiSE-FT)" if alpha != 1.0 else " as it is")] = {
                 "trained_on": [], "sources": {k: {key: x for key, x in s.items() if key != "rows"}
                                               for k, s in v["sources"].items()}}
     chosen = variants[best]
