@@ -363,6 +363,7 @@ def test_the_o3_model_from_the_sidebar_with_its_field_guide_and_a_prediction(bro
     page.locator('[data-testid="stSidebarNav"]').get_by_text("Predict", exact=True).click()
     crown = sorted((real / "o3-scattering" / "Fast_Scattering").glob("*.png"))[0]
     _uploader(page, "Upload spectrograms").set_input_files(str(crown))
+    page.get_by_text(re.compile(r" · 1 view$")).first.wait_for(timeout=120_000)
     _cards(page)[0].locator("h3").first.wait_for(timeout=120_000)
     _drawn(page)
     assert _cards(page)[0].locator("h3").first.inner_text().startswith("Fast Scattering")
