@@ -196,13 +196,13 @@ def test_start_or_resume_restores_the_run_state(tiny, tmp_path):
 
     config = _config(tiny, tmp_path / "r.pt", epochs=2)
     device = torch.device("cpu")
-    model, optimizer, scheduler, _ = build_training(config, device)
+    model, optimizer, scheduler, _ = build_training(config, device, 22)
     assert start_or_resume(config, model, optimizer, scheduler, lambda e: None).start_epoch == 1  # nothing to resume
     train(_config(tiny, tmp_path / "r.pt", epochs=1))
     last = load_checkpoint(last_checkpoint_path(tmp_path / "r.pt"))
     events = []
     resumed = dataclasses.replace(config, resume=True)
-    model, optimizer, scheduler, _ = build_training(resumed, device)
+    model, optimizer, scheduler, _ = build_training(resumed, device, 22)
     run = start_or_resume(resumed, model, optimizer, scheduler, events.append)
     assert run.start_epoch == 2 and [h["epoch"] for h in run.history] == [1]
     assert run.best_val == last.training_state["best_val_accuracy"]
