@@ -492,13 +492,16 @@ def test_a_bad_dataset_on_one_rank_ends_both_with_one_clear_line(tiny_train, tmp
         assert not (tmp_path / "m.pt").exists()
 
 
-def _global_batchnorm_rank(rank: int, store: str, x, result: dict) -> None:
+def _global_batchnorm_rank(rank: int, store: str, x, folder: str) -> None:
+    import datetime
+
     import torch
     import torch.distributed as dist
 
     from glitchnet.syncbn import GlobalBatchNorm2d
 
-    dist.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=2)
+    dist.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=2,
+                            timeout=datetime.timedelta(seconds=120))
     try:
         layer = GlobalBatchNorm2d(3, momentum=0.3)
         with torch.no_grad():
@@ -507,22 +510,31 @@ def _global_batchnorm_rank(rank: int, store: str, x, result: dict) -> None:
         half = x[rank * 4:(rank + 1) * 4].clone().requires_grad_(True)
         out = layer(half)
         (out * torch.arange(out.numel()).reshape(out.shape).sin()).sum().backward()
-        result[rank] = (out.detach(), half.grad, layer.weight.grad, layer.running_mean, layer.running_var)
+        # each rank writes its own file: no Manager process, which a fork from this (many-threaded) test process
+        # could leave deadlocked
+        torch.save((out.detach(), half.grad, layer.weight.grad, layer.running_mean, layer.running_var),
+                   Path(folder) / f"rank{rank}.pt")
     finally:
         dist.destroy_process_group()
 
 
 @pytest.mark.slow
 def test_global_batchnorm_on_two_ranks_matches_torch_batchnorm_on_the_whole_batch(tmp_path):
+    import time
+
     import torch
     import torch.multiprocessing as mp
 
     torch.manual_seed(0)
     x = torch.randn(8, 3, 5, 6) * 3 + 7  # a large mean: the one-pass variance must not cancel
-    with mp.Manager() as manager:
-        result = manager.dict()
-        mp.spawn(_global_batchnorm_rank, args=(str(tmp_path / "store"), x, result), nprocs=2)
-        result = dict(result)
+    context = mp.spawn(_global_batchnorm_rank, args=(str(tmp_path / "store"), x, str(tmp_path)), nprocs=2, join=False)
+    deadline = time.monotonic() + 300
+    while not context.join(timeout=5):
+        if time.monotonic() > deadline:
+            for process in context.processes:
+                process.kill()
+            pytest.fail("the two ranks did not finish within 300 s")
+    result = {rank: torch.load(tmp_path / f"rank{rank}.pt") for rank in (0, 1)}
     ref = torch.nn.BatchNorm2d(3, momentum=0.3)
     with torch.no_grad():
         ref.weight.copy_(torch.tensor([1.0, 2.0, -0.5]))
