@@ -411,6 +411,19 @@ def cmd_scan(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    from .checkpoint import CheckpointError
+    from .export import export
+    from .shipped import default_model_path
+
+    model = Path(args.model) if args.model else default_model_path()
+    if not model.is_file():
+        raise CheckpointError(f"no checkpoint at {model}")
+    out = export(model, args.out)
+    print(f"wrote {out} and {out.name}.json (ONNX Runtime serving engine; checked against torch)")
+    return 0
+
+
 def _default_data() -> Path:
     from .simulate import default_dataset
 
@@ -522,6 +535,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cache-dir", help="decoded-image cache folder (default ~/.cache/glitchnet/tensors); the "
                                        "index is kept in its embeddings/ folder")
     p.set_defaults(func=cmd_similar)
+
+    p = sub.add_parser("export", help="export a checkpoint to ONNX for the torch-free serving engine",
+                       description="Write M.onnx (logits, Grad-CAM maps and embedding) and M.onnx.json (classes, "
+                                   "temperature, description) beside the checkpoint, checked against torch. A hosted "
+                                   "app (GLITCHNET_HOSTED=1) serves with them, without importing torch.")
+    p.add_argument("--model", help="checkpoint (default: the shipped models/glitchnet.pt)")
+    p.add_argument("--out", help="the .onnx file to write (default: beside the checkpoint, M.onnx)")
+    p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("simulate", help="write a simulated Gravity Spy dataset (Kaggle layout)")
     p.add_argument("--out", required=True,

@@ -14,6 +14,7 @@ import torch
 from .checkpoint import load_checkpoint
 from .data import load_split, scan_dataset
 from .model import forward_uint8
+from .scores import fuse_log_probabilities, softmax  # noqa: F401  (re-exported: written once, without torch)
 
 
 @torch.no_grad()
@@ -74,21 +75,6 @@ def present_classes(metrics: dict[str, Any]) -> tuple[list[str], list[list[int]]
     matrix = [[confusion[i][j] for j in present] for i in present]
     table = pd.DataFrame(metrics["per_class"]).T.loc[names].reset_index(names="class")
     return names, matrix, table
-
-
-def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
-    z = np.asarray(logits, dtype=np.float64) / temperature
-    z = z - z.max(-1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(-1, keepdims=True)
-
-
-def fuse_log_probabilities(probs: np.ndarray) -> np.ndarray:
-    """One glitch's class probabilities from its views' (V, C): the normalized geometric mean (a product of experts,
-    the average of log-probabilities). Every path that fuses views (prediction, evaluation, the app) calls this."""
-    logp = np.log(np.clip(np.asarray(probs, dtype=np.float64), 1e-12, 1.0)).mean(0)
-    fused = np.exp(logp - logp.max())
-    return fused / fused.sum()
 
 
 def fuse_by_glitch(probs: np.ndarray, glitch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

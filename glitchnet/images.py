@@ -443,6 +443,19 @@ def normalize(batch_uint8: torch.Tensor | np.ndarray) -> torch.Tensor:
     return (t - mean) / std
 
 
+def normalize_array(batch_uint8: np.ndarray) -> np.ndarray:
+    """``normalize`` in numpy, for a forward pass without torch (``glitchnet.engine``'s ONNX Runtime input): uint8
+    images (N, H, W, 3) -> float32 (N, 3, H, W), C-contiguous, ``MEAN``/``STD``-normalized with the same float32
+    operations, so it equals ``to_model_input`` bit for bit (a test checks it)."""
+    a = np.asarray(batch_uint8)
+    if a.ndim != 4 or a.shape[-1] != 3:
+        raise ValueError(f"expected a batch of RGB images (N, H, W, 3), not shape {a.shape}")
+    x = a.astype(np.float32).transpose(0, 3, 1, 2) / np.float32(255.0)
+    mean = np.asarray(MEAN, dtype=np.float32).reshape(3, 1, 1)
+    std = np.asarray(STD, dtype=np.float32).reshape(3, 1, 1)
+    return np.ascontiguousarray((x - mean) / std)
+
+
 def to_model_input(batch_uint8: torch.Tensor | np.ndarray, device: str | torch.device = "cpu") -> torch.Tensor:
     """Canonical uint8 images (N, H, W, 3), numpy or torch -> the model's input: float (N, 3, H, W) on ``device``,
     ``normalize``d, in channels_last memory (what the model's weights use; faster with oneDNN and cuDNN alike).

@@ -20,10 +20,10 @@ import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
-import torch
 
 from .checkpoint import Checkpoint
 from .config import SIMILAR_K, SIMILAR_MAX_K
@@ -31,7 +31,6 @@ from .data import DatasetScan, cache_key, default_cache_dir, load_cached
 from .errors import GlitchNetError, one_line
 from .files import atomic_path, clean_stale_temps, write_text_atomic
 from .glitches import Glitch, glitch_key
-from .model import forward_uint8
 
 LOG = logging.getLogger("glitchnet.similar")
 
@@ -88,15 +87,15 @@ def combine_views(vectors: np.ndarray, groups: np.ndarray | None = None) -> np.n
     return normalise(sums)
 
 
-@torch.no_grad()
-def embed_images(model: torch.nn.Module, images_uint8: np.ndarray, batch_size: int = 64,
+def embed_images(model: Any, images_uint8: np.ndarray, batch_size: int = 64,
                  progress: Callable[[int, int], None] | None = None) -> np.ndarray:
     """L2-normalised embeddings (N, D) of canonical uint8 images (N, H, W, 3), in batches, through the one input
-    path (``model.forward_uint8``). The model must be in eval mode (a shared Predictor's is)."""
+    path. ``model`` is an ``engine.Engine`` (a Predictor or the ONNX Runtime engine: its ``embedding_features``) or
+    a torch GlitchNet in eval mode (``model.forward_uint8``; a shared Predictor's model is)."""
     n = len(images_uint8)
     out: np.ndarray | None = None
     for start in range(0, n, batch_size):
-        f = forward_uint8(model, images_uint8[start:start + batch_size], features=True).float().cpu().numpy()
+        f = _features(model, images_uint8[start:start + batch_size])
         if out is None:
             out = np.empty((n, f.shape[1]), np.float32)
         out[start:start + len(f)] = f
@@ -105,7 +104,18 @@ def embed_images(model: torch.nn.Module, images_uint8: np.ndarray, batch_size: i
     return normalise(out) if out is not None else np.zeros((0, getattr(model, "width", 0)), np.float32)
 
 
-def glitch_vector(model: torch.nn.Module, glitch: Glitch) -> np.ndarray:
+def _features(model: Any, images_uint8: np.ndarray) -> np.ndarray:
+    if hasattr(model, "embedding_features"):
+        return np.asarray(model.embedding_features(images_uint8), dtype=np.float32)
+    import torch
+
+    from .model import forward_uint8
+
+    with torch.no_grad():
+        return forward_uint8(model, images_uint8, features=True).float().cpu().numpy()
+
+
+def glitch_vector(model: Any, glitch: Glitch) -> np.ndarray:
     """A classified or merely decoded glitch's embedding (``combine_views`` over its readable views)."""
     readable = glitch.readable
     if not readable:
@@ -114,7 +124,10 @@ def glitch_vector(model: torch.nn.Module, glitch: Glitch) -> np.ndarray:
 
 
 def weights_digest(checkpoint: Checkpoint) -> str:
-    """Identifies a checkpoint's model by what it computes: architecture, width, classes and every weight."""
+    """Identifies a checkpoint's model by what it computes: architecture, width, classes and every weight (an ONNX
+    export records its checkpoint's, ``engine.OnnxEngine.weights_digest``)."""
+    import torch
+
     h = hashlib.sha256(f"{checkpoint.arch}\0{checkpoint.width}\0{','.join(checkpoint.classes)}".encode())
     for name in sorted(checkpoint.state_dict):
         h.update(name.encode())
@@ -122,10 +135,11 @@ def weights_digest(checkpoint: Checkpoint) -> str:
     return h.hexdigest()[:24]
 
 
-def index_key(checkpoint: Checkpoint, paths: Sequence[str]) -> str:
-    """The cache key of a dataset's index: the model (``weights_digest``) and the dataset's files (``data.cache_key``:
-    every path, size and modification time, and the preprocessing version)."""
-    text = f"similar-v{INDEX_VERSION}\0{weights_digest(checkpoint)}\0{cache_key(list(paths))}"
+def index_key(checkpoint: Checkpoint, paths: Sequence[str], digest: str | None = None) -> str:
+    """The cache key of a dataset's index: the model (``weights_digest``, or ``digest`` when the caller knows it) and
+    the dataset's files (``data.cache_key``: every path, size and modification time, and the preprocessing
+    version)."""
+    text = f"similar-v{INDEX_VERSION}\0{digest or weights_digest(checkpoint)}\0{cache_key(list(paths))}"
     return hashlib.sha256(text.encode()).hexdigest()[:24]
 
 
@@ -317,11 +331,12 @@ def event_times(glitches: pd.DataFrame, metadata: pd.DataFrame | None) -> pd.Ser
 # ----------------------------------------------------------------------------------------------- the index file
 
 
-def build_index(scan: DatasetScan, checkpoint: Checkpoint, model: torch.nn.Module | None = None,
+def build_index(scan: DatasetScan, checkpoint: Checkpoint, model: Any = None,
                 cache_dir: str | os.PathLike | None = None, image_cache_dir: str | os.PathLike | None = None,
                 batch_size: int = 64, workers: int = 0, progress: ProgressFn | None = None) -> SimilarityIndex:
     """The index of every image of a dataset scan, embedded by ``checkpoint`` (``model``: its model, already
-    built, e.g. a shared ``Predictor.model``).
+    built: a shared ``Predictor``, its ``.model``, or the ONNX Runtime engine, whose ``checkpoint`` holds no
+    weights: its ``weights_digest`` keys the index).
 
     Read from ``cache_dir`` (default ``default_index_dir()``) when this checkpoint has indexed these very files
     before; otherwise the images go through the decoded-image cache (``data.load_cached``, shared with training and
@@ -329,7 +344,7 @@ def build_index(scan: DatasetScan, checkpoint: Checkpoint, model: torch.nn.Modul
     """
     manifest = scan.manifest
     paths = manifest["path"].astype(str).tolist()
-    key = index_key(checkpoint, paths)
+    key = index_key(checkpoint, paths, getattr(model, "weights_digest", None))
     folder = Path(cache_dir) if cache_dir is not None else default_index_dir()
     vectors_file, meta_file = folder / f"{key}.npy", folder / f"{key}.json"
     dataset = Path(scan.root).name
@@ -344,7 +359,8 @@ def build_index(scan: DatasetScan, checkpoint: Checkpoint, model: torch.nn.Modul
             LOG.warning("rebuilding the similarity index %s: %s", key, one_line(exc))
     if model is None:
         model = checkpoint.build_model()
-    model.eval()
+    if hasattr(model, "eval"):
+        model.eval()
     cached = load_cached(paths, image_cache_dir, workers=workers,
                          progress=(lambda d, t: progress("decoding", d, t)) if progress else None)
     keep = np.flatnonzero(cached.ok)

@@ -17,7 +17,7 @@ from glitchnet.serving import plain
 from pages import _ui as ui
 
 if TYPE_CHECKING:
-    from glitchnet.inference import Predictor
+    from glitchnet.engine import Engine as Predictor
     from glitchnet.similar import IndexBuild, SimilarityIndex
 
 CARD_NEIGHBOURS = 8
@@ -33,7 +33,7 @@ def _build(root: str, model: str, images: int, _found: DatasetScan, _predictor: 
     server process in a background thread and shared by every visitor."""
     from glitchnet.similar import IndexBuild, build_index
 
-    return IndexBuild(lambda progress: build_index(_found, _predictor.checkpoint, _predictor.model,
+    return IndexBuild(lambda progress: build_index(_found, _predictor.checkpoint, _predictor,
                                                    progress=progress))
 
 
@@ -108,7 +108,7 @@ def _vector(predictor: Predictor, index: SimilarityIndex, glitch: Glitch):
     if key not in kept:
         if len(kept) > 64:
             kept.clear()
-        kept[key] = glitch_vector(predictor.model, glitch)
+        kept[key] = glitch_vector(predictor, glitch)
     return kept[key]
 
 

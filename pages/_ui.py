@@ -30,7 +30,7 @@ from glitchnet.shipped import SHIPPED_MODELS, default_model_path, shipped_model_
 
 if TYPE_CHECKING:  # torch and the model are imported where used: Home draws without them (~2 s sooner)
     from glitchnet.checkpoint import Checkpoint
-    from glitchnet.inference import Predictor
+    from glitchnet.engine import Engine as Predictor
 
 LOG = logging.getLogger("glitchnet.app")
 APP_ROOT = Path(__file__).resolve().parents[1]
@@ -216,6 +216,12 @@ _warmed: set[tuple[str, int]] = set()
 
 
 def _load(path: str) -> Predictor:
+    """A hosted server classifies with the ONNX Runtime engine (no torch in the process; ``engine.serving_engine``),
+    a local app with torch."""
+    if hosted():
+        from glitchnet.engine import serving_engine
+
+        return serving_engine(path)
     from glitchnet.inference import Predictor
 
     return Predictor(path)
@@ -291,9 +297,9 @@ def _missing_model(path: Path | None) -> str | None:
 
 @st.cache_data(show_spinner=False, max_entries=16)
 def _description(path: str, mtime_ns: int) -> Checkpoint:
-    from glitchnet.checkpoint import read_description
+    from glitchnet.engine import describe  # from the ONNX export's description when there is one: nothing unpickled
 
-    return read_description(path)
+    return describe(path)
 
 
 def _about(path: Path, ckpt: Checkpoint) -> str:
@@ -411,10 +417,10 @@ def file_digest(data: bytes) -> str:
 
 
 def _scan_views(filename: str, gps: float, data: bytes) -> list[View]:
-    from glitchnet.inference import Predictor
+    from glitchnet.engine import Engine
     from glitchnet.strain import scan_bytes
 
-    return [v for name, image in scan_bytes(data, gps, filename).items() for v in Predictor.decode(name, image)]
+    return [v for name, image in scan_bytes(data, gps, filename).items() for v in Engine.decode(name, image)]
 
 
 def strain_views(filename: str, digest: str, gps: float, data: bytes) -> list[View]:
@@ -496,9 +502,7 @@ class Classification:
 
 def _classify_glitch(predictor: Predictor, uploads: Sequence[Upload]) -> list[Glitch]:
     """One step of the queue: decode one glitch's files (within their frame budget) and classify its views."""
-    from glitchnet.inference import Predictor
-
-    return predictor.classify([v for u in uploads for v in Predictor.decode(u.name, u.data, max_frames=u.frames)])
+    return predictor.classify([v for u in uploads for v in predictor.decode(u.name, u.data, max_frames=u.frames)])
 
 
 def _wait(ticket: Ticket, doing: str) -> None:

@@ -12,6 +12,7 @@ import streamlit as st
 from streamlit.delta_generator import DeltaGenerator
 
 from glitchnet.classes import ALL_INFO
+from glitchnet.engine import Prediction, format_probability, overlay
 from glitchnet.glitches import (
     KEPT_UNLABELLED,
     Glitch,
@@ -28,7 +29,6 @@ from glitchnet.glitches import (
     view_answers,
     views_disagree,
 )
-from glitchnet.inference import Prediction, format_probability, overlay
 from glitchnet.jobs import one_line
 from glitchnet.serving import MAX_UPLOAD_MB, UPLOAD_TYPES, BudgetError, csv_bytes, oversized, plain
 from glitchnet.strain import StrainError
