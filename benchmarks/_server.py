@@ -33,15 +33,18 @@ def stop(proc: subprocess.Popen) -> None:
             pass
 
 
-def start_streamlit(env: dict[str, str], log: Path, timeout_s: float = 60.0) -> tuple[subprocess.Popen, str]:
-    """``streamlit run streamlit_app.py`` in its own process group (see ``stop``) with ``env``, output to ``log``;
-    returns once ``/_stcore/health`` answers, or stops it and raises."""
+def start_streamlit(env: dict[str, str], log: Path, timeout_s: float = 60.0,
+                    cores: set[int] | None = None) -> tuple[subprocess.Popen, str]:
+    """``streamlit run streamlit_app.py`` in its own process group (see ``stop``) with ``env``, output to ``log``,
+    on the CPU ``cores`` given (every thread it starts inherits them; default: wherever it may run); returns once
+    ``/_stcore/health`` answers, or stops it and raises."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     with log.open("wb") as out:
         proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "streamlit_app.py", "--server.headless",
                                  "true", "--server.port", str(port), "--server.address", "127.0.0.1"],
-                                cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+                                cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+                                preexec_fn=(lambda: os.sched_setaffinity(0, cores)) if cores else None)
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if proc.poll() is not None:

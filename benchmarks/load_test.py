@@ -1,16 +1,24 @@
 """Many visitors at once against `streamlit run` on loopback: upload -> verdict, Home while busy, server RSS, errors.
 
-Starts the app as a public server (``GLITCHNET_HOSTED=1``) and drives it with headless Chromium (Playwright, Debian's
-``/usr/bin/chromium``, run at nice 19 so that the browser standing in for the visitors' own machines takes only
-the CPU the server leaves), one browser context (one Streamlit session) per visitor:
+Starts the app as a public server (``GLITCHNET_HOSTED=1``, served by the ONNX Runtime engine) and drives it with
+headless Chromium (Playwright, Debian's ``/usr/bin/chromium``), one browser context (one Streamlit session) per
+visitor. The server and the browsers run on separate CPU cores (``--server-cores``, ``--browser-cores``: the
+server's process is pinned before it starts, this script, Playwright's driver and Chromium to the others), so that
+the browsers standing in for the visitors' own machines never take the server's CPU:
 
 1. baseline: one visitor uploads the same golden GIFs (four views each) one after another;
 2. crowd: ``--visitors`` visitors upload one GIF each at the same moment, while a reader reloads the Home page;
 3. soak: ``--soak`` uploads in all (a few visitors in turn), the server's RSS sampled after each round.
 
-Prints p50/p95 upload -> verdict (the GIF's card: the combined verdict of its four frames and their Grad-CAMs),
-Home-page latency while the queue is busy, the server's peak RSS and the soak's RSS after warm-up, and every error.
-Everything is bounded: at most ``MAX_VISITORS`` visitors, each wait ``--wait`` s, the whole run ``--time-limit`` s.
+4. big upload (``--big-upload N``): one visitor uploads N files of 9.9 MB (the 40 MB budget takes 4); the server's RSS
+   before, once the card is drawn, and after the visitor has left.
+
+Prints the server's own figures, read from the page (the queue and the model: "Classified in"; the whole request to
+the last card sent: "cards sent ... after the request"), p50 and p95; the browser's upload -> verdict (the GIF's
+card: the combined verdict of its four frames and their Grad-CAMs, drawn); Home-page latency while the queue is
+busy; the server's peak RSS with the crowd and over the run; the soak's RSS after warm-up. Errors the server made
+(an error on the page, a traceback in its log) are counted apart from the browsers' own timeouts. Everything is
+bounded: at most ``MAX_VISITORS`` visitors, each wait ``--wait`` s, the whole run ``--time-limit`` s.
 
     python benchmarks/load_test.py                               # 16 visitors, 200-upload soak (the targets)
     python benchmarks/load_test.py --visitors 4 --soak 40        # a quick run on a busy machine
@@ -40,6 +48,8 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-
 MAX_VISITORS = 32
 SERVER_S: list[float] = []
 """The page's own "Classified in ... s" (queue and model, on the server) for every upload, in order."""
+SENT_S: list[float] = []
+"""The page's own "cards sent ... s after the request" (the script run, on the server) for every upload, in order."""
 HOME_TITLE = "GlitchNet"
 
 
@@ -92,21 +102,36 @@ class RssSampler:
         self._stop.set()
 
 
-def start_server(model: Path, data: Path, log: Path) -> tuple[subprocess.Popen, str]:
+def start_server(model: Path, data: Path, log: Path, cores: set[int]) -> tuple[subprocess.Popen, str]:
     env = {**os.environ, "GLITCHNET_HOSTED": "1", "GLITCHNET_MODEL": str(model), "GLITCHNET_DATA": str(data),
            "PYTHONPATH": str(ROOT)}
-    return start_streamlit(env, log, timeout_s=120)
+    return start_streamlit(env, log, timeout_s=120, cores=cores)
 
 
-def chromium_at_nice(nice: int, folder: Path) -> Path:
-    """Chromium started at a lower CPU priority (``nice``): visitors' browsers run on their own machines, here they
-    share the server's cores, and the figures should be the server's. 0 runs it as it is."""
-    if nice <= 0:
+def chromium_wrapper(nice: int, cores: set[int], folder: Path) -> Path:
+    """Chromium started at a lower CPU priority (``nice``) on the browsers' cores: visitors' browsers run on their
+    own machines, here they share the machine with the server, and the figures should be the server's."""
+    if nice <= 0 and not cores:
         return CHROMIUM
     wrapper = folder / "chromium"
-    wrapper.write_text(f'#!/bin/sh\nexec nice -n {int(nice)} {CHROMIUM} "$@"\n')
+    pin = f"taskset -c {','.join(map(str, sorted(cores)))} " if cores else ""
+    wrapper.write_text(f'#!/bin/sh\nexec {pin}nice -n {max(0, int(nice))} {CHROMIUM} "$@"\n')
     wrapper.chmod(0o755)
     return wrapper
+
+
+def cores_of(text: str) -> set[int]:
+    """"0", "1-3" or "0,2" as a set of CPU numbers; "" is none (no pinning)."""
+    out: set[int] = set()
+    for part in filter(None, text.split(",")):
+        lo, _, hi = part.partition("-")
+        out.update(range(int(lo), int(hi or lo) + 1))
+    return out
+
+
+def is_browser_timeout(exc: BaseException) -> bool:
+    """A wait of the browser that ran out (Playwright's TimeoutError): the visitor's side, not a server error."""
+    return type(exc).__name__ == "TimeoutError" or isinstance(exc, asyncio.TimeoutError)
 
 
 async def wait_drawn(page, wait_s: float) -> None:
@@ -144,7 +169,9 @@ async def upload(page, gif: Path, wait_s: float) -> float:
     if "Something went wrong" in text or "Traceback" in text:
         raise RuntimeError(f"{gif.name}: the page shows an error")
     served = re.search(r"Classified in ([0-9.]+) s", text)
+    sent = re.search(r"cards sent ([0-9.]+) s after the request", text)
     SERVER_S.append(float(served.group(1)) if served else float("nan"))
+    SENT_S.append(float(sent.group(1)) if sent else float("nan"))
     return elapsed
 
 
@@ -176,14 +203,27 @@ async def run(args: argparse.Namespace) -> int:
         return 2
     n = min(args.visitors, MAX_VISITORS)
     errors: list[str] = []
+    timeouts: list[str] = []
+
+    def failed(what: str, exc: BaseException) -> None:
+        (timeouts if is_browser_timeout(exc) else errors).append(f"{what}: {str(exc).splitlines()[0][:160]}")
+
+    server_cores, browser_cores = cores_of(args.server_cores), cores_of(args.browser_cores)
+    if server_cores & browser_cores:
+        print("the server's and the browsers' cores must differ", file=sys.stderr)
+        return 2
     log = Path(tempfile.mkdtemp(prefix="glitchnet-load-")) / "streamlit.log"
-    proc, url = start_server(args.model, args.data, log)
+    proc, url = start_server(args.model, args.data, log, server_cores)
+    if browser_cores:  # this script, Playwright's driver and (through the wrapper) Chromium
+        os.sched_setaffinity(0, browser_cores)
+    print(f"server on core(s) {sorted(os.sched_getaffinity(proc.pid))}, browsers on "
+          f"{sorted(browser_cores) or 'any core'}")
     rss = RssSampler(proc.pid)
     deadline = time.monotonic() + args.time_limit
     try:
         async with async_playwright() as p:
-            browser = await p.chromium.launch(executable_path=str(chromium_at_nice(args.browser_nice, log.parent)),
-                                              headless=True, args=CHROMIUM_ARGS)
+            chromium = chromium_wrapper(args.browser_nice, browser_cores, log.parent)
+            browser = await p.chromium.launch(executable_path=str(chromium), headless=True, args=CHROMIUM_ARGS)
             # warm-up: the first visit loads the model and scans the dataset
             idle_home = await home_latency(browser, url, args.wait)
             idle_home = await home_latency(browser, url, args.wait)
@@ -199,10 +239,9 @@ async def run(args: argparse.Namespace) -> int:
             serial_cpu = cpu_s(proc.pid) - cpu0
             await context.close()
             serial_total = sum(serial)
-            serial_server = SERVER_S[-n:]
-            print(f"baseline, {n} uploads one after another: median {statistics.median(serial):.2f} s per upload, "
-                  f"total {serial_total:.1f} s; server CPU {serial_cpu:.1f} s; in queue and model: median "
-                  f"{statistics.median(serial_server):.2f} s")
+            print(f"baseline, {n} uploads one after another: browser upload -> verdict median "
+                  f"{statistics.median(serial):.2f} s, total {serial_total:.1f} s; server CPU {serial_cpu:.1f} s; "
+                  f"server: {server_figures(SERVER_S[-n:], SENT_S[-n:])}")
 
             # 2. the crowd: n visitors upload at once; a reader loads Home while they wait
             contexts = [await browser.new_context(viewport={"width": 1280, "height": 900}) for _ in range(n)]
@@ -214,7 +253,7 @@ async def run(args: argparse.Namespace) -> int:
                     busy.set()
                     return await upload(pages[k], gifs[k % len(gifs)], args.wait)
                 except Exception as exc:
-                    errors.append(f"visitor {k}: {str(exc).splitlines()[0][:160]}")
+                    failed(f"visitor {k}", exc)
                     return None
 
             async def reader() -> list[float]:
@@ -225,7 +264,7 @@ async def run(args: argparse.Namespace) -> int:
                     try:
                         times.append(await home_latency(browser, url, args.wait))
                     except Exception as exc:
-                        errors.append(f"home: {str(exc).splitlines()[0][:160]}")
+                        failed("home", exc)
                 return times
 
             crowd_start, cpu0, before = time.monotonic(), cpu_s(proc.pid), len(SERVER_S)
@@ -238,17 +277,15 @@ async def run(args: argparse.Namespace) -> int:
             crowd_peak = rss.peak_mb()
             if latencies:
                 p95 = percentile(latencies, 0.95)
-                print(f"crowd, {n} visitors uploading at once: upload -> verdict p50 "
-                      f"{percentile(latencies, 0.5):.1f} s, p95 {p95:.1f} s, max {max(latencies):.1f} s "
-                      f"(all done in {crowd_s:.1f} s; server CPU {crowd_cpu:.1f} s, with the Home loads); "
-                      f"p95 / one-after-another total = {p95 / serial_total:.2f}")
-                served = SERVER_S[before:]
-                print(f"crowd, in queue and model (the page's own figure): p50 {percentile(served, 0.5):.1f} s, "
-                      f"p95 {percentile(served, 0.95):.1f} s")
+                print(f"crowd, {n} visitors uploading at once: server: "
+                      f"{server_figures(SERVER_S[before:], SENT_S[before:])}")
+                print(f"crowd, browser upload -> verdict drawn: p50 {percentile(latencies, 0.5):.1f} s, p95 "
+                      f"{p95:.1f} s, max {max(latencies):.1f} s (all done in {crowd_s:.1f} s; server CPU "
+                      f"{crowd_cpu:.1f} s, with the Home loads)")
             if home:
                 print(f"Home page while the queue is busy: {', '.join(f'{h:.1f}' for h in home)} s "
                       f"(max {max(home):.1f} s; idle {idle_home:.1f} s)")
-            print(f"server peak RSS so far: {crowd_peak:.0f} MB")
+            print(f"server peak RSS with {n} visitors: {crowd_peak:.0f} MB")
 
             # 3. soak: uploads in rounds by a few visitors; RSS after each round
             if args.soak:
@@ -264,7 +301,7 @@ async def run(args: argparse.Namespace) -> int:
                         try:
                             await upload(pages[k], gif, args.wait)
                         except Exception as exc:
-                            errors.append(f"soak upload {number}: {str(exc).splitlines()[0][:160]}")
+                            failed(f"soak upload {number}", exc)
 
                     await asyncio.gather(*(one(k, gifs[(g + k) % len(gifs)], done + k) for k in range(batch)))
                     g += batch
@@ -280,6 +317,9 @@ async def run(args: argparse.Namespace) -> int:
                           f"{samples[-1][1]:.0f} MB)")
                 if done < args.soak:
                     errors.append(f"soak stopped by the time limit after {done} uploads")
+            # 4. one visitor uploads many files of 9.9 MB: only the batch budget's worth is held
+            if args.big_upload:
+                await big_upload(browser, url, args, rss, log.parent, failed)
             await browser.close()
     finally:
         rss.stop()
@@ -288,9 +328,58 @@ async def run(args: argparse.Namespace) -> int:
     tracebacks = log.read_text(errors="replace").count("Traceback")
     if tracebacks:
         errors.append(f"{tracebacks} traceback(s) in the server log {log}")
-    print(f"server peak RSS: {peak:.0f} MB")
-    print(f"errors: {len(errors)}" + "".join(f"\n  {e}" for e in errors))
+    print(f"server peak RSS over the run: {peak:.0f} MB")
+    print(f"browser timeouts (not counted as server errors): {len(timeouts)}" + "".join(f"\n  {e}" for e in timeouts))
+    print(f"server errors: {len(errors)}" + "".join(f"\n  {e}" for e in errors))
     return 1 if errors else 0
+
+
+def server_figures(served: list[float], sent: list[float]) -> str:
+    """The page's own timings, p50 and p95: in the queue and the model, and the request to the last card sent."""
+    served, sent = [s for s in served if s == s], [s for s in sent if s == s]  # NaN: the figure was not on the page
+    if not served or not sent:
+        return "no server figures on the page"
+    return (f"queue and model p50 {percentile(served, 0.5):.2f} s, p95 {percentile(served, 0.95):.2f} s; "
+            f"request -> cards sent p50 {percentile(sent, 0.5):.2f} s, p95 {percentile(sent, 0.95):.2f} s")
+
+
+def big_files(folder: Path, count: int) -> list[Path]:
+    """``count`` PNGs of 9.9 MB (incompressible noise: not spectrograms, so each gets its one-line error)."""
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    side = 1850  # 1850 x 1850 RGB, stored: 10.3 MB = 9.8 MiB, under the 10 MB upload limit
+    paths = []
+    for k in range(count):
+        path = folder / f"big{k:02d}.png"
+        Image.fromarray(rng.integers(0, 256, (side, side, 3), dtype=np.uint8)).save(path, compress_level=0)
+        paths.append(path)
+    return paths
+
+
+async def big_upload(browser, url: str, args: argparse.Namespace, rss: RssSampler, folder: Path, failed) -> None:
+    files = big_files(folder, args.big_upload)
+    size_mb = sum(f.stat().st_size for f in files) / 2**20
+    before = rss.now_mb()
+    context = await browser.new_context(viewport={"width": 1280, "height": 900})
+    try:
+        page = await open_page(context, f"{url}/predict", args.wait)
+        await page.locator('input[type="file"][accept*=".gif"]').set_input_files([str(f) for f in files],
+                                                                               timeout=args.wait * 1000)
+        await page.wait_for_function("""n => [...document.querySelectorAll('[data-testid="stAlert"]')]
+            .filter(a => a.innerText.includes('not classified')).length >= n""", arg=max(0, args.big_upload - 4),
+                                     timeout=args.wait * 1000)
+        await wait_drawn(page, args.wait)
+        drawn = rss.now_mb()
+    except Exception as exc:
+        failed("big upload", exc)
+        drawn = float("nan")
+    finally:
+        await context.close()
+    await asyncio.sleep(15)  # the visitor has left: the session's files are released, the allocator trims
+    print(f"big upload, one visitor, {args.big_upload} files ({size_mb:.0f} MB): server RSS {before:.0f} MB before, "
+          f"{drawn:.0f} MB with the page drawn, {rss.now_mb():.0f} MB 15 s after the visitor left")
 
 
 def main() -> int:
@@ -300,8 +389,12 @@ def main() -> int:
     parser.add_argument("--home-reads", type=int, default=3, help="Home page loads while the queue is busy")
     parser.add_argument("--wait", type=float, default=300.0, help="longest wait for one page or verdict, s")
     parser.add_argument("--time-limit", type=float, default=1800.0, help="the whole run stops after this, s")
-    parser.add_argument("--browser-nice", type=int, default=19,
+    parser.add_argument("--browser-nice", type=int, default=0,
                         help="CPU priority of the browser standing in for the visitors (0: the same as the server)")
+    parser.add_argument("--server-cores", default="0", help="CPU cores the server runs on ('' : any)")
+    parser.add_argument("--browser-cores", default="1", help="CPU cores this script and the browsers run on ('' : any)")
+    parser.add_argument("--big-upload", type=int, default=40, help="files of 9.9 MB one visitor uploads at the end "
+                                                                   "(0: none)")
     parser.add_argument("--model", type=Path, default=ROOT / "models" / "glitchnet.pt")
     parser.add_argument("--data", type=Path, default=REAL / "golden", help="dataset the server shows")
     args = parser.parse_args()
@@ -309,7 +402,7 @@ def main() -> int:
         print(f"{CHROMIUM} not found: apt-get install chromium", file=sys.stderr)
         return 2
     print(f"{os.cpu_count()} CPU cores, load average {os.getloadavg()[0]:.1f} at start; {args.visitors} visitors, "
-          f"{args.soak}-upload soak; browser at nice {args.browser_nice}")
+          f"{args.soak}-upload soak, big upload of {args.big_upload} files; browser at nice {args.browser_nice}")
     return asyncio.run(run(args))
 
 

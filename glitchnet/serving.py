@@ -5,6 +5,7 @@ Nothing here imports Streamlit: the app's pages call these functions and draw wh
 
 from __future__ import annotations
 
+import functools
 import io
 import os
 import re
@@ -154,39 +155,44 @@ def _mb(n_bytes: int) -> str:
     return f"{n_bytes / 2**20:.1f} MB"
 
 
-def admit(files: Sequence[tuple[str, bytes]], budget: Budget) -> Admission:
-    """Keep the glitches of a batch that fit the budget, never splitting a glitch's views between kept and left out.
+def within_budget(files: Sequence[tuple[str, int]], budget: Budget) -> tuple[list[int], list[str]]:
+    """The files of a batch, given as (name, size in bytes), that fit the budget, and one line per file left out.
 
     Files are grouped into glitches by ``glitches.glitch_key`` (the same id's views; any other file is a glitch of
     its own) and taken in upload order; a glitch that would pass the file count or the total size is left out whole
-    (a later, smaller one may still fit). Each limit that left files out adds one line naming the limit, what was
-    classified and what was left out (Markdown, every file name in it literal: ``plain``). A file with more frames
-    than ``budget.frames`` keeps its first frames, with one line saying so; the rest are never decoded.
-    ``budget.frames`` 0 sets no per-visitor frame cap.
+    (a later, smaller one may still fit). Decided on the sizes alone, so that a page need not read the bytes of a
+    file it will not classify. Each file left out gets one line (Markdown, its name literal: ``plain``) naming the
+    limit and what was classified. Returns (the indices kept, in order; the lines, in upload order).
     """
     names = [name for name, _ in files]
     within_count, _ = cap_files(names, budget.files)
     counted = set(within_count)
     kept: list[int] = []
-    left: dict[str, list[int]] = {"files": [i for i in range(len(files)) if i not in counted], "bytes": []}
+    left = {i: "files" for i in range(len(files)) if i not in counted}
     n_bytes = 0
     for _, indices in group_files(names):
         indices = [i for i in indices if i in counted]
-        size = sum(len(files[i][1]) for i in indices)
+        size = sum(int(files[i][1]) for i in indices)
         if n_bytes + size > budget.batch_bytes:
-            left["bytes"] += indices
+            left.update((i, "bytes") for i in indices)
         else:
             kept += indices
             n_bytes += size
     kept.sort()
-    notes = []
     limits = {"files": f"at most {budget.files} files per batch",
               "bytes": f"at most {budget.batch_mb} MB of uploads per batch"}
-    for limit, indices in left.items():
-        if indices:
-            names = [files[i][0] for i in sorted(indices)]
-            notes.append(f"This server classifies {limits[limit]}: classified {len(kept)} file(s) ({_mb(n_bytes)}); "
-                         f"left out {len(names)}: {_listed(names)}.")
+    notes = [f"{plain(files[i][0])}: not classified, as this server classifies {limits[left[i]]} (this batch: "
+             f"{len(kept)} file(s), {_mb(n_bytes)}); upload it in another batch." for i in sorted(left)]
+    return kept, notes
+
+
+def admit(files: Sequence[tuple[str, bytes]], budget: Budget) -> Admission:
+    """Keep the glitches of a batch that fit the budget (``within_budget``), never splitting a glitch's views
+    between kept and left out, with one line per file left out. A file with more frames than ``budget.frames``
+    keeps its first frames, with one line saying so; the rest are never decoded. ``budget.frames`` 0 sets no
+    per-visitor frame cap.
+    """
+    kept, notes = within_budget([(name, len(data)) for name, data in files], budget)
     uploads = []
     for i in kept:
         name, data = files[i]
@@ -200,6 +206,67 @@ def admit(files: Sequence[tuple[str, bytes]], budget: Budget) -> Admission:
             frames = budget.frames
         uploads.append(Upload(name, data, frames, i))
     return Admission(uploads, notes)
+
+
+@dataclass
+class Taken:
+    """What a page takes from its uploader: the bytes of the files it will classify, and the rest to let go."""
+
+    files: list[tuple[str, bytes]]
+    """(name, bytes) of every upload within the size limit and the budget, in upload order."""
+    kept: list[Any]
+    """The uploads those bytes were read from."""
+    dropped: list[Any]
+    """Uploads turned away (too large, or over the batch budget), never read: release them at once."""
+    refused: list[str]
+    """One line per upload turned away, in upload order."""
+
+
+def take_uploads(uploads: Sequence[Any], budget: Budget) -> Taken:
+    """Read the uploads a batch will classify and no other: each upload (``name``, ``size``, ``getvalue()``, as
+    Streamlit's ``UploadedFile``) over ``MAX_UPLOAD_MB`` or outside the budget (``within_budget``, decided on the
+    sizes) is named in one line and left unread, for the page to release from the server's memory at once."""
+    refused: dict[int, str] = {}
+    small = []
+    for i, upload in enumerate(uploads):
+        line = oversized(upload.name, upload.size)
+        if line is None:
+            small.append(i)
+        else:
+            refused[i] = line
+    kept_small, notes = within_budget([(uploads[i].name, uploads[i].size) for i in small], budget)
+    kept = [small[k] for k in kept_small]
+    over = [i for i in small if i not in set(kept)]
+    refused.update(zip(over, notes))
+    return Taken(files=[(uploads[i].name, uploads[i].getvalue()) for i in kept], kept=[uploads[i] for i in kept],
+                 dropped=[u for i, u in enumerate(uploads) if i in refused],
+                 refused=[refused[i] for i in sorted(refused)])
+
+
+def give_back_memory() -> bool:
+    """Return freed heap memory to the operating system now (glibc's ``malloc_trim``): a released 10 MB upload is
+    freed to the allocator, which keeps it for reuse, and a server's resident memory stays at its peak otherwise
+    (glibc raises its mmap threshold after freeing large blocks, so later large ones come from the heap). True if
+    it ran; a no-op (False) on other C libraries."""
+    trim = _malloc_trim()
+    if trim is None:
+        return False
+    trim(0)
+    return True
+
+
+@functools.cache
+def _malloc_trim() -> Callable[[int], int] | None:
+    import ctypes
+    import ctypes.util
+    import platform
+
+    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
+        return None
+    try:
+        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
+    except (OSError, AttributeError):
+        return None
 
 
 # ------------------------------------------------------------------------------------------------- the queue
@@ -263,6 +330,10 @@ class Ticket:
         """Drop this batch's remaining steps (a step already running finishes; its result is discarded)."""
         if self._queue is not None:
             self._queue.cancel(self)
+
+
+IDLE_TRIM_S = 10.0
+"""An idle inference worker returns freed memory to the system (``give_back_memory``) this often."""
 
 
 class InferenceQueue:
@@ -406,15 +477,20 @@ class InferenceQueue:
             self._cond.notify_all()
 
     def _work(self) -> None:
+        trimmed = time.monotonic()
         while True:
             with self._cond:
                 picked = self._next()
-                while picked is None and not self._stopping:
+                if picked is None and not self._stopping:
                     self._cond.wait(timeout=1.0)  # also re-checks ``alive`` for visitors who left
                     picked = self._next()
-                if picked is None:
+                if picked is None and self._stopping:
                     return
-            self._run(*picked)
+            if picked is not None:
+                self._run(*picked)
+            elif time.monotonic() - trimmed >= IDLE_TRIM_S:  # idle: what finished batches and departed visitors
+                give_back_memory()                            # freed goes back to the system
+                trimmed = time.monotonic()
 
 
 # ----------------------------------------------------------------------------------------------- safe names

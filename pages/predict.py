@@ -1,6 +1,7 @@
 """Predict: one card per glitch (images, GIFs, bundled samples or a strain file), the combined verdict first, then its
 views with Grad-CAM; a volunteer mode that asks for one label per glitch, and a quiz on the bundled samples."""
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,7 +31,7 @@ from glitchnet.glitches import (
     views_disagree,
 )
 from glitchnet.jobs import one_line
-from glitchnet.serving import MAX_UPLOAD_MB, UPLOAD_TYPES, BudgetError, csv_bytes, oversized, plain
+from glitchnet.serving import MAX_UPLOAD_MB, UPLOAD_TYPES, BudgetError, csv_bytes, oversized, plain, take_uploads
 from glitchnet.strain import StrainError
 from pages import _similar
 from pages import _ui as ui
@@ -157,12 +158,9 @@ def inputs(volunteer: bool) -> Batch:
     cols = st.columns([3, 2])
     slot = cols[0].empty()
     uploads = uploader(slot)
-    for upload in uploads:
-        refusal = oversized(upload.name, upload.size)
-        if refusal is not None:
-            batch.refused.append(refusal)
-        else:
-            batch.files.append((upload.name, upload.getvalue()))
+    # only the files within the size limit and the batch budget are read; the others are named and let go now
+    taken = take_uploads(uploads, ui.budget())
+    batch.files, batch.refused = taken.files, taken.refused
     batch.upload_ids, batch.n_uploaded = tuple(u.file_id for u in uploads), len(batch.files)
 
     def release() -> None:
@@ -174,8 +172,8 @@ def inputs(volunteer: bool) -> Batch:
     else:
         batch.refused = st.session_state.get(REFUSED_KEY, [])
     batch.release = release if uploads else None
-    if uploads and not batch.files:
-        release()  # nothing in it to classify: drop the refused files from the server's memory now
+    if taken.dropped:  # files turned away: every upload out of the server's memory at once (an empty uploader);
+        release()         # the bytes to classify are in hand
         batch.release = None
     found = ui.current_scan()
     samples = example_glitches(found.manifest) if found is not None else {}
@@ -323,6 +321,7 @@ def clear_results() -> None:
 
 
 def main() -> None:
+    started = time.monotonic()  # this run began with the visitor's request (an upload, a click)
     st.title("Classify a glitch")
     predictor, about = ui.current_predictor()
     if predictor is None:
@@ -369,13 +368,15 @@ def main() -> None:
         if latest is not None:
             st.caption(f"Latest batch: {latest}")
         st.caption(f"Your results: {len(glitches)} glitch(es), the latest batch first{on_page}")
-    if done is not None:
-        st.caption(f"Classified in {done.took_s:.1f} s, {done.waited_s:.1f} s of it in line.")
+    timing = st.empty() if done is not None else None
     if results.dropped:
         st.caption(f"{results.dropped} older glitch(es) without your label were dropped: your results keep "
                    f"{KEPT_UNLABELLED} unlabelled glitches at most.")
     for glitch in shown:
         card(glitch, predictor.classes, volunteer, opacity, labels, results.truth)
+    if timing is not None:  # the server's own figures: in line and the model, then the whole run to the last card
+        timing.caption(f"Classified in {done.took_s:.1f} s, {done.waited_s:.1f} s of it in line; cards sent "
+                       f"{time.monotonic() - started:.1f} s after the request.")
     score(batch)
     summary(glitches, volunteer, labels)
 

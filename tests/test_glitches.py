@@ -11,7 +11,7 @@ import pytest
 import torch
 from conftest import make_kaggle, synthetic_crop
 
-from glitchnet import inference
+from glitchnet import engine
 from glitchnet.checkpoint import Checkpoint
 from glitchnet.data import scan_dataset
 from glitchnet.evaluate import fuse_log_probabilities
@@ -89,8 +89,8 @@ def test_open_frames_reads_every_frame_in_one_pass(real):
 
 def test_each_file_is_decoded_once(predictor, monkeypatch):
     calls = []
-    real_open = inference.open_frames
-    monkeypatch.setattr(inference, "open_frames", lambda *a: calls.append(1) or real_open(*a))
+    real_open = engine.open_frames
+    monkeypatch.setattr(engine, "open_frames", lambda *a: calls.append(1) or real_open(*a))
     glitches = predictor.classify_files([("golden.gif", gif()), (VIEWS[0], png(1))])
     assert len(calls) == 2
     assert [g.key for g in glitches] == ["golden.gif", "H1_abcdefghij"]

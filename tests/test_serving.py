@@ -68,12 +68,11 @@ def test_file_cap_keeps_whole_glitches_and_says_what_was_kept():
     # the first glitch (3 views) and single.jpg fit; the next glitches (3 views each) do not; last.jpg still does
     assert [u.name for u in result.kept] == [files[0][0], "single.jpg", files[2][0], files[3][0], "last.jpg"]
     assert [u.frames for u in result.kept] == [1, 1, 1, 1, 1]  # not images: counted as one frame
-    assert len(result.notes) == 1
-    note = result.notes[0]
-    assert "\n" not in note
-    assert note == ("This server classifies at most 5 files per batch: classified 5 file(s) (0.0 MB); left out 6: "
-                    "`H1_glitch00001_spectrogram_0.5.png`, `H1_glitch00001_spectrogram_1.0.png`, "
-                    "`H1_glitch00001_spectrogram_2.0.png` and 3 more.")
+    left = [name for name, _ in files if name not in {u.name for u in result.kept}]
+    assert len(left) == 6 and result.notes == [  # one line per file left out, each naming it
+        f"`{name}`: not classified, as this server classifies at most 5 files per batch (this batch: 5 file(s), "
+        "0.0 MB); upload it in another batch." for name in left]
+    assert not [n for n in result.notes if "\n" in n]
 
 
 def test_byte_cap_and_nothing_left_out():
@@ -81,8 +80,8 @@ def test_byte_cap_and_nothing_left_out():
     files = [("a.png", b"a" * mb), ("b.png", b"b" * (2 * mb)), ("c.png", b"c" * mb)]
     result = admit(files, Budget(batch_mb=3))
     assert [u.name for u in result.kept] == ["a.png", "b.png"] and result.kept[1].data == files[1][1]
-    assert result.notes == ["This server classifies at most 3 MB of uploads per batch: classified 2 file(s) "
-                            "(3.0 MB); left out 1: `c.png`."]
+    assert result.notes == ["`c.png`: not classified, as this server classifies at most 3 MB of uploads per batch "
+                            "(this batch: 2 file(s), 3.0 MB); upload it in another batch."]
     assert admit(files, Budget(batch_mb=4)).notes == []
 
 
@@ -254,7 +253,66 @@ def test_names_in_budget_notes_and_captions_are_literal():
 
     link, image = "[Log in](https://evil.example/login).png", "![t](http://evil.example/t.png).gif"
     result = admit([("a.png", b"a"), (link, b"b")], Budget(files=1))
-    assert result.notes[0].endswith(f"left out 1: `{link}`.")
+    assert result.notes[0].startswith(f"`{link}`: not classified")
     assert admit([(image, gif(12))], Budget(frames=4)).notes[0].startswith(f"`{image}` has more than 4 frames")
     assert View(name=link, file=link).caption == f"`{link}`"
     assert View(name=link, file=link, duration_s=1.0).caption == "1 s view"
+
+
+class _Upload:
+    """Streamlit's ``UploadedFile`` as a page sees it: a name, a size, an id and the bytes behind ``getvalue``."""
+
+    def __init__(self, name: str, size: int, read: list[str]) -> None:
+        self.name, self.size, self.file_id, self._read = name, size, f"id-{name}", read
+
+    def getvalue(self) -> bytes:
+        self._read.append(self.name)
+        return b"x" * self.size
+
+
+def test_uploads_over_the_budget_are_named_and_never_read():
+    """One visitor's 40 files of 9.9 MB against a 40 MB budget: 4 are read and classified, 36 are named in one line
+    each and handed back to be released at once, unread (issue 24: all 40 were held)."""
+    from glitchnet.serving import take_uploads
+
+    read: list[str] = []
+    size = int(9.9 * 2**20)
+    uploads = [_Upload(f"big{k:02d}.png", size, read) for k in range(40)]
+    uploads.insert(2, _Upload("huge.png", 11 * 2**20, read))
+    taken = take_uploads(uploads, Budget(batch_mb=40))
+    assert read == [f"big{k:02d}.png" for k in range(4)] == [name for name, _ in taken.files]
+    assert [u.name for u in taken.kept] == read
+    assert [u.name for u in taken.dropped] == ["huge.png"] + [f"big{k:02d}.png" for k in range(4, 40)]
+    assert len(taken.refused) == 37 and taken.refused[0] == "`huge.png`: larger than the 10 MB upload limit, skipped."
+    assert taken.refused[1] == ("`big04.png`: not classified, as this server classifies at most 40 MB of uploads per "
+                                "batch (this batch: 4 file(s), 39.6 MB); upload it in another batch.")
+    local = take_uploads(uploads, Budget(batch_mb=2**30, files=2**30))  # a local run: only the size limit
+    assert len(local.files) == 40 and [u.name for u in local.dropped] == ["huge.png"]
+
+
+def test_freed_memory_goes_back_to_the_system():
+    """glibc keeps freed 10 MB blocks for reuse (resident) once its mmap threshold has risen; ``give_back_memory``
+    returns them. Run in a fresh process, so the measurement is of this allocation pattern alone."""
+    import platform
+    import subprocess
+    import sys
+
+    if platform.libc_ver()[0] != "glibc":
+        pytest.skip("malloc_trim is glibc's")
+    code = """
+import sys
+from glitchnet.serving import give_back_memory
+def rss_mb():
+    return int(next(l for l in open("/proc/self/status") if l.startswith("VmRSS")).split()[1]) / 1024
+n = int(9.9 * 2**20)
+first = bytearray(n); del first          # freeing an mmapped block raises glibc's mmap threshold
+blocks = [bytearray(b"u" * n) for _ in range(40)]
+keep = blocks[-1]; del blocks            # the last one pins the heap's top
+held = rss_mb()
+assert give_back_memory()
+print(round(held), round(rss_mb()))
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    held, after = map(int, out.stdout.split())
+    assert held - after > 300, (held, after)  # 39 x 9.9 MB = 386 MB given back
