@@ -25,16 +25,7 @@ from glitchnet.errors import GlitchNetError, one_line
 from glitchnet.explore import dataset_summary
 from glitchnet.glitches import Glitch, View
 from glitchnet.jobs import DatasetBuild, TrainingJob, current_build, job_for, shared_build
-from glitchnet.serving import (
-    Budget,
-    BudgetError,
-    InferenceQueue,
-    Ticket,
-    Upload,
-    admit,
-    give_back_memory,
-    scrub_paths,
-)
+from glitchnet.serving import Budget, BudgetError, InferenceQueue, Ticket, Upload, admit, scrub_paths
 from glitchnet.shipped import SHIPPED_MODELS, default_model_path, shipped_model_path, shipped_title
 
 if TYPE_CHECKING:  # torch and the model are imported where used: Home draws without them (~2 s sooner)
@@ -482,7 +473,9 @@ def release_uploads(uploads: Sequence[object]) -> None:
         for upload in uploads:
             manager.remove_file(session_id(), getattr(upload, "file_id", ""))
     st.session_state["upload_generation"] = st.session_state.get("upload_generation", 0) + 1
-    give_back_memory()
+    from glitchnet.serving import give_back_memory
+
+    give_back_memory()  # the freed bytes back to the system, not kept by the allocator
 
 
 def uploader_key() -> str:
