@@ -152,7 +152,8 @@ async def upload(page, gif: Path, wait_s: float) -> float:
     """Upload one GIF on an open Predict page; seconds until its card (the combined verdict) and its four Grad-CAM
     views are drawn."""
     start = time.monotonic()
-    await page.locator('input[type="file"][accept*=".gif"]').set_input_files(str(gif))
+    # the browser's own wait too (Playwright's default is 30 s): a saturated browser core is not a server error
+    await page.locator('input[type="file"][accept*=".gif"]').set_input_files(str(gif), timeout=wait_s * 1000)
     await page.wait_for_function("""name => {
         const card = [...document.querySelectorAll('[data-testid="stMarkdownContainer"] code')]
             .some(c => c.innerText === name);
@@ -232,6 +233,10 @@ async def run(args: argparse.Namespace) -> int:
             context = await browser.new_context(viewport={"width": 1280, "height": 900})
             page = await open_page(context, f"{url}/predict", args.wait)
             await upload(page, gifs[-1], args.wait)  # warm-up upload (Grad-CAM's first use), not counted
+            # and the similarity index of the server's dataset, built once per server after the first card: wait
+            # for the card's similar glitches, so that the figures below are the server's steady state
+            await page.get_by_role("button", name="Open").first.wait_for(timeout=args.wait * 1000)
+            await wait_drawn(page, args.wait)
             serial = []
             cpu0 = cpu_s(proc.pid)
             for k in range(n):

@@ -472,7 +472,10 @@ def release_uploads(uploads: Sequence[object]) -> None:
         manager = runtime.get_instance().uploaded_file_mgr
         for upload in uploads:
             manager.remove_file(session_id(), getattr(upload, "file_id", ""))
+    old = uploader_key()
     st.session_state["upload_generation"] = st.session_state.get("upload_generation", 0) + 1
+    if old in st.session_state:  # the old uploader's value holds every file's bytes until its state goes
+        del st.session_state[old]
     from glitchnet.serving import give_back_memory
 
     give_back_memory()  # the freed bytes back to the system, not kept by the allocator

@@ -77,6 +77,7 @@ def test_hosted_budgets_are_refused_in_one_line_and_uploads_released(hosted: Pat
                                 f"(this batch: 2 file(s), {(len(bomb) + len(blip)) / 2**20:.1f} MB); upload it in "
                                 "another batch."]
     assert read == ["bomb.gif", "blip-1.jpg"]  # the file over the budget is never read into the page's memory
+    assert "uploads-0" not in at.session_state  # nor kept: the first uploader's state (all three files) is gone
     assert _texts(at.warning)[:1] == [
         "`bomb.gif` has more than 4 frames, the most this server classifies per file: only its first 4 are classified."]
     table = at.dataframe[0].value
