@@ -51,6 +51,9 @@ SERVER_S: list[float] = []
 SENT_S: list[float] = []
 """The page's own "cards sent ... s after the request" (the script run, on the server) for every upload, in order."""
 HOME_TITLE = "GlitchNet"
+POLL_MS = 250
+"""How often a waiting page checks for what it waits for: Playwright's default, every animation frame in every tab,
+took the browsers' core from sixteen tabs at once and left the pages' own rendering waiting."""
 
 
 
@@ -137,7 +140,8 @@ def is_browser_timeout(exc: BaseException) -> bool:
 async def wait_drawn(page, wait_s: float) -> None:
     """Until the script has finished and every image on the page has loaded."""
     await page.wait_for_selector('[data-testid="stStatusWidget"]', state="detached", timeout=wait_s * 1000)
-    await page.wait_for_function("() => [...document.images].every(i => i.complete)", timeout=wait_s * 1000)
+    await page.wait_for_function("() => [...document.images].every(i => i.complete)", timeout=wait_s * 1000,
+                                 polling=POLL_MS)
 
 
 async def open_page(context, url: str, wait_s: float):
@@ -161,11 +165,12 @@ async def upload(page, gif: Path, wait_s: float) -> float:
             .some(s => s.innerText.includes('with Grad-CAM'));
         const imgs = [...document.querySelectorAll('[data-testid="stImage"] img')];
         return card && heat && imgs.length >= 4 && imgs.every(i => i.complete && i.naturalWidth > 0);
-    }""", arg=gif.name, timeout=wait_s * 1000)
+    }""", arg=gif.name, timeout=wait_s * 1000, polling=POLL_MS)
     elapsed = time.monotonic() - start
     await page.wait_for_function("""() =>  // the rerun that empties the uploader has ended: ready for the next one
         document.querySelectorAll('input[type="file"][accept*=".gif"]').length === 1
-        && document.querySelector('[data-testid="stFileUploaderDropzoneInstructions"]')""", timeout=wait_s * 1000)
+        && document.querySelector('[data-testid="stFileUploaderDropzoneInstructions"]')""", timeout=wait_s * 1000,
+                                 polling=POLL_MS)
     text = await page.locator('[data-testid="stMain"]').inner_text()
     if "Something went wrong" in text or "Traceback" in text:
         raise RuntimeError(f"{gif.name}: the page shows an error")
@@ -374,7 +379,7 @@ async def big_upload(browser, url: str, args: argparse.Namespace, rss: RssSample
                                                                                timeout=args.wait * 1000)
         await page.wait_for_function("""n => [...document.querySelectorAll('[data-testid="stAlert"]')]
             .filter(a => a.innerText.includes('not classified')).length >= n""", arg=max(0, args.big_upload - 4),
-                                     timeout=args.wait * 1000)
+                                     timeout=args.wait * 1000, polling=POLL_MS)
         await wait_drawn(page, args.wait)
         drawn = rss.now_mb()
     except Exception as exc:
