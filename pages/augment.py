@@ -116,8 +116,9 @@ def main() -> None:
         seed = int(seed_col.number_input("Seed", min_value=0, step=1, key=SEED_KEY))
         button_col.button("Reseed", on_click=reseed, key="augment_reseed")
     with right:
-        mode = st.radio("Augmentation", ("class", "generic"), horizontal=True, key="augment_mode",
-                        format_func={"class": "class-specific", "generic": "generic baseline"}.get)
+        # the generic baseline is torchvision's: a hosted server, which never loads torch, shows the class-specific one
+        mode = st.radio("Augmentation", ("class",) if ui.hosted() else ("class", "generic"), horizontal=True,
+                        key="augment_mode", format_func={"class": "class-specific", "generic": "generic baseline"}.get)
     names = [s.name for s in aug.policy(label)]
     # a row of its own: in the narrow column the chips were cut off
     enabled = st.pills("Transforms", names, selection_mode="multi", default=names, key=f"augment_enabled_{label}",

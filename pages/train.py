@@ -1,6 +1,9 @@
 """Train: start a training run in the background, watch it live, stop it, and see its test-split evaluation."""
 
+from __future__ import annotations
+
 import time
+from typing import TYPE_CHECKING
 
 import plotly.express as px
 import plotly.graph_objects as go
@@ -16,9 +19,10 @@ from glitchnet.config import (
     TrainConfig,
 )
 from glitchnet.errors import GlitchNetError, one_line
-from glitchnet.evaluate import Evaluation, present_classes
-from glitchnet.train import check_training_data, prepare_run
 from pages import _ui as ui
+
+if TYPE_CHECKING:  # torch comes with them: imported where a run is started or scored, never on a hosted server
+    from glitchnet.evaluate import Evaluation
 
 GALLERY_SIZE = 12
 SPLIT_COLOURS = {"training": "#35b779", "validation": "#fde725"}
@@ -47,6 +51,8 @@ def form(root: str, last: TrainConfig | None) -> None:
     out = ui.runs_dir() / f"glitchnet-{time.strftime('%Y%m%d-%H%M%S')}.pt"
     config = TrainConfig(data=root, out=str(out), epochs=int(epochs), batch_size=int(batch_size), lr=float(lr),
                          weight_decay=float(weight_decay), view=view, augment=augment)
+    from glitchnet.train import check_training_data, prepare_run
+
     try:  # refuse up front what the run would refuse after its start (settings, outputs, a meaningless dataset)
         prepare_run(config)
         check_training_data(ui.scan(root, view))
@@ -85,6 +91,8 @@ def curves(view: jobs.JobView) -> None:
 
 
 def evaluation(result: Evaluation) -> None:
+    from glitchnet.evaluate import present_classes
+
     st.subheader(f"Evaluation on the {result.split} split")
     m = result.metrics
     cols = st.columns(3)

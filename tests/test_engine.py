@@ -163,8 +163,9 @@ def test_export_command_and_its_bad_input(exported: Path, tmp_path: Path, capsys
 
 
 def test_hosted_app_classifies_without_importing_torch(exported: Path, real: Path, tmp_path: Path) -> None:
-    """The hosted server's whole path, Home, then a glitch uploaded on Predict (verdict, Grad-CAM, similar
-    glitches of the server's dataset), in a fresh process: torch is never imported."""
+    """The hosted server's whole path in a fresh process: Home, Explore with its map and label audit, the
+    Augmentations page, a link to /train, then a glitch uploaded on Predict (verdict, Grad-CAM, similar glitches of
+    the server's dataset): torch is never imported."""
     from test_app import make_golden_kaggle
 
     data = make_golden_kaggle(tmp_path / "data", real, classes=("Blip", "Whistle", "Koi_Fish", "Tomte"))
@@ -174,6 +175,15 @@ import sys, time
 from streamlit.testing.v1 import AppTest
 at = AppTest.from_file({str(APP)!r}, default_timeout=120).run()
 assert not at.exception and not at.error, [e.value for e in at.exception]
+for page in ("explore", "augment", "train"):
+    at.switch_page(f"pages/{{page}}.py").run()
+    assert not at.exception and not at.error, (page, [e.value for e in at.exception], [e.value for e in at.error])
+    print(page, "torch" in sys.modules)
+at.switch_page("pages/explore.py").run()
+at.toggle(key="similar_map_on").set_value(True).run()
+assert not at.exception and not at.error, ([e.value for e in at.exception], [e.value for e in at.error])
+assert "Label audit" in [h.value for h in at.subheader], [h.value for h in at.subheader]
+print("map", "torch" in sys.modules)
 at.switch_page("pages/predict.py").run()
 at.file_uploader[0].set_value([("whistle-2.gif", open({str(gif)!r}, "rb").read(), "image/gif")]).run()
 assert not at.exception and not at.error, ([e.value for e in at.exception], [e.value for e in at.error])
