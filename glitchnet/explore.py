@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from .serving import dataset_relative
+from .names import dataset_relative
 
 SPLIT_ORDER = ("train", "validation", "test")
 """The order splits are offered and drawn in."""

@@ -12,16 +12,14 @@ from __future__ import annotations
 from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, TypeVar
+from typing import Any, TypeVar
 
 import numpy as np
 import pandas as pd
 
 from .classes import DURATIONS_S
 from .data import NAME_RE
-
-if TYPE_CHECKING:
-    from .inference import Prediction
+from .names import plain
 
 T = TypeVar("T")
 
@@ -79,6 +77,45 @@ def cap_files(names: Sequence[str], max_files: int | None) -> tuple[list[int], l
     return sorted(kept), [names[i] for i in sorted(left_out)]
 
 
+def fuse_log_probabilities(probs: np.ndarray) -> np.ndarray:
+    """One glitch's class probabilities from its views' (V, C): the normalized geometric mean (a product of experts,
+    the average of log-probabilities). Every path that fuses views (prediction, evaluation, the app) calls this."""
+    logp = np.log(np.clip(np.asarray(probs, dtype=np.float64), 1e-12, 1.0)).mean(0)
+    fused = np.exp(logp - logp.max())
+    return fused / fused.sum()
+
+
+@dataclass
+class Prediction:
+    """The model's answer for one image (or one fused glitch), or the reason there is none."""
+
+    name: str
+    label: str | None = None
+    confidence: float | None = None
+    top5: list[tuple[str, float]] = field(default_factory=list)
+    probabilities: np.ndarray | None = None
+    gravityspy_id: str | None = None
+    ifo: str | None = None
+    duration: float | None = None
+    error: str | None = None
+    low_confidence: bool = False
+    views: int = 1
+    warning: str | None = None
+    """Why this answer deserves less trust than its confidence suggests (a blank or uniformly dark view)."""
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-safe dict (never NaN): ``{"path", "error"}`` or the answer, with ``views`` when several were fused."""
+        if self.error is None and not (self.confidence is not None and np.isfinite(self.confidence)
+                                       and all(np.isfinite(p) for _, p in self.top5)):
+            return {"path": self.name, "error": "the model gave no finite answer for this image"}
+        if self.error is not None:
+            return {"path": self.name, "error": self.error}
+        return {"path": self.name, "label": self.label, "confidence": round(float(self.confidence), 6),
+                "top5": [[c, round(float(p), 6)] for c, p in self.top5], "low_confidence": self.low_confidence,
+                **({"views": self.views} if self.views > 1 else {}),
+                **({"warning": self.warning} if self.warning else {})}
+
+
 @dataclass
 class View:
     """One view of a glitch, decoded once: a file, or one frame of a multi-frame GIF."""
@@ -101,8 +138,6 @@ class View:
     def caption(self) -> str:
         """How a page names the view, as Markdown (Streamlit renders image captions so): its duration when known,
         else its name as literal text."""
-        from .serving import plain  # serving imports this module
-
         return f"{self.duration_s:g} s view" if self.duration_s is not None else plain(self.name)
 
 
@@ -114,7 +149,7 @@ class Glitch:
     files: list[str]
     views: list[View] = field(default_factory=list)
     verdict: Prediction | None = None
-    """The views' probabilities fused (``evaluate.fuse_log_probabilities``); ``error`` set when none was readable."""
+    """The views' probabilities fused (``fuse_log_probabilities``); ``error`` set when none was readable."""
 
     @property
     def readable(self) -> list[View]:

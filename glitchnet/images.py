@@ -55,6 +55,10 @@ MAX_FRAMES = 16
 this is generous for real files and bounds a frame bomb (a small GIF of a thousand frames) to 16 decodes. A hosted
 server may pass a lower ``max_frames``."""
 
+MIN_VIRIDIS_FRACTION = 0.60
+"""Below this fraction of on-colour-map pixels (``viridis_fraction``) an image is not treated as a Gravity Spy
+spectrogram: prediction refuses it, and a training set made mostly of such images is refused."""
+
 Source = Union[str, os.PathLike, bytes, "io.BufferedIOBase", Image.Image]
 
 Image.MAX_IMAGE_PIXELS = MAX_PIXELS

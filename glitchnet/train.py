@@ -22,21 +22,19 @@ from torch.optim.swa_utils import update_bn
 from . import distributed
 from .checkpoint import Checkpoint, CheckpointError, load_checkpoint, save_checkpoint
 from .classes import CLASS_SETS, map_label
-from .config import DURATION_VIEWS, TrainConfig
+from .config import DURATION_VIEWS, TrainConfig, parse_view
 from .data import (
-    DatasetError,
     DatasetScan,
     EpochSampler,
     GlitchImages,
     default_cache_dir,
     load_split,
-    parse_view,
     scan_dataset,
 )
-from .errors import TrainingError
+from .errors import DatasetError, TrainingError
 from .evaluate import compute_metrics, predict_logits
 from .files import check_output_file, check_writable_folder, clean_stale_temps
-from .images import ImageError, canonical_checked, to_model_input
+from .images import MIN_VIRIDIS_FRACTION, ImageError, canonical_checked, to_model_input
 from .model import FrequencyGlitchNet, GlitchNet, autocast, build_architecture, forward_uint8
 from .syncbn import synchronize_batchnorm
 
@@ -153,6 +151,7 @@ def prepare_run(config: TrainConfig, emit: Callable[[Event], None] = lambda e: N
     ``--init`` checkpoint, and that ``--resume`` has a run to continue with the same settings. Temporary files left
     by a killed run are removed. Raises a ``GlitchNetError`` (one line) when the run cannot start."""
     config.check()
+    pick_device(config.device)  # the named device exists here (and this rank's GPU under torchrun)
     out = check_output_file(config.out, "output checkpoint")
     last_path = last_checkpoint_path(out)
     check_output_file(last_path, "resumable state")
@@ -223,8 +222,6 @@ def check_training_data(scan: DatasetScan, sample: int = VIRIDIS_SAMPLE) -> tupl
     - most of a sample of training images off the viridis colour scale (not Gravity Spy spectrograms; prediction
       refuses such images): refused; a few: a note.
     """
-    from .inference import MIN_VIRIDIS_FRACTION
-
     notes: list[str] = []
     train_rows = scan.split("train")
     if train_rows.empty:

@@ -25,7 +25,8 @@ from glitchnet.errors import GlitchNetError, one_line
 from glitchnet.explore import dataset_summary
 from glitchnet.glitches import Glitch, View
 from glitchnet.jobs import DatasetBuild, TrainingJob, current_build, job_for, shared_build
-from glitchnet.serving import Budget, BudgetError, InferenceQueue, Ticket, Upload, admit, scrub_paths
+from glitchnet.names import scrub_paths
+from glitchnet.serving import Budget, BudgetError, InferenceQueue, Ticket, Upload, admit
 from glitchnet.shipped import SHIPPED_MODELS, default_model_path, shipped_model_path, shipped_title
 
 if TYPE_CHECKING:  # torch and the model are imported where used: Home draws without them (~2 s sooner)

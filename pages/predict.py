@@ -15,6 +15,7 @@ from glitchnet.classes import ALL_INFO
 from glitchnet.glitches import (
     KEPT_UNLABELLED,
     Glitch,
+    Prediction,
     Results,
     View,
     example_glitches,
@@ -28,9 +29,10 @@ from glitchnet.glitches import (
     view_answers,
     views_disagree,
 )
-from glitchnet.inference import Prediction, format_probability, overlay
+from glitchnet.inference import format_probability, overlay
 from glitchnet.jobs import one_line
-from glitchnet.serving import MAX_UPLOAD_MB, UPLOAD_TYPES, BudgetError, csv_bytes, oversized, plain
+from glitchnet.names import csv_bytes, plain
+from glitchnet.serving import MAX_UPLOAD_MB, UPLOAD_TYPES, BudgetError, oversized
 from glitchnet.strain import StrainError
 from pages import _similar
 from pages import _ui as ui

@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
+from glitchnet.names import csv_bytes, csv_safe, dataset_relative, plain, scrub_paths
 from glitchnet.serving import (
     SETTINGS,
     Budget,
@@ -21,11 +22,6 @@ from glitchnet.serving import (
     QueueFull,
     admit,
     count_frames,
-    csv_bytes,
-    csv_safe,
-    dataset_relative,
-    plain,
-    scrub_paths,
 )
 
 README = Path(__file__).resolve().parents[1] / "README.md"
