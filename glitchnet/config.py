@@ -23,6 +23,11 @@ AUGMENTATION_LABELS: dict[str, str] = {"class": "Class-aware (physics-based)",
                                        "generic": "Generic (flips, jitter, crops)", "none": "None"}
 """Each augmentation mode in a few words, for people choosing one."""
 
+SPLITS = ("train", "validation", "test")
+"""A dataset's splits, in the order a page lists them."""
+TEST_FIRST = tuple(reversed(SPLITS))
+"""The splits, the test split first: where an example shown to a person is taken from (held out, if it can be)."""
+
 ALL_VIEWS = "all"
 """The ``view`` that trains on the four durations, each view a sample of its own."""
 

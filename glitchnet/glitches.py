@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from .classes import DURATIONS_S
+from .config import SPLITS, TEST_FIRST
 from .data import NAME_RE
 from .names import plain
 
@@ -64,17 +65,31 @@ def glitch_chunks(names: Sequence[str], size: int) -> Iterator[list[int]]:
         yield chunk
 
 
-def cap_files(names: Sequence[str], max_files: int | None) -> tuple[list[int], list[str]]:
-    """Which files a batch of at most ``max_files`` keeps, never splitting a glitch: (kept indices in their
-    original order, names of the files left out). Glitches are taken in first-seen order; one that no longer fits
-    is left out whole and a later, smaller one may still fit."""
-    if max_files is None or len(names) <= max_files:
-        return list(range(len(names))), []
+def fit_glitches(names: Sequence[str], sizes: Sequence[float], limit: float) -> tuple[list[int], list[int]]:
+    """The whole glitches among ``names`` whose ``sizes`` (one per file) add up to at most ``limit``: (kept
+    indices, left-out indices), each in the original order. Glitches are taken in first-seen order; one that would
+    pass the limit is left out whole, and a later, smaller one may still fit. Every cap on a batch (files, bytes)
+    is this rule."""
     kept: list[int] = []
     left_out: list[int] = []
+    total = 0.0
     for _, indices in group_files(names):
-        (kept if len(kept) + len(indices) <= max_files else left_out).extend(indices)
-    return sorted(kept), [names[i] for i in sorted(left_out)]
+        size = sum(sizes[i] for i in indices)
+        if total + size <= limit:
+            kept += indices
+            total += size
+        else:
+            left_out += indices
+    return sorted(kept), sorted(left_out)
+
+
+def cap_files(names: Sequence[str], max_files: int | None) -> tuple[list[int], list[str]]:
+    """Which files a batch of at most ``max_files`` keeps, never splitting a glitch (``fit_glitches``): (kept
+    indices in their original order, names of the files left out)."""
+    if max_files is None:
+        return list(range(len(names))), []
+    kept, left_out = fit_glitches(names, [1] * len(names), max_files)
+    return kept, [names[i] for i in left_out]
 
 
 def fuse_log_probabilities(probs: np.ndarray) -> np.ndarray:
@@ -315,7 +330,7 @@ def _by_glitch(manifest: pd.DataFrame, splits: Sequence[str]) -> pd.DataFrame:
     return df.sort_values(["_rank", "path"])
 
 
-def examples_by_class(manifest: pd.DataFrame, splits: Sequence[str] = ("train", "validation", "test"),
+def examples_by_class(manifest: pd.DataFrame, splits: Sequence[str] = SPLITS,
                       duration_s: float = 1.0) -> dict[str, str]:
     """One image path per class: the first (by path) of the given duration in the first split (in order) holding one.
     Images without a duration in their name count as that duration."""
@@ -323,7 +338,7 @@ def examples_by_class(manifest: pd.DataFrame, splits: Sequence[str] = ("train", 
     return dict(_by_glitch(df, splits).groupby("label", sort=True)["path"].first())
 
 
-def example_glitches(manifest: pd.DataFrame, splits: Sequence[str] = ("test", "validation", "train"),
+def example_glitches(manifest: pd.DataFrame, splits: Sequence[str] = TEST_FIRST,
                      ) -> dict[str, list[str]]:
     """Every view's path of one glitch per class: the glitch of the first image (by path) of the first split holding
     the class, views sorted by duration."""
@@ -334,7 +349,7 @@ def example_glitches(manifest: pd.DataFrame, splits: Sequence[str] = ("test", "v
 
 
 def random_glitch(manifest: pd.DataFrame, rng: np.random.Generator | None = None,
-                  splits: Sequence[str] = ("test", "validation", "train"),
+                  splits: Sequence[str] = TEST_FIRST,
                   classes: Sequence[str] | None = None) -> tuple[str, list[str]]:
     """(label, every view's path) of a glitch drawn at random, classes equally likely, for a volunteer quiz.
 

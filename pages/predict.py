@@ -9,7 +9,6 @@ from typing import Any
 import pandas as pd
 import plotly.express as px
 import streamlit as st
-from streamlit.delta_generator import DeltaGenerator
 
 from glitchnet.classes import ALL_INFO
 from glitchnet.glitches import (
@@ -142,7 +141,7 @@ def strain_inputs(batch: Batch) -> None:
             st.error(f"{plain(upload.name)}: {ui.public(one_line(exc))}")
 
 
-def uploader(slot: DeltaGenerator) -> list:
+def uploader(slot: Any) -> list:
     """The image uploader, drawn in ``slot``; a fresh, empty one once the last uploads are released."""
     return slot.file_uploader(
         f"Upload spectrograms (up to {MAX_UPLOAD_MB} MB each)", type=list(UPLOAD_TYPES), accept_multiple_files=True,
