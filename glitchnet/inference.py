@@ -163,18 +163,6 @@ class Predictor:
         for name, views in pending:
             yield self.verdict([v.prediction or Prediction(name=v.name, error=v.error) for v in views], name)
 
-    def predict_frames(self, source: Source, name: str = "upload", max_frames: int = MAX_FRAMES) -> list[Prediction]:
-        """One prediction per frame: a golden GIF holds the four views of one glitch (at most ``max_frames``)."""
-        views = self.decode(name, source, max_frames)
-        self.classify(views, explain=False)
-        return [v.prediction for v in views]
-
-    def predict_file(self, source: Source, name: str = "upload",
-                     max_frames: int = MAX_FRAMES) -> tuple[list[Prediction], Prediction]:
-        """A file's per-frame predictions and its ``verdict``: what the app shows and the CLI prints."""
-        frames = self.predict_frames(source, name, max_frames)
-        return frames, self.verdict(frames, name)
-
     def verdict(self, frames: list[Prediction], name: str) -> Prediction:
         """The one answer for a file, in the CLI and the app alike: a still image's own; a multi-frame file's frames
         are the views of one glitch (Gravity Spy's golden GIFs), so they are fused (``fuse``), as ``classify``
@@ -223,7 +211,8 @@ class Predictor:
         in global average pooling and one linear layer after ``cam_layer``, so Grad-CAM's gradient weights are that
         layer's weights divided by the map area, known without a backward pass: the heatmaps come from the
         activations of the forward pass that gave the probabilities. ``gradcam`` (pytorch-grad-cam, forward and
-        backward) gives the same maps; a test checks it, ``benchmarks/bench_explain.py`` measures the speed-up.
+        backward) gives the same maps; a test checks it, ``benchmarks/bench_glitch.py`` measures the speed-up
+        (``benchmarks/RESULTS.md``: 2.7× on four views).
         """
         probs, activations = self._probabilities_and_activations(images_uint8)
         if class_indices is None:
