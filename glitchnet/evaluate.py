@@ -13,6 +13,7 @@ import torch
 
 from .checkpoint import load_checkpoint
 from .data import load_split, scan_dataset
+from .glitches import fuse_log_probabilities
 from .model import forward_uint8
 
 
@@ -81,14 +82,6 @@ def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
     z = z - z.max(-1, keepdims=True)
     e = np.exp(z)
     return e / e.sum(-1, keepdims=True)
-
-
-def fuse_log_probabilities(probs: np.ndarray) -> np.ndarray:
-    """One glitch's class probabilities from its views' (V, C): the normalized geometric mean (a product of experts,
-    the average of log-probabilities). Every path that fuses views (prediction, evaluation, the app) calls this."""
-    logp = np.log(np.clip(np.asarray(probs, dtype=np.float64), 1e-12, 1.0)).mean(0)
-    fused = np.exp(logp - logp.max())
-    return fused / fused.sum()
 
 
 def fuse_by_glitch(probs: np.ndarray, glitch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -8,7 +8,6 @@ import os
 import threading
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -16,11 +15,11 @@ import numpy as np
 import torch
 
 from .checkpoint import Checkpoint, CheckpointError, load_checkpoint
-from .evaluate import fuse_log_probabilities
-from .glitches import Glitch, View, frame_duration, group_views, parse_name
+from .glitches import Glitch, Prediction, View, frame_duration, fuse_log_probabilities, group_views, parse_name
 from .images import (
     INPUT_SIZE,
     MAX_FRAMES,
+    MIN_VIRIDIS_FRACTION,
     ImageError,
     Source,
     canonical_checked,
@@ -36,8 +35,6 @@ LOW_CONFIDENCE = 0.6
 model never saw (leave-source-out, 631 verified held-out glitches; ``models/confidence_curve.py``,
 docs/confidence_curve.png): at 0.6 the shipped model flags 79% of its mistakes (at most 1 in 4 unflagged, the goal)
 and answers 38% of glitches, right on 78% of them; at 0.5 it flagged 59%."""
-MIN_VIRIDIS_FRACTION = 0.60
-"""Below this fraction of on-colour-map pixels an image is not treated as a Gravity Spy spectrogram."""
 
 
 def format_probability(p: float) -> str:
@@ -48,37 +45,6 @@ def format_probability(p: float) -> str:
     if 0.0 < p < 0.005:
         return "< 1%"
     return f"{p:.0%}"
-
-
-@dataclass
-class Prediction:
-    """The model's answer for one image (or one fused glitch), or the reason there is none."""
-
-    name: str
-    label: str | None = None
-    confidence: float | None = None
-    top5: list[tuple[str, float]] = field(default_factory=list)
-    probabilities: np.ndarray | None = None
-    gravityspy_id: str | None = None
-    ifo: str | None = None
-    duration: float | None = None
-    error: str | None = None
-    low_confidence: bool = False
-    views: int = 1
-    warning: str | None = None
-    """Why this answer deserves less trust than its confidence suggests (a blank or uniformly dark view)."""
-
-    def to_json(self) -> dict[str, Any]:
-        """A JSON-safe dict (never NaN): ``{"path", "error"}`` or the answer, with ``views`` when several were fused."""
-        if self.error is None and not (self.confidence is not None and np.isfinite(self.confidence)
-                                       and all(np.isfinite(p) for _, p in self.top5)):
-            return {"path": self.name, "error": "the model gave no finite answer for this image"}
-        if self.error is not None:
-            return {"path": self.name, "error": self.error}
-        return {"path": self.name, "label": self.label, "confidence": round(float(self.confidence), 6),
-                "top5": [[c, round(float(p), 6)] for c, p in self.top5], "low_confidence": self.low_confidence,
-                **({"views": self.views} if self.views > 1 else {}),
-                **({"warning": self.warning} if self.warning else {})}
 
 
 class Predictor:
@@ -197,18 +163,6 @@ class Predictor:
         for name, views in pending:
             yield self.verdict([v.prediction or Prediction(name=v.name, error=v.error) for v in views], name)
 
-    def predict_frames(self, source: Source, name: str = "upload", max_frames: int = MAX_FRAMES) -> list[Prediction]:
-        """One prediction per frame: a golden GIF holds the four views of one glitch (at most ``max_frames``)."""
-        views = self.decode(name, source, max_frames)
-        self.classify(views, explain=False)
-        return [v.prediction for v in views]
-
-    def predict_file(self, source: Source, name: str = "upload",
-                     max_frames: int = MAX_FRAMES) -> tuple[list[Prediction], Prediction]:
-        """A file's per-frame predictions and its ``verdict``: what the app shows and the CLI prints."""
-        frames = self.predict_frames(source, name, max_frames)
-        return frames, self.verdict(frames, name)
-
     def verdict(self, frames: list[Prediction], name: str) -> Prediction:
         """The one answer for a file, in the CLI and the app alike: a still image's own; a multi-frame file's frames
         are the views of one glitch (Gravity Spy's golden GIFs), so they are fused (``fuse``), as ``classify``
@@ -257,7 +211,8 @@ class Predictor:
         in global average pooling and one linear layer after ``cam_layer``, so Grad-CAM's gradient weights are that
         layer's weights divided by the map area, known without a backward pass: the heatmaps come from the
         activations of the forward pass that gave the probabilities. ``gradcam`` (pytorch-grad-cam, forward and
-        backward) gives the same maps; a test checks it, ``benchmarks/bench_explain.py`` measures the speed-up.
+        backward) gives the same maps; a test checks it, ``benchmarks/bench_glitch.py`` measures the speed-up
+        (``benchmarks/RESULTS.md``: 2.7× on four views).
         """
         probs, activations = self._probabilities_and_activations(images_uint8)
         if class_indices is None:
@@ -278,7 +233,7 @@ class Predictor:
 
         Every readable view goes through the model once, in batches of ``batch_size``; each view gets its
         ``prediction`` and, with ``explain``, a Grad-CAM ``heat`` for its glitch's combined label (from the same
-        forward pass). A glitch's verdict fuses its views' probabilities (``evaluate.fuse_log_probabilities``).
+        forward pass). A glitch's verdict fuses its views' probabilities (``glitches.fuse_log_probabilities``).
         """
         glitches = group_views(views)
         readable = [v for g in glitches for v in g.readable]

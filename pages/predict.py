@@ -9,12 +9,12 @@ from typing import Any
 import pandas as pd
 import plotly.express as px
 import streamlit as st
-from streamlit.delta_generator import DeltaGenerator
 
 from glitchnet.classes import ALL_INFO
 from glitchnet.glitches import (
     KEPT_UNLABELLED,
     Glitch,
+    Prediction,
     Results,
     View,
     example_glitches,
@@ -28,9 +28,10 @@ from glitchnet.glitches import (
     view_answers,
     views_disagree,
 )
-from glitchnet.inference import Prediction, format_probability, overlay
+from glitchnet.inference import format_probability, overlay
 from glitchnet.jobs import one_line
-from glitchnet.serving import MAX_UPLOAD_MB, UPLOAD_TYPES, BudgetError, csv_bytes, oversized, plain
+from glitchnet.names import csv_bytes, plain
+from glitchnet.serving import MAX_UPLOAD_MB, UPLOAD_TYPES, BudgetError, oversized
 from glitchnet.strain import StrainError
 from pages import _similar
 from pages import _ui as ui
@@ -140,7 +141,7 @@ def strain_inputs(batch: Batch) -> None:
             st.error(f"{plain(upload.name)}: {ui.public(one_line(exc))}")
 
 
-def uploader(slot: DeltaGenerator) -> list:
+def uploader(slot: Any) -> list:
     """The image uploader, drawn in ``slot``; a fresh, empty one once the last uploads are released."""
     return slot.file_uploader(
         f"Upload spectrograms (up to {MAX_UPLOAD_MB} MB each)", type=list(UPLOAD_TYPES), accept_multiple_files=True,

@@ -13,19 +13,16 @@ import pandas as pd
 import pytest
 from PIL import Image
 
+from glitchnet.images import frame_count
+from glitchnet.names import csv_bytes, csv_safe, dataset_relative, plain, scrub_paths
 from glitchnet.serving import (
     SETTINGS,
     Budget,
     BudgetError,
     InferenceQueue,
+    Presence,
     QueueFull,
     admit,
-    count_frames,
-    csv_bytes,
-    csv_safe,
-    dataset_relative,
-    plain,
-    scrub_paths,
 )
 
 README = Path(__file__).resolve().parents[1] / "README.md"
@@ -112,8 +109,8 @@ def test_frames_past_the_budget_are_never_decoded(monkeypatch):
 
 def test_frame_count_stops_past_the_limit():
     bomb = gif(1000, size=8)
-    assert count_frames(bomb, 4) == 5 and count_frames(bomb, 0) == 1
-    assert count_frames(gif(3), 4) == 3 and count_frames(b"junk", 4) == 1
+    assert frame_count(bomb, 4) == 5 and frame_count(bomb, 0) == 1 and frame_count(bomb) == 1000
+    assert frame_count(gif(3), 4) == 3 and frame_count(b"junk", 4) == 1 and frame_count(b"junk") == 1
 
 
 # ------------------------------------------------------------------------------------------------------ queue
@@ -258,3 +255,30 @@ def test_names_in_budget_notes_and_captions_are_literal():
     assert admit([(image, gif(12))], Budget(frames=4)).notes[0].startswith(f"`{image}` has more than 4 frames")
     assert View(name=link, file=link).caption == f"`{link}`"
     assert View(name=link, file=link, duration_s=1.0).caption == "1 s view"
+
+
+def test_presence_takes_a_visitor_unseen_for_the_grace_period_for_gone():
+    now = [100.0]
+    presence = Presence(grace_s=10.0, clock=lambda: now[0])
+    assert not presence.alive("a")  # never seen
+    presence.seen("a")
+    now[0] += 10.0
+    assert presence.alive("a") and not presence.alive("b")
+    now[0] += 0.5
+    assert not presence.alive("a")
+    presence.seen("a")
+    assert presence.alive("a")
+
+
+def test_the_queue_drops_the_work_of_a_visitor_presence_has_lost():
+    now = [0.0]
+    presence = Presence(grace_s=5.0, clock=lambda: now[0])
+    presence.seen("left"), presence.seen("stays")
+    queue = InferenceQueue(alive=presence.alive, start=False)
+    gone = queue.submit("left", [lambda: 1, lambda: 2])
+    here = queue.submit("stays", [lambda: 3])
+    assert queue.run_one() and gone.done == 1
+    now[0] = 6.0
+    presence.seen("stays")
+    assert queue.run_one() and here.state == "done" and here.results == [3]
+    assert not queue.run_one() and gone.state == "cancelled" and gone.done == 1
