@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import __version__
-from .architectures import ARCHITECTURE_NAMES, DEFAULT_ARCH
+from .architectures import ARCHITECTURE_NAMES, DEFAULT_ARCH, MAX_WIDTH
 from .classes import CLASSES, DURATIONS_S, ClassSet, check_class_names, class_set_for
 from .errors import GlitchNetError, first_line
 from .files import atomic_open
@@ -26,9 +26,6 @@ if TYPE_CHECKING:  # torch is imported where weights are read or written: ``read
 
 FORMAT = "glitchnet-checkpoint"
 FORMAT_VERSION = 1
-MAX_WIDTH = 512
-"""Widest network a checkpoint may declare (channels); the shipped model has 64. A header is checked against this
-before anything is built, so a crafted ``width`` cannot make the loader allocate gigabytes."""
 
 
 MAX_PICKLE_BYTES = 16 * 2**20

@@ -11,7 +11,16 @@ from pathlib import Path
 
 from .architectures import ARCHITECTURE_NAMES, DEFAULT_ARCH
 from .classes import CLASS_SET_CHOICES, CLASS_SETS, DEFAULT_CLASS_SET, DURATIONS_S
-from .config import ALL_VIEWS, AUGMENTATION_MODES, DURATION_VIEWS, LR_SCALING, SIMILAR_K, SIMILAR_MAX_K, TrainConfig
+from .config import (
+    ALL_VIEWS,
+    AUGMENTATION_MODES,
+    DURATION_VIEWS,
+    LR_SCALING,
+    SIMILAR_K,
+    SIMILAR_MAX_K,
+    SPLITS,
+    TrainConfig,
+)
 from .distributed import BACKENDS
 from .errors import GlitchNetError, first_line, one_line
 
@@ -485,7 +494,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", help="dataset root")
     p.add_argument("--figures", help="folder of <Class>/<image> figures, each one glitch (GIF frames = its views)")
     p.add_argument("--model", required=True)
-    p.add_argument("--split", default="test", choices=("train", "validation", "test"))
+    p.add_argument("--split", default="test", choices=SPLITS)
     p.add_argument("--view", help="override the checkpoint's view")
     p.add_argument("--cache-dir")
     p.add_argument("--json", action="store_true", help="print the metrics as one JSON object")

@@ -7,11 +7,13 @@ from here, so the command line starts in an instant (no torch import) and a defa
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 from typing import Any
 
-from .architectures import ARCHITECTURE_NAMES, DEFAULT_ARCH
+from .architectures import ARCHITECTURE_NAMES, DEFAULT_ARCH, MAX_WIDTH
 from .classes import AUTO, CLASS_SET_CHOICES, DURATIONS_S
+from .errors import DatasetError, TrainingError
 
 AUGMENTATION_MODES: tuple[str, ...] = ("class", "generic", "none")
 """``class``: the physics-aware policies of ``augment.py``; ``generic``: a torchvision-style baseline; ``none``:
@@ -20,6 +22,11 @@ identity."""
 AUGMENTATION_LABELS: dict[str, str] = {"class": "Class-aware (physics-based)",
                                        "generic": "Generic (flips, jitter, crops)", "none": "None"}
 """Each augmentation mode in a few words, for people choosing one."""
+
+SPLITS = ("train", "validation", "test")
+"""A dataset's splits, in the order a page lists them."""
+TEST_FIRST = tuple(reversed(SPLITS))
+"""The splits, the test split first: where an example shown to a person is taken from (held out, if it can be)."""
 
 ALL_VIEWS = "all"
 """The ``view`` that trains on the four durations, each view a sample of its own."""
@@ -46,6 +53,24 @@ default is ``TrainConfig.epochs``, for real datasets)."""
 LEARNING_RATES: tuple[float, ...] = (1e-5, 2e-5, 5e-5, 1e-4, 2e-4, 5e-4, 1e-3, 2e-3, 5e-3, 1e-2, 2e-2, 5e-2, 0.1)
 """The learning rates the app offers: a log grid (1, 2, 5 per decade), so that each step changes the rate visibly."""
 assert tuple(AUGMENTATION_LABELS) == AUGMENTATION_MODES, "every augmentation mode has a label"
+
+DEVICE_RE = re.compile(r"auto|cpu|cuda(:\d+)?")
+"""The ``device`` names a run takes: ``auto`` (CUDA when available, else the CPU), ``cpu``, ``cuda`` or ``cuda:N``.
+Whether the named device exists here is checked where torch is loaded (``distributed.device_for``)."""
+
+
+def parse_view(view: str | float) -> float | None:
+    """``"1.0"`` -> 1.0; ``"all"`` -> None (every duration as its own sample)."""
+    if str(view).lower() == ALL_VIEWS:
+        return None
+    wrong = f"view must be one of {', '.join(DURATION_VIEWS)} or {ALL_VIEWS!r}, not {view!r}"
+    try:
+        dur = float(view)
+    except ValueError:
+        raise DatasetError(wrong) from None
+    if dur not in DURATIONS_S:
+        raise DatasetError(wrong)
+    return dur
 
 
 @dataclass
@@ -90,11 +115,8 @@ class TrainConfig:
     "linear" trains at N × ``lr`` (``distributed.lr_scale``); one process always trains at ``lr``."""
 
     def check(self) -> None:
-        """Refuse, with one line naming the setting, any knob a run cannot use (before any work starts)."""
-        from .checkpoint import MAX_WIDTH  # imported here: this module stays free of torch
-        from .data import parse_view
-        from .errors import TrainingError
-        from .train import pick_device
+        """Refuse, with one line naming the setting, any knob a run cannot use (before any work starts, without
+        torch: whether the device exists is ``train.prepare_run``'s check)."""
 
         def whole(name: str, value: Any, low: int, high: int | None = None) -> None:
             if not isinstance(value, int) or isinstance(value, bool) or value < low or (high and value > high):
@@ -126,4 +148,5 @@ class TrainConfig:
             raise TrainingError(f"classes must be one of {', '.join(CLASS_SET_CHOICES)}, not {self.classes!r}")
         if self.lr_scaling not in LR_SCALING:
             raise TrainingError(f"lr-scaling must be one of {', '.join(LR_SCALING)}, not {self.lr_scaling!r}")
-        pick_device(self.device)
+        if not isinstance(self.device, str) or not DEVICE_RE.fullmatch(self.device):
+            raise TrainingError(f"device must be auto, cpu, cuda or cuda:N, not {self.device!r}")

@@ -16,9 +16,9 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from .classes import ALIASES, AUTO, CLASS_NAME_RE, CLASS_SETS, DURATIONS_S, ClassSet, choose_class_set, get_class_set
-from .config import ALL_VIEWS, DURATION_VIEWS
-from .errors import GlitchNetError
+from .classes import ALIASES, AUTO, CLASS_NAME_RE, CLASS_SETS, ClassSet, choose_class_set, get_class_set
+from .config import parse_view
+from .errors import DatasetError
 from .files import atomic_path, clean_stale_temps, write_text_atomic
 from .images import INPUT_SIZE, ImageError, canonical_uint8
 from .workers import process_pool
@@ -26,7 +26,6 @@ from .workers import process_pool
 if TYPE_CHECKING:  # torch is imported where tensors are made: scanning a folder for the app does not need it
     import torch
 
-SPLITS = ("train", "validation", "test")
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".gif"}
 NAME_RE = re.compile(r"^(?P<ifo>[A-Z]\d)_(?P<gid>[A-Za-z0-9]+(?:\.\d+)?)_spectrogram_(?P<dur>\d+(?:\.\d+)?)$")
 """``{ifo}_{id}_spectrogram_{duration}``: the id is Gravity Spy's, or a GPS time (``1238507926.062500000``) as
@@ -41,10 +40,6 @@ _SHIPPED_NAMES = tuple(CLASS_SETS)
 _SHIPPED_SETS = tuple(CLASS_SETS.values())
 _SPLIT_ALIASES = {"train": "train", "training": "train", "validation": "validation", "val": "validation",
                   "valid": "validation", "test": "test", "testing": "test"}
-
-
-class DatasetError(GlitchNetError):
-    """A folder that cannot be used as a dataset; the message is one line, fit for a user."""
 
 
 @dataclass
@@ -71,20 +66,6 @@ class DatasetScan:
 
     def split(self, name: str) -> pd.DataFrame:
         return self.manifest[self.manifest["split"] == name].reset_index(drop=True)
-
-
-def parse_view(view: str | float) -> float | None:
-    """``"1.0"`` -> 1.0; ``"all"`` -> None (every duration as its own sample)."""
-    if str(view).lower() == ALL_VIEWS:
-        return None
-    wrong = f"view must be one of {', '.join(DURATION_VIEWS)} or {ALL_VIEWS!r}, not {view!r}"
-    try:
-        dur = float(view)
-    except ValueError:
-        raise DatasetError(wrong) from None
-    if dur not in DURATIONS_S:
-        raise DatasetError(wrong)
-    return dur
 
 
 def split_of_id(gravityspy_id: str, fractions: tuple[float, float] = (0.70, 0.15)) -> str:

@@ -23,7 +23,6 @@ import math
 import os
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -31,11 +30,12 @@ import numpy as np
 
 from .checkpoint import Checkpoint, CheckpointError
 from .errors import GlitchNetError
-from .glitches import Glitch, View, frame_duration, group_views, parse_name
+from .glitches import Glitch, Prediction, View, frame_duration, group_views, parse_name
 from .images import (
     INPUT_SIZE,
     MAX_FRAMES,
     MEAN,
+    MIN_VIRIDIS_FRACTION,
     STD,
     ImageError,
     Source,
@@ -53,9 +53,6 @@ LOW_CONFIDENCE = 0.6
 model never saw (leave-source-out, 631 verified held-out glitches; ``models/confidence_curve.py``,
 docs/confidence_curve.png): at 0.6 the shipped model flags 79% of its mistakes (at most 1 in 4 unflagged, the goal)
 and answers 38% of glitches, right on 78% of them; at 0.5 it flagged 59%."""
-MIN_VIRIDIS_FRACTION = 0.60
-"""Below this fraction of on-colour-map pixels an image is not treated as a Gravity Spy spectrogram."""
-
 EXPORT_FORMAT = "glitchnet-onnx"
 EXPORT_VERSION = 1
 OUTPUTS = ("logits", "activations", "embedding")
@@ -77,37 +74,6 @@ def format_probability(p: float) -> str:
     if 0.0 < p < 0.005:
         return "< 1%"
     return f"{p:.0%}"
-
-
-@dataclass
-class Prediction:
-    """The model's answer for one image (or one fused glitch), or the reason there is none."""
-
-    name: str
-    label: str | None = None
-    confidence: float | None = None
-    top5: list[tuple[str, float]] = field(default_factory=list)
-    probabilities: np.ndarray | None = None
-    gravityspy_id: str | None = None
-    ifo: str | None = None
-    duration: float | None = None
-    error: str | None = None
-    low_confidence: bool = False
-    views: int = 1
-    warning: str | None = None
-    """Why this answer deserves less trust than its confidence suggests (a blank or uniformly dark view)."""
-
-    def to_json(self) -> dict[str, Any]:
-        """A JSON-safe dict (never NaN): ``{"path", "error"}`` or the answer, with ``views`` when several were fused."""
-        if self.error is None and not (self.confidence is not None and np.isfinite(self.confidence)
-                                       and all(np.isfinite(p) for _, p in self.top5)):
-            return {"path": self.name, "error": "the model gave no finite answer for this image"}
-        if self.error is not None:
-            return {"path": self.name, "error": self.error}
-        return {"path": self.name, "label": self.label, "confidence": round(float(self.confidence), 6),
-                "top5": [[c, round(float(p), 6)] for c, p in self.top5], "low_confidence": self.low_confidence,
-                **({"views": self.views} if self.views > 1 else {}),
-                **({"warning": self.warning} if self.warning else {})}
 
 
 def scale_cam(cam: np.ndarray, size: tuple[int, int] | None = None) -> np.ndarray:
@@ -313,18 +279,6 @@ class Engine:
             v.prediction = self._result(v.name, p, warning=v.warning)
         for name, views in pending:
             yield self.verdict([v.prediction or Prediction(name=v.name, error=v.error) for v in views], name)
-
-    def predict_frames(self, source: Source, name: str = "upload", max_frames: int = MAX_FRAMES) -> list[Prediction]:
-        """One prediction per frame: a golden GIF holds the four views of one glitch (at most ``max_frames``)."""
-        views = self.decode(name, source, max_frames)
-        self.classify(views, explain=False)
-        return [v.prediction for v in views]
-
-    def predict_file(self, source: Source, name: str = "upload",
-                     max_frames: int = MAX_FRAMES) -> tuple[list[Prediction], Prediction]:
-        """A file's per-frame predictions and its ``verdict``: what the app shows and the CLI prints."""
-        frames = self.predict_frames(source, name, max_frames)
-        return frames, self.verdict(frames, name)
 
     def verdict(self, frames: list[Prediction], name: str) -> Prediction:
         """The one answer for a file, in the CLI and the app alike: a still image's own; a multi-frame file's frames
@@ -566,18 +520,6 @@ class OnnxEngine(Engine):
 
     def embedding_features(self, images_uint8: np.ndarray) -> np.ndarray:
         return self._run(images_uint8, ["embedding"])[0]
-
-
-def serving_engine(checkpoint: str | os.PathLike) -> Engine:
-    """The engine a hosted server classifies with: the ONNX Runtime engine of the current export beside the
-    checkpoint; without one (missing, stale or unreadable), the torch ``Predictor``, with a warning in the log."""
-    try:
-        return OnnxEngine.beside(checkpoint)
-    except ExportError as exc:
-        LOG.warning("serving %s with torch: %s", Path(checkpoint).name, exc)
-    from .inference import Predictor
-
-    return Predictor(checkpoint)
 
 
 def finite_or_none(value: Any) -> Any:

@@ -17,6 +17,11 @@ class OutputError(GlitchNetError):
     """An output location that cannot or must not be written (exists, is a folder, is read-only, disk full)."""
 
 
+class DatasetError(GlitchNetError):
+    """A folder that cannot be used as a dataset, or a dataset setting (a view) that names no part of one; the message
+    is one line, fit for a user."""
+
+
 class TrainingError(GlitchNetError):
     """A training run that cannot mean anything, or one that diverged (non-finite loss)."""
 

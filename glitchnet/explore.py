@@ -14,10 +14,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from .serving import dataset_relative
+from .config import SPLITS
+from .names import dataset_relative
 
-SPLIT_ORDER = ("train", "validation", "test")
-"""The order splits are offered and drawn in."""
 METADATA_COLUMNS = frozenset({"peak_frequency", "duration", "snr", "label"})
 """The metadata CSV columns the trigger-parameter plots need."""
 
@@ -29,9 +28,9 @@ def present_classes(manifest: pd.DataFrame) -> list[str]:
 
 
 def present_splits(manifest: pd.DataFrame) -> list[str]:
-    """The splits that have at least one image, in ``SPLIT_ORDER``."""
+    """The splits that have at least one image, in ``SPLITS``."""
     found = set(manifest["split"])
-    return [s for s in SPLIT_ORDER if s in found]
+    return [s for s in SPLITS if s in found]
 
 
 def present_detectors(manifest: pd.DataFrame) -> list[str]:

@@ -12,16 +12,15 @@ from __future__ import annotations
 from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, TypeVar
+from typing import Any, TypeVar
 
 import numpy as np
 import pandas as pd
 
 from .classes import DURATIONS_S
+from .config import SPLITS, TEST_FIRST
 from .data import NAME_RE
-
-if TYPE_CHECKING:
-    from .inference import Prediction
+from .names import plain
 
 T = TypeVar("T")
 
@@ -66,17 +65,62 @@ def glitch_chunks(names: Sequence[str], size: int) -> Iterator[list[int]]:
         yield chunk
 
 
-def cap_files(names: Sequence[str], max_files: int | None) -> tuple[list[int], list[str]]:
-    """Which files a batch of at most ``max_files`` keeps, never splitting a glitch: (kept indices in their
-    original order, names of the files left out). Glitches are taken in first-seen order; one that no longer fits
-    is left out whole and a later, smaller one may still fit."""
-    if max_files is None or len(names) <= max_files:
-        return list(range(len(names))), []
+def fit_glitches(names: Sequence[str], sizes: Sequence[float], limit: float) -> tuple[list[int], list[int]]:
+    """The whole glitches among ``names`` whose ``sizes`` (one per file) add up to at most ``limit``: (kept
+    indices, left-out indices), each in the original order. Glitches are taken in first-seen order; one that would
+    pass the limit is left out whole, and a later, smaller one may still fit. Every cap on a batch (files, bytes)
+    is this rule."""
     kept: list[int] = []
     left_out: list[int] = []
+    total = 0.0
     for _, indices in group_files(names):
-        (kept if len(kept) + len(indices) <= max_files else left_out).extend(indices)
-    return sorted(kept), [names[i] for i in sorted(left_out)]
+        size = sum(sizes[i] for i in indices)
+        if total + size <= limit:
+            kept += indices
+            total += size
+        else:
+            left_out += indices
+    return sorted(kept), sorted(left_out)
+
+
+def cap_files(names: Sequence[str], max_files: int | None) -> tuple[list[int], list[str]]:
+    """Which files a batch of at most ``max_files`` keeps, never splitting a glitch (``fit_glitches``): (kept
+    indices in their original order, names of the files left out)."""
+    if max_files is None:
+        return list(range(len(names))), []
+    kept, left_out = fit_glitches(names, [1] * len(names), max_files)
+    return kept, [names[i] for i in left_out]
+
+
+@dataclass
+class Prediction:
+    """The model's answer for one image (or one fused glitch), or the reason there is none."""
+
+    name: str
+    label: str | None = None
+    confidence: float | None = None
+    top5: list[tuple[str, float]] = field(default_factory=list)
+    probabilities: np.ndarray | None = None
+    gravityspy_id: str | None = None
+    ifo: str | None = None
+    duration: float | None = None
+    error: str | None = None
+    low_confidence: bool = False
+    views: int = 1
+    warning: str | None = None
+    """Why this answer deserves less trust than its confidence suggests (a blank or uniformly dark view)."""
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-safe dict (never NaN): ``{"path", "error"}`` or the answer, with ``views`` when several were fused."""
+        if self.error is None and not (self.confidence is not None and np.isfinite(self.confidence)
+                                       and all(np.isfinite(p) for _, p in self.top5)):
+            return {"path": self.name, "error": "the model gave no finite answer for this image"}
+        if self.error is not None:
+            return {"path": self.name, "error": self.error}
+        return {"path": self.name, "label": self.label, "confidence": round(float(self.confidence), 6),
+                "top5": [[c, round(float(p), 6)] for c, p in self.top5], "low_confidence": self.low_confidence,
+                **({"views": self.views} if self.views > 1 else {}),
+                **({"warning": self.warning} if self.warning else {})}
 
 
 @dataclass
@@ -101,8 +145,6 @@ class View:
     def caption(self) -> str:
         """How a page names the view, as Markdown (Streamlit renders image captions so): its duration when known,
         else its name as literal text."""
-        from .serving import plain  # serving imports this module
-
         return f"{self.duration_s:g} s view" if self.duration_s is not None else plain(self.name)
 
 
@@ -114,7 +156,7 @@ class Glitch:
     files: list[str]
     views: list[View] = field(default_factory=list)
     verdict: Prediction | None = None
-    """The views' probabilities fused (``evaluate.fuse_log_probabilities``); ``error`` set when none was readable."""
+    """The views' probabilities fused (``fuse_log_probabilities``); ``error`` set when none was readable."""
 
     @property
     def readable(self) -> list[View]:
@@ -280,7 +322,7 @@ def _by_glitch(manifest: pd.DataFrame, splits: Sequence[str]) -> pd.DataFrame:
     return df.sort_values(["_rank", "path"])
 
 
-def examples_by_class(manifest: pd.DataFrame, splits: Sequence[str] = ("train", "validation", "test"),
+def examples_by_class(manifest: pd.DataFrame, splits: Sequence[str] = SPLITS,
                       duration_s: float = 1.0) -> dict[str, str]:
     """One image path per class: the first (by path) of the given duration in the first split (in order) holding one.
     Images without a duration in their name count as that duration."""
@@ -288,7 +330,7 @@ def examples_by_class(manifest: pd.DataFrame, splits: Sequence[str] = ("train", 
     return dict(_by_glitch(df, splits).groupby("label", sort=True)["path"].first())
 
 
-def example_glitches(manifest: pd.DataFrame, splits: Sequence[str] = ("test", "validation", "train"),
+def example_glitches(manifest: pd.DataFrame, splits: Sequence[str] = TEST_FIRST,
                      ) -> dict[str, list[str]]:
     """Every view's path of one glitch per class: the glitch of the first image (by path) of the first split holding
     the class, views sorted by duration."""
@@ -299,7 +341,7 @@ def example_glitches(manifest: pd.DataFrame, splits: Sequence[str] = ("test", "v
 
 
 def random_glitch(manifest: pd.DataFrame, rng: np.random.Generator | None = None,
-                  splits: Sequence[str] = ("test", "validation", "train"),
+                  splits: Sequence[str] = TEST_FIRST,
                   classes: Sequence[str] | None = None) -> tuple[str, list[str]]:
     """(label, every view's path) of a glitch drawn at random, classes equally likely, for a volunteer quiz.
 

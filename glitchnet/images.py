@@ -55,6 +55,10 @@ MAX_FRAMES = 16
 this is generous for real files and bounds a frame bomb (a small GIF of a thousand frames) to 16 decodes. A hosted
 server may pass a lower ``max_frames``."""
 
+MIN_VIRIDIS_FRACTION = 0.60
+"""Below this fraction of on-colour-map pixels (``viridis_fraction``) an image is not treated as a Gravity Spy
+spectrogram: prediction refuses it, and a training set made mostly of such images is refused."""
+
 Source = Union[str, os.PathLike, bytes, "io.BufferedIOBase", Image.Image]
 
 Image.MAX_IMAGE_PIXELS = MAX_PIXELS
@@ -248,21 +252,33 @@ def _to_rgb(img: Image.Image) -> Image.Image:
     return img.convert("RGB")
 
 
-def frame_count(source: Source) -> int:
-    """How many frames an image holds, read from its headers without decoding any (1 for a still image)."""
-    if isinstance(source, Image.Image):
-        return getattr(source, "n_frames", 1)
+def frame_count(source: Source, limit: int | None = None) -> int:
+    """How many frames an image holds, from its headers without decoding any: 1 for a still image, and 1 for an
+    unreadable file (which gets its own error when read). With ``limit``, frames are counted only up to
+    ``limit + 1`` ("more than ``limit``"): a thousand-frame GIF then costs ``limit`` seeks, not a thousand."""
+    def count(img: Image.Image) -> int:
+        if limit is None:
+            return getattr(img, "n_frames", 1)
+        if not getattr(img, "is_animated", False):
+            return 1
+        n = 1
+        while n <= limit:
+            try:
+                img.seek(n)
+            except EOFError:
+                break
+            n += 1
+        return n
+
+    if isinstance(source, Image.Image):  # the caller's image: never moved to another frame
+        n = getattr(source, "n_frames", 1)
+        return n if limit is None else min(n, limit + 1)
     data = source if isinstance(source, (bytes, bytearray)) else None
     try:
         with Image.open(io.BytesIO(data) if data is not None else source) as img:
-            return getattr(img, "n_frames", 1)
+            return count(img)
     except Exception:
         return 1
-
-
-def n_frames(source: Source, max_frames: int = MAX_FRAMES) -> int:
-    """Number of frames read from an image (4 for a golden GIF with all the views, else 1): at most ``max_frames``."""
-    return min(frame_count(source), max(1, max_frames))
 
 
 def _is_background(arr: np.ndarray) -> np.ndarray:

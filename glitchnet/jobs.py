@@ -20,7 +20,7 @@ from .errors import one_line
 
 if TYPE_CHECKING:  # imported by the run itself: the app's pages load without torch
     from .evaluate import Evaluation
-    from .train import Event, TrainConfig
+    from .train import Event, Prepared, TrainConfig
 
 LOG = logging.getLogger("glitchnet.jobs")
 
@@ -48,8 +48,10 @@ class JobView:
 class TrainingJob:
     """One training run in a background thread; the page polls ``view()`` and may set ``stop``."""
 
-    def __init__(self, config: TrainConfig) -> None:
+    def __init__(self, config: TrainConfig, prepared: Prepared | None = None) -> None:
         self.config = config
+        self.prepared = prepared
+        """``train.prepare_run``'s answer (with the checked dataset) when the page has checked the run already."""
         self.stop = threading.Event()
         self._status = "running"
         self._latest: Event | None = None
@@ -87,7 +89,7 @@ class TrainingJob:
         from .train import train
 
         try:
-            train(self.config, progress=self._on_event, stop=self.stop)
+            train(self.config, progress=self._on_event, stop=self.stop, prepared=self.prepared)
             if Path(self.config.out).is_file():
                 self._set(_status="evaluating")
                 evaluation = evaluate_checkpoint(self.config.out, self.config.data, self.config.view,
@@ -122,13 +124,14 @@ def job_for(session_id: str) -> TrainingJob | None:
         return _JOBS.get(session_id)
 
 
-def start_job(session_id: str, config: TrainConfig) -> TrainingJob:
-    """Start a run for a session; one run at a time per server, since each uses every CPU core."""
+def start_job(session_id: str, config: TrainConfig, prepared: Prepared | None = None) -> TrainingJob:
+    """Start a run for a session; one run at a time per server, since each uses every CPU core. ``prepared``:
+    ``train.prepare_run``'s answer, with ``checked`` set, when the caller has checked the run (it is not redone)."""
     with _JOBS_LOCK:
         busy = [j for j in _JOBS.values() if j.view().status in ("running", "evaluating")]
         if busy:
             raise JobBusyError("another training run is in progress on this server; wait for it to finish")
-        job = _JOBS[session_id] = TrainingJob(config).start()
+        job = _JOBS[session_id] = TrainingJob(config, prepared).start()
         return job
 
 

@@ -20,7 +20,7 @@ import pandas as pd
 
 from .classes import ALIASES, CLASS_SETS, DURATIONS_S, ClassSet, get_class_set, map_label
 from .data import IMAGE_SUFFIXES, NAME_RE
-from .images import ImageError, canonical_uint8, n_frames, rgb_to_energy
+from .images import MAX_FRAMES, ImageError, canonical_uint8, frame_count, rgb_to_energy
 
 SOURCES = {
     "golden": "Gravity Spy golden subjects (full figures; GIF frames = the 0.5/1/2/4 s views)",
@@ -98,7 +98,7 @@ def scan_real_pool(root: str | os.PathLike | None = None) -> pd.DataFrame:
     rows: list[dict] = []
 
     def add(path: Path, label: str, source: str, glitch: str, view: str = "") -> None:
-        count = n_frames(path) if path.suffix.lower() == ".gif" else 1
+        count = min(frame_count(path, MAX_FRAMES), MAX_FRAMES) if path.suffix.lower() == ".gif" else 1
         for frame in range(count):
             rows.append({"path": str(path), "frame": frame, "label": label, "source": source, "glitch": glitch,
                          "view": view or (str(DURATIONS_S[frame]) if count == len(DURATIONS_S) else "")})

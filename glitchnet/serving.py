@@ -6,21 +6,23 @@ Nothing here imports Streamlit: the app's pages call these functions and draw wh
 from __future__ import annotations
 
 import functools
-import io
+import logging
 import os
-import re
 import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any
-
-from PIL import Image
+from typing import TYPE_CHECKING, Any
 
 from .data import IMAGE_SUFFIXES
-from .glitches import cap_files, group_files
+from .glitches import cap_files, fit_glitches, group_files
+from .images import frame_count
+from .names import plain
+
+if TYPE_CHECKING:
+    from .engine import Engine
 
 # ------------------------------------------------------------------------------------------------------ uploads
 
@@ -108,24 +110,6 @@ class Budget:
         return self.workers or max(1, min(4, (os.cpu_count() or 2) // 2))
 
 
-def count_frames(data: bytes, limit: int) -> int:
-    """Frames in an image, counted only up to ``limit + 1``: a 1,000-frame GIF costs ``limit`` frame reads."""
-    try:
-        with Image.open(io.BytesIO(data)) as img:
-            if not getattr(img, "is_animated", False):
-                return 1
-            count = 1
-            while count <= limit:
-                try:
-                    img.seek(count)
-                except EOFError:
-                    break
-                count += 1
-            return count
-    except Exception:  # unreadable files are counted as one and get their own error when classified
-        return 1
-
-
 @dataclass
 class Upload:
     """A file admitted for classification, with the number of its frames to classify."""
@@ -144,6 +128,11 @@ class Admission:
 
     kept: list[Upload]
     notes: list[str] = field(default_factory=list)
+
+    @property
+    def glitches(self) -> list[list[Upload]]:
+        """The kept uploads gathered into glitches (``glitches.group_files``), in upload order."""
+        return [[self.kept[i] for i in indices] for _, indices in group_files([u.name for u in self.kept])]
 
 
 def _listed(names: Sequence[str], shown: int = 3) -> str:
@@ -165,20 +154,12 @@ def within_budget(files: Sequence[tuple[str, int]], budget: Budget) -> tuple[lis
     limit and what was classified. Returns (the indices kept, in order; the lines, in upload order).
     """
     names = [name for name, _ in files]
-    within_count, _ = cap_files(names, budget.files)
-    counted = set(within_count)
-    kept: list[int] = []
-    left = {i: "files" for i in range(len(files)) if i not in counted}
-    n_bytes = 0
-    for _, indices in group_files(names):
-        indices = [i for i in indices if i in counted]
-        size = sum(int(files[i][1]) for i in indices)
-        if n_bytes + size > budget.batch_bytes:
-            left.update((i, "bytes") for i in indices)
-        else:
-            kept += indices
-            n_bytes += size
-    kept.sort()
+    counted, _ = cap_files(names, budget.files)
+    within, over = fit_glitches([names[i] for i in counted], [int(files[i][1]) for i in counted], budget.batch_bytes)
+    kept = [counted[k] for k in within]
+    left = {i: "files" for i in sorted(set(range(len(files))) - set(counted))}
+    left.update((counted[k], "bytes") for k in over)
+    n_bytes = sum(int(files[i][1]) for i in kept)
     limits = {"files": f"at most {budget.files} files per batch",
               "bytes": f"at most {budget.batch_mb} MB of uploads per batch"}
     notes = [f"{plain(files[i][0])}: not classified, as this server classifies {limits[left[i]]} (this batch: "
@@ -199,7 +180,7 @@ def admit(files: Sequence[tuple[str, bytes]], budget: Budget) -> Admission:
         if not budget.frames:  # no per-visitor frame cap
             uploads.append(Upload(name, data, None, i))
             continue
-        frames = count_frames(data, budget.frames)
+        frames = frame_count(data, budget.frames)
         if frames > budget.frames:
             notes.append(f"{plain(name)} has more than {budget.frames} frames, the most this server classifies per "
                          f"file: only its first {budget.frames} are classified.")
@@ -241,6 +222,21 @@ def take_uploads(uploads: Sequence[Any], budget: Budget) -> Taken:
     return Taken(files=[(uploads[i].name, uploads[i].getvalue()) for i in kept], kept=[uploads[i] for i in kept],
                  dropped=[u for i, u in enumerate(uploads) if i in refused],
                  refused=[refused[i] for i in sorted(refused)])
+
+
+def serving_engine(checkpoint: str | os.PathLike) -> Engine:
+    """The engine a hosted server classifies with: the ONNX Runtime engine of the current export beside the
+    checkpoint; without one (missing, stale or unreadable), the torch ``Predictor``, with a warning in the log."""
+    from .engine import ExportError, OnnxEngine
+
+    try:
+        return OnnxEngine.beside(checkpoint)
+    except ExportError as exc:
+        logging.getLogger("glitchnet.engine").warning("serving %s with torch: %s", Path(checkpoint).name, exc)
+    from .inference import Predictor
+
+    return Predictor(checkpoint)
+
 
 
 def give_back_memory() -> bool:
@@ -334,6 +330,36 @@ class Ticket:
 
 IDLE_TRIM_S = 10.0
 """An idle inference worker returns freed memory to the system (``give_back_memory``) this often."""
+
+
+PRESENCE_GRACE_S = 10.0
+"""Seconds a visitor may go unseen before the queue takes them for gone: far longer than the gap between a page's
+polls (0.3 s) or between a rerun's stop and its next run."""
+
+
+class Presence:
+    """When each visitor was last seen, for the queue's ``alive``: a visitor unseen for ``grace_s`` has left.
+
+    The app marks a visitor seen on each of their script runs and on each poll of a page waiting on their batch; a
+    closed tab stops its script at its next Streamlit call, so the marks stop and the queue drops the work.
+    """
+
+    def __init__(self, grace_s: float = PRESENCE_GRACE_S, clock: Callable[[], float] = time.monotonic) -> None:
+        self.grace_s, self._clock = grace_s, clock
+        self._seen: dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    def seen(self, owner: str) -> None:
+        now = self._clock()
+        with self._lock:
+            self._seen[owner] = now
+            if len(self._seen) > 1024:  # forget visitors long gone
+                self._seen = {k: t for k, t in self._seen.items() if now - t <= self.grace_s}
+
+    def alive(self, owner: str) -> bool:
+        with self._lock:
+            seen = self._seen.get(owner)
+        return seen is not None and self._clock() - seen <= self.grace_s
 
 
 class InferenceQueue:
@@ -492,52 +518,3 @@ class InferenceQueue:
                 give_back_memory()                            # freed goes back to the system
                 trimmed = time.monotonic()
 
-
-# ----------------------------------------------------------------------------------------------- safe names
-
-CSV_FORMULA_LEAD = ("=", "+", "-", "@", "\t", "\r")
-"""Characters that make a spreadsheet read a cell as a formula (OWASP's list for CSV injection)."""
-
-
-def csv_safe(value: Any) -> Any:
-    """A cell value a spreadsheet shows as text: strings starting with a formula character get a leading ``'``."""
-    if isinstance(value, str) and value.startswith(CSV_FORMULA_LEAD):
-        return "'" + value
-    return value
-
-
-def csv_bytes(table: Any) -> bytes:
-    """A pandas DataFrame as UTF-8 CSV with every text cell passed through :func:`csv_safe`."""
-    import pandas as pd
-
-    safe = table.copy()
-    for column in safe.columns:
-        if safe[column].dtype == object or pd.api.types.is_string_dtype(safe[column]):
-            safe[column] = safe[column].map(csv_safe)
-    return safe.to_csv(index=False).encode()
-
-
-def plain(text: str) -> str:
-    """``text`` for a Markdown string, shown literally: a CommonMark code span, so no link, image, emphasis, HTML or
-    Streamlit directive in a file name is ever interpreted. Line breaks become spaces."""
-    text = re.sub(r"[\r\n]+", " ", str(text))
-    longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
-    fence = "`" * (longest + 1)
-    pad = " " if text.startswith("`") or text.endswith("`") or (text.startswith(" ") and text.endswith(" ")) else ""
-    return f"{fence}{pad}{text}{pad}{fence}"
-
-
-def dataset_relative(path: str | os.PathLike, root: str | os.PathLike) -> str:
-    """``path`` relative to the dataset ``root`` (the root itself is "."); a path outside it shows its name only."""
-    p, r = Path(path), Path(root)
-    try:
-        return p.relative_to(r).as_posix() or "."
-    except ValueError:
-        return p.name
-
-
-def scrub_paths(text: str, roots: Iterable[str | os.PathLike]) -> str:
-    """``text`` with every occurrence of the given folders (longest first) replaced by their last component."""
-    for root in sorted({str(Path(r)) for r in roots if str(r) not in ("", ".", "/")}, key=len, reverse=True):
-        text = text.replace(root + os.sep, "").replace(root, Path(root).name)
-    return text

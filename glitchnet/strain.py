@@ -31,11 +31,11 @@ from scipy import signal
 
 from .errors import GlitchNetError, first_line
 from .files import clean_stale_temps, write_bytes_atomic
+from .names import plain
 from .omega.png import encode_png
 from .omega.qtransform import SAMPLE_RATE_HZ
 from .omega.render import omega_views
 from .omega.whiten import TAPER_S, whiten_estimated
-from .serving import plain
 
 BLOCK_S = 64.0
 """Longest stretch of data scanned, s (Gravity Spy's block)."""

@@ -22,21 +22,19 @@ from torch.optim.swa_utils import update_bn
 from . import distributed
 from .checkpoint import Checkpoint, CheckpointError, load_checkpoint, save_checkpoint
 from .classes import CLASS_SETS, map_label
-from .config import DURATION_VIEWS, TrainConfig
+from .config import DURATION_VIEWS, TrainConfig, parse_view
 from .data import (
-    DatasetError,
     DatasetScan,
     EpochSampler,
     GlitchImages,
     default_cache_dir,
     load_split,
-    parse_view,
     scan_dataset,
 )
-from .errors import TrainingError
+from .errors import DatasetError, TrainingError
 from .evaluate import compute_metrics, predict_logits
 from .files import check_output_file, check_writable_folder, clean_stale_temps
-from .images import ImageError, canonical_checked, to_model_input
+from .images import MIN_VIRIDIS_FRACTION, ImageError, canonical_checked, to_model_input
 from .model import FrequencyGlitchNet, GlitchNet, autocast, build_architecture, forward_uint8
 from .syncbn import synchronize_batchnorm
 
@@ -145,6 +143,9 @@ class Prepared:
 
     init: Checkpoint | None = None
     last: Checkpoint | None = None
+    checked: tuple[DatasetScan, list[str]] | None = None
+    """``check_training_data``'s answer on the run's dataset scan, when the caller has already made it (the app's
+    Train page checks the dataset before it starts the run): the run then neither scans nor checks again."""
 
 
 def prepare_run(config: TrainConfig, emit: Callable[[Event], None] = lambda e: None) -> Prepared:
@@ -153,6 +154,7 @@ def prepare_run(config: TrainConfig, emit: Callable[[Event], None] = lambda e: N
     ``--init`` checkpoint, and that ``--resume`` has a run to continue with the same settings. Temporary files left
     by a killed run are removed. Raises a ``GlitchNetError`` (one line) when the run cannot start."""
     config.check()
+    pick_device(config.device)  # the named device exists here (and this rank's GPU under torchrun)
     out = check_output_file(config.out, "output checkpoint")
     last_path = last_checkpoint_path(out)
     check_output_file(last_path, "resumable state")
@@ -223,8 +225,6 @@ def check_training_data(scan: DatasetScan, sample: int = VIRIDIS_SAMPLE) -> tupl
     - most of a sample of training images off the viridis colour scale (not Gravity Spy spectrograms; prediction
       refuses such images): refused; a few: a note.
     """
-    from .inference import MIN_VIRIDIS_FRACTION
-
     notes: list[str] = []
     train_rows = scan.split("train")
     if train_rows.empty:
@@ -280,20 +280,22 @@ def _skipped_summary(skipped) -> str:
     return ", ".join(f"{n} {reason}" for reason, n in kinds.head(4).items()) + (", ..." if len(kinds) > 4 else "")
 
 
-def load_data(config: TrainConfig, emit: Callable[[Event], None]) -> TrainingData:
-    """Scan ``config.data`` and decode its train and validation splits through the tensor cache, reporting progress.
+def load_data(config: TrainConfig, emit: Callable[[Event], None],
+              checked: tuple[DatasetScan, list[str]] | None = None) -> TrainingData:
+    """Scan ``config.data`` (unless ``checked`` holds the scan and ``check_training_data``'s notes already) and
+    decode its train and validation splits through the tensor cache, reporting progress.
 
     Raises ``DatasetError`` when no training image could be read.
     """
     cache_workers = max(1, min(4, os.cpu_count() or 1))
     emit(Event("start", message=f"scanning {config.data}"))
-    scan = scan_dataset(config.data, view=config.view, classes=config.classes)
+    scan = checked[0] if checked is not None else scan_dataset(config.data, view=config.view, classes=config.classes)
     if scan.class_note:
         emit(Event("scan", message=scan.class_note))
     if len(scan.skipped):
         emit(Event("scan", message=f"skipped {len(scan.skipped)} file(s) or folder(s): "
                                    f"{_skipped_summary(scan.skipped)}"))
-    scan, notes = check_training_data(scan)
+    scan, notes = checked if checked is not None else check_training_data(scan)
     for note in notes:
         emit(Event("scan", message=note))
 
@@ -457,7 +459,8 @@ def train(config: TrainConfig, progress: Callable[[Event], None] | None = None,
             prepared = prepare_run(config, emit) if main else Prepared()
     device = pick_device(config.device)
     seed_everything(config.seed)
-    data = distributed.main_first(lambda: load_data(config, emit))  # each node's local rank 0 fills the cache
+    # each node's local rank 0 fills the cache
+    data = distributed.main_first(lambda: load_data(config, emit, prepared.checked))
     distributed.check_same(data.fingerprint(), "dataset", TrainingData.describe_fingerprint)
     model, optimizer, scheduler, criterion = build_training(config, device, len(data.classes))
     run = start_or_resume(config, model, optimizer, scheduler, emit, prepared, data.classes)

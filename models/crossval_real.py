@@ -22,7 +22,8 @@ import numpy as np
 from glitchnet.checkpoint import load_checkpoint
 from glitchnet.crossval import FinetuneConfig, cross_validate, glitch_scores
 from glitchnet.data import load_split, scan_dataset
-from glitchnet.evaluate import fuse_log_probabilities, mcnemar_exact
+from glitchnet.evaluate import mcnemar_exact
+from glitchnet.glitches import fuse_log_probabilities
 from glitchnet.realpool import VERIFIED_SOURCES, glitch_folds, load_real_pool
 
 BASE = FinetuneConfig()

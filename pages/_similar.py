@@ -13,7 +13,7 @@ import streamlit as st
 from glitchnet.data import DatasetScan
 from glitchnet.errors import GlitchNetError
 from glitchnet.glitches import Glitch
-from glitchnet.serving import plain
+from glitchnet.names import plain
 from pages import _ui as ui
 
 if TYPE_CHECKING:

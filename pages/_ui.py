@@ -7,25 +7,25 @@ import logging
 import os
 import runpy
 import threading
+import uuid
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import streamlit as st
-from streamlit.delta_generator import DeltaGenerator
-from streamlit.runtime.scriptrunner import get_script_run_ctx
 
-from glitchnet import glitches
+from glitchnet.appsession import forget_uploads
 from glitchnet.data import DatasetError, DatasetScan, scan_dataset
 from glitchnet.errors import GlitchNetError, one_line
 from glitchnet.explore import dataset_summary
 from glitchnet.glitches import Glitch, View
 from glitchnet.jobs import DatasetBuild, TrainingJob, current_build, job_for, shared_build
-from glitchnet.serving import Budget, BudgetError, InferenceQueue, Ticket, Upload, admit, scrub_paths
+from glitchnet.names import scrub_paths
+from glitchnet.serving import Budget, BudgetError, InferenceQueue, Presence, Ticket, Upload, admit
 from glitchnet.shipped import SHIPPED_MODELS, default_model_path, shipped_model_path, shipped_title
 
 if TYPE_CHECKING:  # torch and the model are imported where used: Home draws without them (~2 s sooner)
@@ -46,9 +46,11 @@ def hosted() -> bool:
 
 
 def session_id() -> str:
-    """Id of the browser session running this script."""
-    ctx = get_script_run_ctx()
-    return ctx.session_id if ctx is not None else "local"
+    """This visitor's id (a browser tab: its own session state), made on its first script run and kept in the
+    session; each call also marks the visitor as still here (``presence``)."""
+    visitor = st.session_state.setdefault("visitor_id", uuid.uuid4().hex)
+    presence().seen(visitor)
+    return visitor
 
 
 def guard(body: Callable[[], None]) -> None:
@@ -82,7 +84,7 @@ def runs_dir() -> Path:
     return Path(env) if env else APP_ROOT / "runs" / "app"
 
 
-def grid(items: Sequence[T], columns: int = 4) -> Iterator[tuple[DeltaGenerator, T]]:
+def grid(items: Sequence[T], columns: int = 4) -> Iterator[tuple[Any, T]]:
     """Lay items out row by row, ``columns`` to a row: yields (column, item)."""
     for start in range(0, len(items), columns):
         yield from zip(st.columns(columns), items[start:start + columns], strict=False)
@@ -219,7 +221,7 @@ def _load(path: str) -> Predictor:
     """A hosted server classifies with the ONNX Runtime engine (no torch in the process; ``engine.serving_engine``),
     a local app with torch."""
     if hosted():
-        from glitchnet.engine import serving_engine
+        from glitchnet.serving import serving_engine
 
         return serving_engine(path)
     from glitchnet.inference import Predictor
@@ -450,10 +452,10 @@ def budget() -> Budget:
     return limits if hosted() else replace(limits, batch_mb=2**30, files=2**30, frames=0)
 
 
-def _session_alive(session: str) -> bool:
-    from streamlit import runtime
-
-    return session == "local" or not runtime.exists() or bool(runtime.get_instance().is_active_session(session))
+@st.cache_resource(show_spinner=False)
+def presence() -> Presence:
+    """When each visitor of this server process was last seen: the queue drops the work of those who left."""
+    return Presence()
 
 
 @st.cache_resource(show_spinner=False)
@@ -461,17 +463,14 @@ def inference_queue() -> InferenceQueue:
     """The one inference queue of this server process, shared by every visitor."""
     limits = server_budget()
     return InferenceQueue(workers=limits.worker_count(), max_batches=limits.queue, per_owner=limits.batches,
-                          alive=_session_alive)
+                          alive=presence().alive)
 
 
-def release_uploads(uploads: Sequence[object]) -> None:
-    """Drop uploaded files from the server's memory (they are classified) and give the uploader a fresh key."""
-    from streamlit import runtime
-
-    if runtime.exists():
-        manager = runtime.get_instance().uploaded_file_mgr
-        for upload in uploads:
-            manager.remove_file(session_id(), getattr(upload, "file_id", ""))
+def release_uploads(uploads: Sequence[Any]) -> None:
+    """Let go of classified uploads: their bytes leave the server now (``appsession.forget_uploads``), the uploader
+    gets a fresh key (the page draws an empty one; the next upload starts a new batch) and the old uploader's state
+    goes with them."""
+    forget_uploads(uploads)
     old = uploader_key()
     st.session_state["upload_generation"] = st.session_state.get("upload_generation", 0) + 1
     if old in st.session_state:  # the old uploader's value holds every file's bytes until its state goes
@@ -516,6 +515,7 @@ def _wait(ticket: Ticket, doing: str) -> None:
     bar = st.progress(0.0, text="Waiting for the model…")
     shown, polls = None, 0
     while not ticket.wait(0.3):
+        presence().seen(ticket.owner)  # waiting on the page: still here (a closed tab stops this script)
         polls += 1
         ahead = ticket.position()
         if ticket.done == 0 and ahead > 0:
@@ -571,7 +571,8 @@ def classify_batch(predictor: Predictor, files: list[tuple[str, bytes]], views: 
     bytes and draws an empty uploader).
     """
     batch: Classification | None = st.session_state.get("predict_batch")
-    if not (batch is not None and inputs in (batch.inputs, batch.released)):
+    dropped = batch is not None and batch.ticket is not None and batch.ticket.state == "cancelled"
+    if dropped or not (batch is not None and inputs in (batch.inputs, batch.released)):
         if not files and not views:
             return None
         if batch is not None and batch.ticket is not None:
@@ -580,12 +581,10 @@ def classify_batch(predictor: Predictor, files: list[tuple[str, bytes]], views: 
         batch = Classification(inputs, (inputs[0], (), *inputs[2:]), admission.notes,
                                n_files=len(admission.kept) + (1 if views else 0))
         st.session_state["predict_batch"] = batch
-        kept = {u.index: u for u in admission.kept}
-        steps = [partial(_classify_glitch, predictor, [kept[i] for i in indices if i in kept])
-                 for _, indices in glitches.group_files([name for name, _ in files]) if kept.keys() & set(indices)]
+        steps = [partial(_classify_glitch, predictor, uploads) for uploads in admission.glitches]
         if views:
             steps.append(partial(predictor.classify, list(views)))
-        del admission, kept
+        del admission
         try:
             batch.ticket = inference_queue().submit(session_id(), steps)
         except BudgetError as exc:

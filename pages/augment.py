@@ -14,7 +14,8 @@ from glitchnet.augment import CLASS_POLICIES
 from glitchnet.classes import ALL_INFO
 from glitchnet.errors import one_line
 from glitchnet.images import ImageError, canonical_uint8
-from glitchnet.serving import MAX_UPLOAD_MB, UPLOAD_TYPES, oversized, plain
+from glitchnet.names import plain
+from glitchnet.serving import MAX_UPLOAD_MB, UPLOAD_TYPES, oversized
 from glitchnet.simulate import simulate_glitch
 from pages import _ui as ui
 

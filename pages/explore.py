@@ -5,6 +5,7 @@ import plotly.express as px
 import streamlit as st
 
 from glitchnet import explore
+from glitchnet.config import SPLITS
 from glitchnet.data import DatasetScan
 from pages import _similar
 from pages import _ui as ui
@@ -25,7 +26,7 @@ def counts(df: pd.DataFrame) -> None:
     st.subheader("Glitches per class and split")
     glitches = explore.glitches_per_class_split(df)
     fig = px.bar(glitches, x="label", y="glitches", color="split", barmode="group",  # the classes shown, no others
-                 category_orders={"label": explore.present_classes(df), "split": list(explore.SPLIT_ORDER)},
+                 category_orders={"label": explore.present_classes(df), "split": list(SPLITS)},
                  labels={"label": "class", "glitches": "glitches (each has up to four views)"})
     fig.update_layout(height=380, margin={"t": 10, "b": 10}, xaxis_tickangle=-45)
     st.plotly_chart(fig)

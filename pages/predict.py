@@ -10,13 +10,13 @@ from typing import Any
 import pandas as pd
 import plotly.express as px
 import streamlit as st
-from streamlit.delta_generator import DeltaGenerator
 
 from glitchnet.classes import ALL_INFO
-from glitchnet.engine import Prediction, format_probability, overlay
+from glitchnet.engine import format_probability, overlay
 from glitchnet.glitches import (
     KEPT_UNLABELLED,
     Glitch,
+    Prediction,
     Results,
     View,
     example_glitches,
@@ -31,7 +31,8 @@ from glitchnet.glitches import (
     views_disagree,
 )
 from glitchnet.jobs import one_line
-from glitchnet.serving import MAX_UPLOAD_MB, UPLOAD_TYPES, BudgetError, csv_bytes, oversized, plain, take_uploads
+from glitchnet.names import csv_bytes, plain
+from glitchnet.serving import MAX_UPLOAD_MB, UPLOAD_TYPES, BudgetError, oversized, take_uploads
 from glitchnet.strain import StrainError
 from pages import _similar
 from pages import _ui as ui
@@ -141,7 +142,7 @@ def strain_inputs(batch: Batch) -> None:
             st.error(f"{plain(upload.name)}: {ui.public(one_line(exc))}")
 
 
-def uploader(slot: DeltaGenerator) -> list:
+def uploader(slot: Any) -> list:
     """The image uploader, drawn in ``slot``; a fresh, empty one once the last uploads are released."""
     return slot.file_uploader(
         f"Upload spectrograms (up to {MAX_UPLOAD_MB} MB each)", type=list(UPLOAD_TYPES), accept_multiple_files=True,

@@ -54,13 +54,13 @@ def form(root: str, last: TrainConfig | None) -> None:
     from glitchnet.train import check_training_data, prepare_run
 
     try:  # refuse up front what the run would refuse after its start (settings, outputs, a meaningless dataset)
-        prepare_run(config)
-        check_training_data(ui.scan(root, view))
+        prepared = prepare_run(config)
+        prepared.checked = check_training_data(ui.scan(root, view))
     except GlitchNetError as exc:
         st.error(one_line(exc))
         return
     try:
-        jobs.start_job(ui.session_id(), config)
+        jobs.start_job(ui.session_id(), config, prepared)  # the run does not check again
     except jobs.JobBusyError as exc:
         st.warning(str(exc))
         return

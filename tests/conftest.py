@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -9,6 +10,18 @@ import pytest
 from PIL import Image
 
 REAL = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "real"
+
+
+@pytest.fixture(autouse=True)
+def _restore_main_module():
+    """Streamlit's AppTest runs each page as ``__main__`` and leaves it in ``sys.modules``; a process that
+    multiprocessing later starts with "spawn" (``torch.multiprocessing.spawn``) runs ``__main__`` again, so it would
+    run the last page, start the built-in dataset's build and wait for it at exit. Put the real one back after each
+    test."""
+    main = sys.modules.get("__main__")
+    yield
+    if main is not None:
+        sys.modules["__main__"] = main
 
 
 @pytest.fixture(scope="session")

@@ -30,7 +30,8 @@ def test_the_command_takes_its_training_defaults_and_choices_from_train_config()
 
 
 def test_views_are_the_gravity_spy_durations_and_all():
-    from glitchnet.data import DatasetError, parse_view
+    from glitchnet.config import parse_view
+    from glitchnet.errors import DatasetError
 
     assert VIEWS == ("0.5", "1.0", "2.0", "4.0", "all") and VIEWS == (*DURATION_VIEWS, ALL_VIEWS)
     assert [parse_view(v) for v in VIEWS] == [*DURATIONS_S, None]

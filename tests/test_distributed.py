@@ -510,8 +510,7 @@ def _global_batchnorm_rank(rank: int, store: str, x, folder: str) -> None:
         half = x[rank * 4:(rank + 1) * 4].clone().requires_grad_(True)
         out = layer(half)
         (out * torch.arange(out.numel()).reshape(out.shape).sin()).sum().backward()
-        # each rank writes its own file: no Manager process, which a fork from this (many-threaded) test process
-        # could leave deadlocked
+        # each rank writes its own file: no Manager process to fork from this many-threaded test process
         torch.save((out.detach(), half.grad, layer.weight.grad, layer.running_mean, layer.running_var),
                    Path(folder) / f"rank{rank}.pt")
     finally:

@@ -18,11 +18,12 @@ import torch
 from glitchnet import engine
 from glitchnet.checkpoint import Checkpoint, read_description, save_checkpoint
 from glitchnet.cli import main
-from glitchnet.engine import ExportError, OnnxEngine, read_sidecar, serving_engine
+from glitchnet.engine import ExportError, OnnxEngine, read_sidecar
 from glitchnet.export import export
 from glitchnet.images import normalize_array, to_model_input
 from glitchnet.inference import Predictor
 from glitchnet.model import build_architecture
+from glitchnet.serving import serving_engine
 
 ROOT = Path(__file__).resolve().parents[1]
 APP = ROOT / "streamlit_app.py"

@@ -9,7 +9,7 @@ from conftest import synthetic_crop
 from PIL import GifImagePlugin, Image
 
 from glitchnet.cli import main
-from glitchnet.images import MAX_FRAMES, frame_count, n_frames, open_frames, open_image
+from glitchnet.images import MAX_FRAMES, frame_count, open_frames, open_image
 from glitchnet.inference import Predictor
 
 
@@ -47,9 +47,10 @@ def test_a_frame_bomb_decodes_only_the_capped_frames_once_each(random_checkpoint
     frames = open_frames(bomb)
     # each frame up to the cap once, none beyond (counting the frames rewinds to frame 0, which decodes nothing more)
     assert sorted(set(decoded)) == list(range(MAX_FRAMES)) and all(decoded.count(k) == 1 for k in range(1, MAX_FRAMES))
-    assert len(frames) == MAX_FRAMES == n_frames(bomb) and all(f.size == (200, 160) for f in frames)
+    assert len(frames) == MAX_FRAMES == frame_count(bomb, MAX_FRAMES) - 1 and all(f.size == (200, 160) for f in frames)
     decoded.clear()
-    per_frame, answer = Predictor(random_checkpoint).predict_file(bomb, "bomb.gif")
+    [glitch] = Predictor(random_checkpoint).classify_files([("bomb.gif", bomb)], explain=False)
+    per_frame, answer = [v.prediction for v in glitch.views], glitch.verdict
     # (opening a file and counting its frames rewinds to frame 0, which holds no earlier frame to decode)
     assert len(per_frame) == MAX_FRAMES and sorted(set(decoded)) == list(range(MAX_FRAMES))
     assert all(decoded.count(k) == 1 for k in range(1, MAX_FRAMES))
@@ -75,7 +76,7 @@ def test_the_cli_fuses_a_gif_as_the_app_does(tmp_path, random_checkpoint, capsys
     gif.write_bytes(_gif([synthetic_crop(i % 3, 40 + i).convert("RGB").quantize(256) for i in range(4)]))
     still = tmp_path / "H1_abcdefghij_spectrogram_1.0.png"
     synthetic_crop(1, 7).save(still)
-    frames = predictor.predict_frames(gif, name=str(gif))
+    frames = [v.prediction for v in predictor.classify_files([(str(gif), gif)], explain=False)[0].views]
     assert len(frames) == 4 and len({f.label for f in frames} | {f.confidence for f in frames}) > 2
     app_answer = predictor.fuse(frames, name=str(gif))  # what the Predict page shows as "all frames"
     assert main(["predict", "--json", "--model", str(random_checkpoint), str(gif), str(still)]) == 0
@@ -85,5 +86,5 @@ def test_the_cli_fuses_a_gif_as_the_app_does(tmp_path, random_checkpoint, capsys
     assert abs(rows[0]["confidence"] - app_answer.confidence) < 1e-6
     assert rows[0]["top5"] == [[c, round(p, 6)] for c, p in app_answer.top5]
     assert "views" not in rows[1] and rows[1]["label"] == predictor.predict([still])[0].label
-    _, verdict = predictor.predict_file(gif, name=str(gif))
+    verdict = predictor.classify_files([(str(gif), gif)], explain=False)[0].verdict
     assert verdict.label == app_answer.label and verdict.views == 4

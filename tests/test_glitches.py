@@ -14,11 +14,11 @@ from conftest import make_kaggle, synthetic_crop
 from glitchnet import engine
 from glitchnet.checkpoint import Checkpoint
 from glitchnet.data import scan_dataset
-from glitchnet.evaluate import fuse_log_probabilities
 from glitchnet.glitches import (
     cap_files,
     combined_name,
     example_glitches,
+    fuse_log_probabilities,
     glitch_key,
     group_files,
     parse_name,

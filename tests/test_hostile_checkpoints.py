@@ -105,7 +105,7 @@ def test_evaluate_reads_the_data_with_the_model_s_own_classes(kaggle_dataset, tm
 
 def test_json_output_is_always_valid_json():
     from glitchnet.cli import _dumps
-    from glitchnet.inference import Prediction
+    from glitchnet.glitches import Prediction
 
     nan = Prediction(name="x.png", label="Blip", confidence=float("nan"), top5=[("Blip", float("nan"))])
     assert nan.to_json() == {"path": "x.png", "error": "the model gave no finite answer for this image"}

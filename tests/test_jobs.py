@@ -146,3 +146,20 @@ def test_an_events_progress_within_its_stage():
     assert Event(kind="cache", step=3, steps=12).step_fraction == 0.25
     assert Event(kind="cache", step=0, steps=0).step_fraction == 0.0
     assert Event(kind="cache", step=5, steps=4).step_fraction == 1.0
+
+
+@pytest.mark.slow
+def test_a_run_the_page_checked_is_not_checked_again(tiny, tmp_path, monkeypatch):
+    from glitchnet import train as training
+
+    config = _config(tiny, tmp_path)
+    prepared = training.prepare_run(config)
+    prepared.checked = training.check_training_data(training.scan_dataset(config.data, view=config.view))
+    again = []
+    monkeypatch.setattr(training, "prepare_run", lambda *a, **k: again.append("prepare_run"))
+    monkeypatch.setattr(training, "check_training_data", lambda *a, **k: again.append("check_training_data"))
+    monkeypatch.setattr(training, "scan_dataset", lambda *a, **k: again.append("scan_dataset"))
+    monkeypatch.setattr(jobs, "_JOBS", {})
+    view = _wait(jobs.start_job("checked", config, prepared))
+    assert view.status == "done" and view.error is None and view.checkpoint == tmp_path / "run.pt"
+    assert again == []

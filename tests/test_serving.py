@@ -13,19 +13,16 @@ import pandas as pd
 import pytest
 from PIL import Image
 
+from glitchnet.images import frame_count
+from glitchnet.names import csv_bytes, csv_safe, dataset_relative, plain, scrub_paths
 from glitchnet.serving import (
     SETTINGS,
     Budget,
     BudgetError,
     InferenceQueue,
+    Presence,
     QueueFull,
     admit,
-    count_frames,
-    csv_bytes,
-    csv_safe,
-    dataset_relative,
-    plain,
-    scrub_paths,
 )
 
 README = Path(__file__).resolve().parents[1] / "README.md"
@@ -111,8 +108,8 @@ def test_frames_past_the_budget_are_never_decoded(monkeypatch):
 
 def test_frame_count_stops_past_the_limit():
     bomb = gif(1000, size=8)
-    assert count_frames(bomb, 4) == 5 and count_frames(bomb, 0) == 1
-    assert count_frames(gif(3), 4) == 3 and count_frames(b"junk", 4) == 1
+    assert frame_count(bomb, 4) == 5 and frame_count(bomb, 0) == 1 and frame_count(bomb) == 1000
+    assert frame_count(gif(3), 4) == 3 and frame_count(b"junk", 4) == 1 and frame_count(b"junk") == 1
 
 
 # ------------------------------------------------------------------------------------------------------ queue
@@ -316,3 +313,30 @@ print(round(held), round(rss_mb()))
     assert out.returncode == 0, out.stderr[-2000:]
     held, after = map(int, out.stdout.split())
     assert held - after > 300, (held, after)  # 39 x 9.9 MB = 386 MB given back
+
+
+def test_presence_takes_a_visitor_unseen_for_the_grace_period_for_gone():
+    now = [100.0]
+    presence = Presence(grace_s=10.0, clock=lambda: now[0])
+    assert not presence.alive("a")  # never seen
+    presence.seen("a")
+    now[0] += 10.0
+    assert presence.alive("a") and not presence.alive("b")
+    now[0] += 0.5
+    assert not presence.alive("a")
+    presence.seen("a")
+    assert presence.alive("a")
+
+
+def test_the_queue_drops_the_work_of_a_visitor_presence_has_lost():
+    now = [0.0]
+    presence = Presence(grace_s=5.0, clock=lambda: now[0])
+    presence.seen("left"), presence.seen("stays")
+    queue = InferenceQueue(alive=presence.alive, start=False)
+    gone = queue.submit("left", [lambda: 1, lambda: 2])
+    here = queue.submit("stays", [lambda: 3])
+    assert queue.run_one() and gone.done == 1
+    now[0] = 6.0
+    presence.seen("stays")
+    assert queue.run_one() and here.state == "done" and here.results == [3]
+    assert not queue.run_one() and gone.state == "cancelled" and gone.done == 1
