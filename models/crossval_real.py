@@ -23,8 +23,8 @@ from glitchnet.checkpoint import load_checkpoint
 from glitchnet.crossval import FinetuneConfig, cross_validate, glitch_scores
 from glitchnet.data import load_split, scan_dataset
 from glitchnet.evaluate import mcnemar_exact
-from glitchnet.glitches import fuse_log_probabilities
 from glitchnet.realpool import VERIFIED_SOURCES, glitch_folds, load_real_pool
+from glitchnet.scores import fuse_log_probabilities
 
 BASE = FinetuneConfig()
 TTA_SHIFTS_PX = (-6, 0, 6)

@@ -18,7 +18,6 @@ from glitchnet.glitches import (
     cap_files,
     combined_name,
     example_glitches,
-    fuse_log_probabilities,
     glitch_key,
     group_files,
     parse_name,
@@ -28,6 +27,7 @@ from glitchnet.glitches import (
 from glitchnet.images import open_frames, open_image
 from glitchnet.inference import Predictor
 from glitchnet.model import FrequencyGlitchNet, GlitchNet
+from glitchnet.scores import fuse_log_probabilities
 
 VIEWS = [f"H1_abcdefghij_spectrogram_{d}.png" for d in ("0.5", "1.0", "2.0", "4.0")]
 

@@ -15,8 +15,8 @@ from glitchnet.images import (
     canonical_uint8,
     energy_to_rgb,
     find_plot_box,
+    frame_count,
     frequency_of_row,
-    n_frames,
     open_image,
     plot_area,
     preprocess,
@@ -86,7 +86,7 @@ def test_scratchy_full_figures_crop_to_the_kaggle_box(real):
 def test_golden_jpgs_and_gif_frames(real):
     for cls_dir in sorted((real / "golden").iterdir()):
         for f in sorted(cls_dir.iterdir()):
-            frames = n_frames(f)
+            frames = frame_count(f)
             assert frames == (4 if f.suffix == ".gif" else 1), f
             for frame in range(frames):
                 img = open_image(f, frame)
