@@ -480,6 +480,8 @@ class OnnxEngine(Engine):
         options.intra_op_num_threads = threads or min(4, cpu_threads())
         options.inter_op_num_threads = 1
         options.log_severity_level = 3
+        # no busy-waiting between calls: in a server the page-drawing threads need the cores the pool would spin on
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         try:
             self._session = ort.InferenceSession(str(self.path), options, providers=["CPUExecutionProvider"])
         except Exception as exc:  # a damaged file: one line

@@ -35,3 +35,7 @@ python models/confidence_curve.py --oof runs/leave-source-out/gravityspy-o1o2-so
   --real "$REAL"
 python models/leave_source_out.py --sim "$MIX" --table    # the lever table of models/MODEL_CARD.md
 rm -f runs/shipped-stage1.last.pt runs/shipped-stage2.last.pt models/glitchnet-sim.last.pt
+# Last, once the checkpoints hold their metrics: the ONNX exports the hosted server serves with, without torch
+# (tests/test_engine.py fails while an export is older than its checkpoint).
+glitchnet export --model models/glitchnet.pt
+glitchnet export --model models/glitchnet-o3.pt
