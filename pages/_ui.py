@@ -210,11 +210,11 @@ def _checked(root: Path | None) -> Path | None:
 
 
 MAX_LOADED_MODELS = 4
-_loads: dict[tuple[str, int], Future[Predictor]] = {}
+_loads: dict[tuple[str, int, bool], Future[Predictor]] = {}
 _loads_lock = threading.Lock()
 _loader = ThreadPoolExecutor(1, thread_name_prefix="glitchnet-model")
 """One background thread loads models and warms them up, in the order asked."""
-_warmed: set[tuple[str, int]] = set()
+_warmed: set[tuple[str, int, bool]] = set()
 
 
 def _load(path: str) -> Predictor:
@@ -229,10 +229,10 @@ def _load(path: str) -> Predictor:
     return Predictor(path)
 
 
-def _loading(path: Path) -> tuple[tuple[str, int], Future[Predictor]]:
-    """The Predictor of a checkpoint file version, loaded once per process in the background thread and shared by
-    every session (it is thread-safe)."""
-    key = (str(path), path.stat().st_mtime_ns)
+def _loading(path: Path) -> tuple[tuple[str, int, bool], Future[Predictor]]:
+    """The engine of a checkpoint file version (ONNX Runtime when hosted, torch otherwise: part of the key), loaded
+    once per process in the background thread and shared by every session (it is thread-safe)."""
+    key = (str(path), path.stat().st_mtime_ns, hosted())
     with _loads_lock:
         if key not in _loads:
             while len(_loads) >= MAX_LOADED_MODELS:
