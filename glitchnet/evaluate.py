@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -171,23 +172,25 @@ def jpeg_robustness(predictor: Any, paths: list[str], frames: list[int], labels:
     """Per-image accuracy of ``predictor`` on images as they are and as JPEG copies (an upload re-saved by a browser
     or an image editor), with the fraction of answers each copy leaves unchanged."""
     import io
+    from concurrent.futures import ThreadPoolExecutor
 
     from .images import open_image
 
-    def jpeg(path: str, frame: int, quality: int) -> bytes:
+    def jpeg(image: Any, quality: int) -> bytes:
         buf = io.BytesIO()
-        open_image(path, frame).save(buf, format="JPEG", quality=quality)
+        image.save(buf, format="JPEG", quality=quality)
         return buf.getvalue()
 
     classes = np.array(predictor.classes)
     truth = np.asarray(labels)
-    original = classes[predictor.probabilities(np.stack([predictor.load(p, f) for p, f in zip(paths, frames)]))
-                       .argmax(1)]
-    out: dict[str, Any] = {"n": len(truth), "original": float((original == truth).mean()), "jpeg": {}}
-    for q in qualities:
-        copies = np.stack([predictor.load(jpeg(p, f, q)) for p, f in zip(paths, frames)])
-        pred = classes[predictor.probabilities(copies).argmax(1)]
-        out["jpeg"][q] = {"accuracy": float((pred == truth).mean()), "unchanged": float((pred == original).mean())}
+    with ThreadPoolExecutor(max(1, min(4, os.cpu_count() or 1))) as pool:  # decoding releases the GIL
+        images = list(pool.map(open_image, paths, frames))  # each file decoded once, every copy made from it
+        original = classes[predictor.probabilities(np.stack(list(pool.map(predictor.load, images)))).argmax(1)]
+        out: dict[str, Any] = {"n": len(truth), "original": float((original == truth).mean()), "jpeg": {}}
+        for q in qualities:
+            copies = np.stack(list(pool.map(lambda image, q=q: predictor.load(jpeg(image, q)), images)))
+            pred = classes[predictor.probabilities(copies).argmax(1)]
+            out["jpeg"][q] = {"accuracy": float((pred == truth).mean()), "unchanged": float((pred == original).mean())}
     return out
 
 
