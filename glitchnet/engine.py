@@ -44,7 +44,7 @@ from .images import (
     normalize_array,
     open_frames,
 )
-from .scores import fuse_log_probabilities, softmax
+from .scores import fuse_log_probabilities, normalise, softmax
 
 LOG = logging.getLogger("glitchnet.engine")
 
@@ -117,12 +117,6 @@ def overlay(image_uint8: np.ndarray, heatmap: np.ndarray, opacity: float = 0.5) 
     return np.clip(out + 0.5, 0, 255).astype(np.uint8)
 
 
-def normalise_rows(vectors: np.ndarray) -> np.ndarray:
-    """Rows scaled to unit L2 length (float32); an all-zero row stays zero (``similar.normalise``)."""
-    v = np.asarray(vectors, dtype=np.float32)
-    return v / np.maximum(np.linalg.norm(v, axis=-1, keepdims=True), 1e-12)
-
-
 class Engine:
     """A loaded GlitchNet ready to classify images, whatever runs its forward pass; safe to share between threads.
 
@@ -160,7 +154,7 @@ class Engine:
 
     def embed(self, images_uint8: np.ndarray) -> np.ndarray:
         """L2-normalised embeddings (N, K): what ``similar`` compares."""
-        return normalise_rows(self.embedding_features(images_uint8))
+        return normalise(self.embedding_features(images_uint8))
 
     # ---------------------------------------------------------------------------------------------- inputs
 

@@ -1,4 +1,4 @@
-"""Probabilities without torch: the calibrated softmax and the one rule that fuses a glitch's views.
+"""Scores without torch: the calibrated softmax, the one rule that fuses a glitch's views, unit embeddings.
 
 The torch Predictor, the ONNX Runtime engine (``glitchnet.engine``), evaluation and cross-validation all call these.
 """
@@ -21,3 +21,10 @@ def fuse_log_probabilities(probs: np.ndarray) -> np.ndarray:
     logp = np.log(np.clip(np.asarray(probs, dtype=np.float64), 1e-12, 1.0)).mean(0)
     fused = np.exp(logp - logp.max())
     return fused / fused.sum()
+
+
+def normalise(vectors: np.ndarray) -> np.ndarray:
+    """Rows scaled to unit L2 length (float32); an all-zero row stays zero (similar to nothing): the similarity
+    search's embeddings, from either engine."""
+    v = np.asarray(vectors, dtype=np.float32)
+    return v / np.maximum(np.linalg.norm(v, axis=-1, keepdims=True), 1e-12)

@@ -31,6 +31,7 @@ from .data import DatasetScan, cache_key, default_cache_dir, load_cached
 from .errors import GlitchNetError, one_line
 from .files import atomic_path, clean_stale_temps, write_text_atomic
 from .glitches import Glitch, glitch_key
+from .scores import normalise
 
 LOG = logging.getLogger("glitchnet.similar")
 
@@ -63,13 +64,6 @@ class SimilarityError(GlitchNetError):
 
 
 # ------------------------------------------------------------------------------------------------- embeddings
-
-
-def normalise(vectors: np.ndarray) -> np.ndarray:
-    """Rows scaled to unit L2 length (float32); an all-zero row stays zero (similar to nothing)."""
-    v = np.asarray(vectors, dtype=np.float32)
-    norms = np.linalg.norm(v, axis=-1, keepdims=True)
-    return v / np.maximum(norms, 1e-12)
 
 
 def combine_views(vectors: np.ndarray, groups: np.ndarray | None = None) -> np.ndarray:

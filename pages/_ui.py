@@ -25,7 +25,16 @@ from glitchnet.explore import dataset_summary
 from glitchnet.glitches import Glitch, View
 from glitchnet.jobs import DatasetBuild, TrainingJob, current_build, job_for, shared_build
 from glitchnet.names import scrub_paths
-from glitchnet.serving import Budget, BudgetError, InferenceQueue, Presence, Ticket, Upload, admit
+from glitchnet.serving import (
+    Budget,
+    BudgetError,
+    InferenceQueue,
+    Presence,
+    Ticket,
+    Upload,
+    admit,
+    give_back_memory,
+)
 from glitchnet.shipped import SHIPPED_MODELS, default_model_path, shipped_model_path, shipped_title
 
 if TYPE_CHECKING:  # torch and the model are imported where used: Home draws without them (~2 s sooner)
@@ -475,8 +484,6 @@ def release_uploads(uploads: Sequence[Any]) -> None:
     st.session_state["upload_generation"] = st.session_state.get("upload_generation", 0) + 1
     if old in st.session_state:  # the old uploader's value holds every file's bytes until its state goes
         del st.session_state[old]
-    from glitchnet.serving import give_back_memory
-
     give_back_memory()  # the freed bytes back to the system, not kept by the allocator
 
 
