@@ -35,7 +35,7 @@ from glitchnet.omega.qtransform import (  # noqa: E402
 )
 from glitchnet.omega.render import view_energies  # noqa: E402
 from glitchnet.simulate import simulate_dataset, simulate_strain  # noqa: E402
-from glitchnet.simulate.noise import SEGMENT_S, whiten  # noqa: E402
+from glitchnet.simulate.noise import SEGMENT_S, whiten_known  # noqa: E402
 
 
 def throughput(per_class: int, workers: int) -> float:
@@ -56,7 +56,7 @@ def transform_times(n_glitches: int) -> tuple[float, float]:
     for i in range(n_glitches):
         label = CLASSES[i % len(CLASSES)]
         strain, row = simulate_strain(label, 1000 + i)
-        blocks.append(whiten(strain, SAMPLE_RATE_HZ, row["ifo"]))
+        blocks.append(whiten_known(strain, SAMPLE_RATE_HZ, row["ifo"]))
     tiling = make_tiling(SEGMENT_S, SAMPLE_RATE_HZ)
     c = SEGMENT_S / 2
     half = max(DURATIONS_S) / 2 + 0.05

@@ -6,7 +6,6 @@ import errno
 import hashlib
 import json
 import os
-import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,15 +20,13 @@ from .config import parse_view
 from .errors import DatasetError
 from .files import atomic_path, clean_stale_temps, write_text_atomic
 from .images import INPUT_SIZE, ImageError, canonical_uint8
+from .names import glitch_key, parse_name
 from .workers import process_pool
 
 if TYPE_CHECKING:  # torch is imported where tensors are made: scanning a folder for the app does not need it
     import torch
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".gif"}
-NAME_RE = re.compile(r"^(?P<ifo>[A-Z]\d)_(?P<gid>[A-Za-z0-9]+(?:\.\d+)?)_spectrogram_(?P<dur>\d+(?:\.\d+)?)$")
-"""``{ifo}_{id}_spectrogram_{duration}``: the id is Gravity Spy's, or a GPS time (``1238507926.062500000``) as
-detector-characterisation tools name their Omega scans."""
 MANIFEST_COLUMNS = ["path", "label", "split", "gravityspy_id", "ifo", "duration"]
 SIMULATED_MARKER = "SIMULATED.txt"
 """A file the simulator leaves at the root of every dataset it writes: its images are not real detector data."""
@@ -121,11 +118,9 @@ def _file_rows(class_dir: Path, split: str | None, skipped: list[tuple[str, str]
         if f.suffix.lower() not in IMAGE_SUFFIXES:
             skipped.append((str(f), "not an image file"))
             continue
-        m = NAME_RE.match(f.stem)
-        if m:
-            ifo, gid, dur = m["ifo"], m["gid"], float(m["dur"])
-        else:
-            ifo, gid, dur = None, f.stem, float("nan")
+        ifo, gid, dur = parse_name(f.name)
+        if gid is None:
+            gid, dur = f.stem, float("nan")
         rows.append({"path": str(f), "label": label, "split": split, "gravityspy_id": gid, "ifo": ifo,
                      "duration": dur})
     return rows
@@ -207,7 +202,7 @@ def scan_dataset(root: str | os.PathLike, view: str | float = "1.0", check_image
     manifest.loc[missing, "split"] = manifest.loc[missing, "gravityspy_id"].map(split_of_id)
 
     # One glitch id must sit in one split and one class; a duplicate id elsewhere is reported, not used twice.
-    key = manifest["gravityspy_id"].where(manifest["ifo"].notna(), manifest["path"])
+    key = manifest["path"].map(glitch_key)
     first = manifest.groupby(key)[["split", "label"]].transform("first")
     clash = (manifest["split"] != first["split"]) | (manifest["label"] != first["label"])
     for p in manifest.loc[clash, "path"]:

@@ -30,7 +30,7 @@ import numpy as np
 
 from .checkpoint import Checkpoint, CheckpointError
 from .errors import GlitchNetError
-from .glitches import Glitch, Prediction, View, frame_duration, group_views, parse_name
+from .glitches import Glitch, Prediction, View, frame_duration, group_views
 from .images import (
     INPUT_SIZE,
     MAX_FRAMES,
@@ -44,6 +44,7 @@ from .images import (
     normalize_array,
     open_frames,
 )
+from .names import parse_name
 from .scores import fuse_log_probabilities, normalise, softmax
 
 LOG = logging.getLogger("glitchnet.engine")

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, TypeVar
 
 import numpy as np
@@ -19,23 +18,9 @@ import pandas as pd
 
 from .classes import DURATIONS_S
 from .config import SPLITS, TEST_FIRST
-from .data import NAME_RE
-from .names import plain
+from .names import glitch_key, plain
 
 T = TypeVar("T")
-
-
-def parse_name(name: str) -> tuple[str | None, str | None, float | None]:
-    """(ifo, gravityspy_id, duration_s) from a Gravity Spy file name, or Nones."""
-    m = NAME_RE.match(Path(name).stem)
-    return (m["ifo"], m["gid"], float(m["dur"])) if m else (None, None, None)
-
-
-def glitch_key(name: str) -> str:
-    """The glitch a file belongs to: ``{ifo}_{gravityspy_id}`` for Gravity Spy names (wherever the file lies), else
-    the name itself (a file of its own)."""
-    ifo, gid, _ = parse_name(name)
-    return f"{ifo}_{gid}" if gid else name
 
 
 def frame_duration(frame: int, frames: int) -> float | None:
@@ -314,11 +299,11 @@ def results_table(glitches: Sequence[Glitch], your_labels: dict[str, str] | None
 
 
 def _by_glitch(manifest: pd.DataFrame, splits: Sequence[str]) -> pd.DataFrame:
-    """The manifest rows of the given splits, ranked by split order then path, with a ``_glitch`` key column."""
+    """The manifest rows of the given splits, ranked by split order then path, with a ``_glitch`` column (``glitch_key``
+    of the path)."""
     rank = {s: i for i, s in enumerate(splits)}
     df = manifest[manifest["split"].isin(rank)]
-    df = df.assign(_rank=df["split"].map(rank),
-                   _glitch=df["ifo"].fillna("").astype(str) + "_" + df["gravityspy_id"].astype(str))
+    df = df.assign(_rank=df["split"].map(rank), _glitch=df["path"].map(glitch_key))
     return df.sort_values(["_rank", "path"])
 
 

@@ -1,6 +1,7 @@
-"""Names and text fit to show or hand to a visitor: Markdown that shows a file name literally, CSV cells a spreadsheet
-shows as text, paths without the server's folders. Used by every layer that words a message (images, strain, the
-queue, the pages), so it imports nothing of GlitchNet.
+"""Names: what a Gravity Spy file name says (detector, glitch id, view; the glitch a file belongs to), and text fit to
+show or hand to a visitor (Markdown that shows a file name literally, CSV cells a spreadsheet shows as text, paths
+without the server's folders). Used by every layer that reads a file name or words a message (the dataset scan, the
+real pool, images, strain, the queue, the pages), so it imports nothing of GlitchNet.
 """
 
 from __future__ import annotations
@@ -10,6 +11,26 @@ import re
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
+
+NAME_RE = re.compile(r"^(?P<ifo>[A-Z]\d)_(?P<gid>[A-Za-z0-9]+(?:\.\d+)?)_spectrogram_(?P<dur>\d+(?:\.\d+)?)$")
+"""``{ifo}_{id}_spectrogram_{duration}``: the id is Gravity Spy's, or a GPS time (``1238507926.062500000``) as
+detector-characterisation tools name their Omega scans."""
+
+
+def parse_name(name: str) -> tuple[str | None, str | None, float | None]:
+    """(ifo, gravityspy_id, duration_s) from a Gravity Spy file name (or a path ending in one), or Nones."""
+    m = NAME_RE.match(Path(name).stem)
+    return (m["ifo"], m["gid"], float(m["dur"])) if m else (None, None, None)
+
+
+def glitch_key(name: str) -> str:
+    """The glitch a file belongs to: ``{ifo}_{gravityspy_id}`` for Gravity Spy names (wherever the file lies), else
+    the name itself (a file of its own; give a path to keep same-named files in different folders apart). The one
+    rule for "these files are one glitch": the dataset scan, the app's samples, the queue, bulk runs and similarity
+    all read it."""
+    ifo, gid, _ = parse_name(name)
+    return f"{ifo}_{gid}" if gid else name
+
 
 CSV_FORMULA_LEAD = ("=", "+", "-", "@", "\t", "\r")
 """Characters that make a spreadsheet read a cell as a formula (OWASP's list for CSV injection)."""

@@ -19,8 +19,9 @@ import numpy as np
 import pandas as pd
 
 from .classes import ALIASES, CLASS_SETS, DURATIONS_S, ClassSet, get_class_set, map_label
-from .data import IMAGE_SUFFIXES, NAME_RE
+from .data import IMAGE_SUFFIXES
 from .images import MAX_FRAMES, ImageError, canonical_uint8, frame_count, rgb_to_energy
+from .names import glitch_key, parse_name
 
 SOURCES = {
     "golden": "Gravity Spy golden subjects (full figures; GIF frames = the 0.5/1/2/4 s views)",
@@ -113,16 +114,16 @@ def scan_real_pool(root: str | os.PathLike | None = None) -> pd.DataFrame:
     if examples.is_dir():
         for class_dir in sorted(p for p in examples.iterdir() if p.is_dir() and p.name in known):
             for f in _image_files(class_dir):
-                m = NAME_RE.match(f.stem)
-                if m:
-                    add(f, class_dir.name, "gravityspy-examples", f"{m['ifo']}_{m['gid']}", f"{float(m['dur'])}")
+                _, gid, dur = parse_name(f.name)
+                if gid:
+                    add(f, class_dir.name, "gravityspy-examples", glitch_key(f.name), f"{dur}")
     for name in ("scratchy-fixtures", "scratchy-fixtures-latex"):
         folder = root / name
         if folder.is_dir():
             for f in _image_files(folder):
-                m = NAME_RE.match(f.stem)
-                if m:  # the LaTeX fixture is the same glitch id as one plain fixture: one glitch, one group
-                    add(f, "Scratchy", name, f"{m['ifo']}_{m['gid']}", f"{float(m['dur'])}")
+                _, gid, dur = parse_name(f.name)
+                if gid:  # the LaTeX fixture is the same glitch id as one plain fixture: one glitch, one group
+                    add(f, "Scratchy", name, glitch_key(f.name), f"{dur}")
     hobby = root / "zooniverse-hobbyist-labels"
     if hobby.is_dir():
         for class_dir in sorted(p for p in hobby.iterdir() if p.is_dir() and p.name in HOBBYIST_CLASSES):
@@ -132,9 +133,9 @@ def scan_real_pool(root: str | os.PathLike | None = None) -> pd.DataFrame:
     if o3.is_dir():
         for class_dir in sorted(p for p in o3.iterdir() if p.is_dir() and p.name in known):
             for f in _image_files(class_dir):
-                m = NAME_RE.match(f.stem)  # named by GPS time: L1_1238507926.062500000_spectrogram_4.0
-                if m:
-                    add(f, class_dir.name, "o3-scattering", f"{m['ifo']}_{m['gid']}", f"{float(m['dur'])}")
+                _, gid, dur = parse_name(f.name)  # named by GPS time: L1_1238507926.062500000_spectrogram_4.0
+                if gid:
+                    add(f, class_dir.name, "o3-scattering", glitch_key(f.name), f"{dur}")
     o3_golden = root / "golden-o3-only"
     if o3_golden.is_dir():
         for class_dir in sorted(p for p in o3_golden.iterdir() if p.is_dir() and ALIASES.get(p.name) in known):

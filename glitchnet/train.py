@@ -406,7 +406,7 @@ def start_or_resume(config: TrainConfig, model: nn.Module, optimizer: torch.opti
                     classes=classes)
 
 
-def evaluate(model: nn.Module, images_uint8: np.ndarray, labels: np.ndarray, device: torch.device,
+def validate(model: nn.Module, images_uint8: np.ndarray, labels: np.ndarray, device: torch.device,
              classes: list[str], batch_size: int = 128) -> tuple[float, dict[str, Any]]:
     """Validation: the mean cross-entropy and ``compute_metrics`` of ``model`` on labelled canonical uint8 images.
 
@@ -499,7 +499,7 @@ def train(config: TrainConfig, progress: Callable[[Event], None] | None = None,
             recompute_batchnorm(model, data.x_train, config.precise_bn, config.batch_size, device,
                                 seed=(config.seed, epoch))
         if len(data.y_val):
-            val_loss, val_metrics = evaluate(model, data.x_val, data.y_val, device, data.classes)
+            val_loss, val_metrics = validate(model, data.x_val, data.y_val, device, data.classes)
             val_acc = val_metrics["accuracy"]
         else:  # every validation image failed to decode: the best checkpoint fits the training images best
             val_loss, val_acc, val_metrics = float("nan"), correct / seen, {}

@@ -77,7 +77,7 @@ def shared_index(predictor: Predictor, found: DatasetScan | None, wait: bool) ->
 @st.dialog("A glitch of the dataset", width="large")
 def open_glitch(row: dict) -> None:
     """A glitch's views side by side (0.5, 1, 2, 4 s), with its Gravity Spy label."""
-    from glitchnet.glitches import parse_name
+    from glitchnet.names import parse_name
 
     st.markdown(f"**{plain(str(row['glitch']))}** · Gravity Spy label **{row['label']}** · "
                 f"{row['ifo'] or 'detector unknown'} · {row['split']} split")

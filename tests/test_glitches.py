@@ -4,6 +4,7 @@ forward pass, the results table, dataset samples, and strain bytes -> views."""
 from __future__ import annotations
 
 import io
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -20,13 +21,13 @@ from glitchnet.glitches import (
     example_glitches,
     glitch_key,
     group_files,
-    parse_name,
     random_glitch,
     results_table,
 )
 from glitchnet.images import open_frames, open_image
 from glitchnet.inference import Predictor
 from glitchnet.model import FrequencyGlitchNet, GlitchNet
+from glitchnet.names import parse_name
 from glitchnet.scores import fuse_log_probabilities
 
 VIEWS = [f"H1_abcdefghij_spectrogram_{d}.png" for d in ("0.5", "1.0", "2.0", "4.0")]
@@ -193,6 +194,31 @@ def test_samples_are_whole_glitches_from_the_dataset(tmp_path):
         assert len(paths) == 4 and all(f"/{label}/" in p for p in paths)
     with pytest.raises(ValueError, match="no images"):
         random_glitch(manifest.iloc[:0], rng)
+
+
+def test_the_scan_the_samples_and_the_queue_share_one_glitch_rule(tmp_path):
+    """A file whose name is not Gravity Spy's is a glitch of its own everywhere: in the queue (``group_files``), in the
+    app's samples and in the scan's duplicate check; Gravity Spy views are one glitch by ``{ifo}_{id}`` everywhere."""
+    from PIL import Image
+
+    root = tmp_path / "mine"
+    for split, label, name in [("train", "Blip", "blip.png"), ("train", "Blip", "blip.gif"),
+                               ("test", "Whistle", "H1_abc_spectrogram_1.0.png"),
+                               ("train", "Whistle", "H1_abc_spectrogram_2.0.png"),
+                               ("test", "Whistle", "L1_abc_spectrogram_1.0.png")]:
+        (root / split / label).mkdir(parents=True, exist_ok=True)
+        Image.new("RGB", (40, 30), (40, 90, 160)).save(root / split / label / name)
+    scan = scan_dataset(root, view="all")
+    manifest = scan.manifest
+    # the H1 glitch sits in test and train: its train view is a duplicate; L1_abc is another detector's glitch
+    assert [Path(p).name for p in scan.skipped["path"]] == ["H1_abc_spectrogram_2.0.png"]
+    assert sorted(Path(p).name for p in manifest["path"]) == [
+        "H1_abc_spectrogram_1.0.png", "L1_abc_spectrogram_1.0.png", "blip.gif", "blip.png"]
+    blips = sorted(p for p in manifest["path"] if "/Blip/" in p)
+    assert [len(i) for _, i in group_files(blips)] == [1, 1]
+    assert example_glitches(manifest)["Blip"] == [blips[0]]  # before: blip.gif and blip.png as one glitch's views
+    rng = np.random.default_rng(1)
+    assert {len(random_glitch(manifest, rng, classes=["Blip"])[1]) for _ in range(10)} == {1}
 
 
 # ------------------------------------------------------------------------------------------- strain bytes

@@ -22,7 +22,7 @@ LAYERS: list[tuple[str, set[str]]] = [
     ("pixels: image rules and the Omega scan",
      {"images", "imagestats", "omega", "omega.qtransform", "omega.whiten", "omega.png", "omega.render"}),
     ("data: datasets, glitches, augmentation, simulated and real strain",
-     {"data", "glitches", "augment", "realpool", "strain", "simulate", "simulate.dataset", "simulate.glitches",
+     {"data", "glitches", "augment", "realpool", "strain", "simulate", "simulate.dataset", "simulate.morphologies",
       "simulate.noise", "simulate.realnoise"}),
     ("model: the network and its checkpoints",
      {"model", "syncbn", "checkpoint", "shipped"}),
@@ -138,6 +138,45 @@ def test_no_module_imports_a_higher_layer() -> None:
                     for a, targets in import_graph().items() for b in targets
                     if a in layer and b in layer and layer[b] > layer[a])
     assert not upward, "imports that point up a layer:\n" + "\n".join(upward)
+
+
+def name_clashes(modules: dict[str, Path]) -> list[str]:
+    """Names that mean two things in the package: two modules with one last name (``glitches`` and
+    ``simulate.glitches``), or a top-level function, class or constant named after another module (``train.evaluate``
+    beside the ``evaluate`` module). A module's own name inside it (``train.train``) is no clash."""
+    by_last: dict[str, list[str]] = {}
+    for name in modules:
+        by_last.setdefault(name.rpartition(".")[2], []).append(name)
+    clashes = [f"modules {' and '.join(sorted(names))}" for last, names in sorted(by_last.items()) if len(names) > 1]
+    for name, path in sorted(modules.items()):
+        own = name.rpartition(".")[2]
+        for node in ast.parse(path.read_text(), str(path)).body:
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                defined = [node.name]
+            elif isinstance(node, (ast.Assign, ast.AnnAssign)):
+                targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+                defined = [t.id for t in targets if isinstance(t, ast.Name)]
+            else:
+                continue
+            clashes += [f"{_short(name)}.{d} beside the module {', '.join(_short(m) for m in by_last[d])}"
+                        for d in defined if d in by_last and d != own]
+    return clashes
+
+
+def test_no_name_means_two_things() -> None:
+    assert name_clashes(_modules()) == []
+
+
+def test_name_clashes_are_found(tmp_path: Path) -> None:
+    (tmp_path / "sim").mkdir()
+    (tmp_path / "glitches.py").write_text("X = 1\n")
+    (tmp_path / "sim" / "glitches.py").write_text("def glitches():\n    pass\n")
+    (tmp_path / "evaluate.py").write_text("def evaluate():\n    pass\n")
+    (tmp_path / "train.py").write_text("def train():\n    pass\n\n\ndef evaluate():\n    pass\n")
+    modules = {"glitchnet.glitches": tmp_path / "glitches.py", "glitchnet.sim.glitches": tmp_path / "sim/glitches.py",
+               "glitchnet.evaluate": tmp_path / "evaluate.py", "glitchnet.train": tmp_path / "train.py"}
+    assert name_clashes(modules) == ["modules glitchnet.glitches and glitchnet.sim.glitches",
+                                     "train.evaluate beside the module evaluate"]
 
 
 def test_the_graph_sees_nested_and_type_checking_imports(tmp_path: Path) -> None:

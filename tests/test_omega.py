@@ -22,7 +22,7 @@ from glitchnet.omega.render import (
 )
 from glitchnet.omega.whiten import divide_by_asd, whiten_estimated
 from glitchnet.simulate import simulate_strain
-from glitchnet.simulate.noise import SEGMENT_S, whiten
+from glitchnet.simulate.noise import SEGMENT_S, whiten_known
 
 # ----------------------------------------------------------------------------------------------- whitening
 
@@ -51,7 +51,7 @@ def test_whitening_by_the_estimated_asd_flattens_coloured_noise():
 
 def test_model_whitening_gives_unit_power_noise():
     strain, row = simulate_strain("No_Glitch", 2)
-    out = whiten(strain, SAMPLE_RATE_HZ, row["ifo"])
+    out = whiten_known(strain, SAMPLE_RATE_HZ, row["ifo"])
     f = np.fft.rfftfreq(strain.size, 1 / SAMPLE_RATE_HZ)
     assert out[0] == 0
     assert np.mean(np.abs(out[(f > 20) & (f < 2000)]) ** 2) == pytest.approx(1.0, abs=0.05)
@@ -67,7 +67,7 @@ def test_q_transform_agrees_with_gwpy():
     from gwpy.timeseries import TimeSeries
 
     strain, row = simulate_strain("Blip", 7)
-    fseries = whiten(strain, SAMPLE_RATE_HZ, row["ifo"])
+    fseries = whiten_known(strain, SAMPLE_RATE_HZ, row["ifo"])
     white = TimeSeries(np.fft.irfft(fseries, n=strain.size), sample_rate=SAMPLE_RATE_HZ, t0=0)
     centre, dur = SEGMENT_S / 2, 1.0
     outseg = Segment(centre - dur / 2, centre + dur / 2)
@@ -133,7 +133,7 @@ def test_to_rgba_colours_viridis_and_shades_the_spine():
 
 def test_omega_views_makes_the_four_kaggle_plot_areas():
     strain, row = simulate_strain("Blip", 3)
-    views = omega_views(whiten(strain, SAMPLE_RATE_HZ, row["ifo"]), SEGMENT_S, SAMPLE_RATE_HZ, SEGMENT_S / 2)
+    views = omega_views(whiten_known(strain, SAMPLE_RATE_HZ, row["ifo"]), SEGMENT_S, SAMPLE_RATE_HZ, SEGMENT_S / 2)
     assert sorted(views) == [0.5, 1.0, 2.0, 4.0]
     for rgba in views.values():
         assert rgba.shape == (PLOT_SIZE[1], PLOT_SIZE[0], 4) and rgba.dtype == np.uint8
@@ -145,7 +145,7 @@ def test_omega_views_makes_the_four_kaggle_plot_areas():
 def test_png_writer_decodes_with_pillow_to_the_same_pixels():
     rng = np.random.default_rng(5)
     strain, row = simulate_strain("Koi_Fish", 4)
-    views = omega_views(whiten(strain, SAMPLE_RATE_HZ, row["ifo"]), SEGMENT_S, SAMPLE_RATE_HZ, SEGMENT_S / 2)
+    views = omega_views(whiten_known(strain, SAMPLE_RATE_HZ, row["ifo"]), SEGMENT_S, SAMPLE_RATE_HZ, SEGMENT_S / 2)
     noisy = rng.integers(0, 256, size=(37, 53, 4), dtype=np.uint8)  # every byte value, every row different
     for rgba in (*views.values(), noisy, noisy[:1], noisy[::2, ::3]):
         img = Image.open(io.BytesIO(encode_png(rgba)))

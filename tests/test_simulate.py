@@ -24,7 +24,7 @@ from glitchnet.simulate import (
     simulate_strain,
 )
 from glitchnet.simulate import dataset as sim_dataset
-from glitchnet.simulate.glitches import Canvas, Chance, Integers, LogNormal, Normal, Uniform
+from glitchnet.simulate.morphologies import Canvas, Chance, Integers, LogNormal, Normal, Uniform
 from glitchnet.simulate.noise import SEGMENT_S
 
 NAME = re.compile(r"^(H1|L1)_[A-Za-z0-9]{10}_spectrogram_(0\.5|1\.0|2\.0|4\.0)\.png$")

@@ -171,18 +171,18 @@ def test_load_data_refuses_a_dataset_without_training_images(tmp_path):
         load_data(_config(data, tmp_path / "m.pt"), lambda e: None)
 
 
-def test_evaluate_gives_the_cross_entropy_and_metrics_of_the_logits(tiny):
+def test_validate_gives_the_cross_entropy_and_metrics_of_the_logits(tiny):
     import numpy as np
     from scipy.special import log_softmax
 
     from glitchnet.evaluate import predict_logits
     from glitchnet.model import GlitchNet
-    from glitchnet.train import evaluate, load_data
+    from glitchnet.train import load_data, validate
 
     data = load_data(_config(tiny, "unused.pt"), lambda e: None)
     torch.manual_seed(0)
     model = GlitchNet(width=8).to(memory_format=torch.channels_last).eval()
-    loss, metrics = evaluate(model, data.x_val, data.y_val, torch.device("cpu"), data.classes)
+    loss, metrics = validate(model, data.x_val, data.y_val, torch.device("cpu"), data.classes)
     logits = predict_logits(model, data.x_val)
     log_p = log_softmax(logits.astype(np.float64), axis=1)
     assert loss == pytest.approx(-log_p[np.arange(len(data.y_val)), data.y_val].mean(), rel=1e-5)

@@ -11,7 +11,7 @@ from .dataset import (
     simulate_glitch,
     simulate_strain,
 )
-from .glitches import MODEL_BY_LABEL, MODELS, GlitchModel
+from .morphologies import MODEL_BY_LABEL, MODELS, GlitchModel
 
 __all__ = [
     "DEFAULT_VERSION", "MODELS", "MODEL_BY_LABEL", "GlitchModel", "class_counts", "data_home", "default_dataset",

@@ -21,8 +21,8 @@ from ..omega.png import encode_png
 from ..omega.qtransform import SAMPLE_RATE_HZ
 from ..omega.render import omega_views
 from ..workers import process_pool
-from .glitches import MODEL_BY_LABEL, Canvas
-from .noise import SEGMENT_S, colour, whiten
+from .morphologies import MODEL_BY_LABEL, Canvas
+from .noise import SEGMENT_S, colour, whiten_known
 from .realnoise import RealNoise
 
 V1D1_COUNTS: dict[str, int] = {
@@ -182,7 +182,7 @@ def _glitch_rgba(label: str, seed: int, ifo: str | None,
                  noise: RealNoise | None = None) -> tuple[dict[float, np.ndarray], dict]:
     """:func:`simulate_glitch` with the views as RGBA arrays (what the dataset writer encodes)."""
     strain, row = simulate_strain(label, seed, ifo, noise)
-    fseries = whiten(strain, SAMPLE_RATE_HZ, row["ifo"])
+    fseries = whiten_known(strain, SAMPLE_RATE_HZ, row["ifo"])
     return omega_views(fseries, SEGMENT_S, SAMPLE_RATE_HZ, SEGMENT_S / 2, norm="noise"), row
 
 

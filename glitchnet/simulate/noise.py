@@ -78,7 +78,7 @@ def colour(white: np.ndarray, sample_rate_hz: float, ifo: str) -> np.ndarray:
     return np.fft.irfft(np.fft.rfft(white) * colouring(white.size, sample_rate_hz, ifo), n=white.size)
 
 
-def whiten(strain: np.ndarray, sample_rate_hz: float, ifo: str) -> np.ndarray:
+def whiten_known(strain: np.ndarray, sample_rate_hz: float, ifo: str) -> np.ndarray:
     """One-sided FFT of strain divided by the model ASD, scaled so noise bins have unit expected power.
 
     Parameters
