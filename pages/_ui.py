@@ -123,7 +123,7 @@ def run_page(body: Callable[[], None]) -> None:
     API is involved: ``st.navigation``/``st.Page`` over the files in ``pages/``.
     """
     if not getattr(_shell, "active", False):
-        runpy.run_path(str(APP_ROOT / "streamlit_app.py"))
+        runpy.run_path(str(APP_ROOT / "streamlit_app.py"), run_name="__main__")
         return
     guard(body)
 

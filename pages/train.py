@@ -25,9 +25,9 @@ if TYPE_CHECKING:  # torch comes with them: imported where a run is started or s
     from glitchnet.evaluate import Evaluation
 
 GALLERY_SIZE = 12
+# One colour per split in both charts: viridis green and yellow, far apart on the dark theme (its own two categorical
+# colours are two blues). A comment: a bare string in a page file is drawn on the page (Streamlit's "magic").
 SPLIT_COLOURS = {"training": "#35b779", "validation": "#fde725"}
-"""One colour per split in both charts: viridis green and yellow, far apart on the dark theme (its own two
-categorical colours are two blues)."""
 
 
 def form(root: str, last: TrainConfig | None) -> None:

@@ -157,8 +157,8 @@ def _drawn(page, timeout_s: float = 180.0) -> None:
 def _open(browser, console: Console, url: str, nav: str | None = None, timeout_s: float = 180.0):
     """A new tab on the app at ``url``, then on the page named ``nav`` in the sidebar, once drawn.
 
-    Pages are reached by their sidebar link, as a visitor does: opening ``/predict`` directly makes Streamlit's
-    front end probe ``/predict/_stcore/health`` first, a 404 in the console (streamlit/streamlit#7074).
+    Pages are reached by their sidebar link, as a visitor does; ``test_every_page_opens_by_deep_link`` opens each
+    by its own URL.
     """
     page = _tab(browser, console)
     page.goto(url)
@@ -384,18 +384,6 @@ def test_hosted_mode_has_no_train_page(browser, golden: Path, random_checkpoint:
         page.get_by_text("Training is switched off on this public server").wait_for(timeout=60_000)
         assert "Train" not in page.locator('[data-testid="stSidebarNav"]').inner_text()
         page.close()
-        # Streamlit's front end probes /train/_stcore/health and /host-config before the root's (two 404s,
-        # streamlit/streamlit#7074, open); anything else (a "page does not seem to exist" warning) still fails
-        probes = [m for m in console.messages if "404" in m and f"{hosted.url}/train/_stcore/" in m]
-        assert len(probes) <= 2
-        console.messages[:] = [m for m in console.messages if m not in probes]
-
-
-def _upstream_probes(console: Console, url: str, path: str) -> list[str]:
-    """The two 404s Streamlit's front end logs when a page is opened by its own URL: before it connects it probes
-    ``/<page>/_stcore/health`` and ``/<page>/_stcore/host-config`` (in case the app is served under ``/<page>``),
-    then the root's (streamlit/streamlit#7074, open; no setting of ``streamlit run`` avoids it)."""
-    return [m for m in console.messages if "404" in m and f"{url}/{path}/_stcore/" in m]
 
 
 @pytest.mark.parametrize("hosted", [False, True], ids=["local", "hosted"])
@@ -411,9 +399,6 @@ def test_every_page_opens_by_deep_link(browser, golden: Path, random_checkpoint:
                 page.get_by_text("Training is switched off on this public server").wait_for(timeout=60_000)
             assert "Traceback" not in page.content()
             page.close()
-            probes = _upstream_probes(console, running.url, path) if path else []
-            assert len(probes) <= 2, probes
-            console.messages[:] = [m for m in console.messages if m not in probes]
             assert not console.messages, f"/{path}: " + "\n".join(console.messages)
 
 

@@ -28,8 +28,8 @@ LAYERS: list[tuple[str, set[str]]] = [
      {"model", "syncbn", "checkpoint", "shipped"}),
     ("compute: training, evaluation, prediction, similarity",
      {"distributed", "engine", "evaluate", "inference", "export", "train", "crossval", "similar", "bulk"}),
-    ("services: what the app's pages call (queue and budgets, background jobs, summaries)",
-     {"serving", "appsession", "jobs", "explore"}),
+    ("services: what the app calls (queue and budgets, background jobs, summaries, the web server)",
+     {"serving", "appsession", "jobs", "explore", "webapp"}),
     ("interface: the command line",
      {"cli", "__main__"}),
 ]
@@ -228,3 +228,29 @@ def test_streamlit_internals_are_recognised(tmp_path: Path) -> None:
                       "import streamlit.components.v1 as c\ndef f():\n"
                       "    from streamlit.runtime.scriptrunner import get_script_run_ctx\n")
     assert _streamlit_internals(source) == ["streamlit.runtime", "streamlit.runtime.scriptrunner"]
+
+
+def drawn_strings(path: Path) -> list[int]:
+    """Lines of the bare strings Streamlit's "magic" would draw when it runs ``path`` as a page: every string
+    expression statement but the module's docstring, functions' and classes' docstrings (not drawn) excluded."""
+    tree = ast.parse(path.read_text(), str(path))
+    skip = {id(tree.body[0])} if tree.body else set()
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            skip |= {id(n) for n in ast.walk(node)}  # magic draws nothing inside a function or class
+    return [node.lineno for node in ast.walk(tree)
+            if isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant)
+            and isinstance(node.value.value, str) and id(node) not in skip]
+
+
+@pytest.mark.parametrize("path", [ROOT / "streamlit_app.py",
+                                  *sorted(p for p in (ROOT / "pages").glob("*.py") if not p.name.startswith("_"))],
+                         ids=lambda p: p.name)
+def test_no_page_draws_a_stray_string(path: Path) -> None:
+    assert drawn_strings(path) == [], f"{path.name}: a bare string Streamlit would draw on the page (use a comment)"
+
+
+def test_stray_strings_are_found(tmp_path: Path) -> None:
+    page = tmp_path / "page.py"
+    page.write_text('"""Doc."""\nX = 1\n"""About X."""\nif X:\n    "drawn too"\n\n\ndef f():\n    """Doc."""\n')
+    assert drawn_strings(page) == [3, 5]
