@@ -350,9 +350,17 @@ class Engine:
                     v.heat = heat
         return glitches
 
-    def classify_files(self, files: Iterable[tuple[str, Source]], explain: bool = True) -> list[Glitch]:
-        """``decode`` every (name, source) and ``classify`` the views: the glitches among the files."""
-        return self.classify([v for name, source in files for v in self.decode(name, source)], explain=explain)
+    def classify_files(self, files: Iterable[tuple[str, Source]], explain: bool = True,
+                       frames: Sequence[int | None] | None = None) -> list[Glitch]:
+        """``decode`` every (name, source) and ``classify`` the views: the glitches among the files. ``frames`` gives
+        each file's frame limit (None: the reader's own, ``MAX_FRAMES``); a visitor's budget sets it
+        (``serving.admit``)."""
+        files = list(files)
+        limits = list(frames) if frames is not None else [None] * len(files)
+        if len(limits) != len(files):
+            raise ValueError(f"{len(files)} files but {len(limits)} frame limits")
+        views = [v for (name, source), limit in zip(files, limits) for v in self.decode(name, source, limit)]
+        return self.classify(views, explain=explain)
 
     def warm_up(self) -> None:
         """Pay the one-off costs (the colour lookup tables, the heatmaps' imports) before the first real image."""

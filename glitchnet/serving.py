@@ -12,7 +12,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -23,6 +23,7 @@ from .names import plain
 
 if TYPE_CHECKING:
     from .engine import Engine
+    from .glitches import Glitch
 
 # ------------------------------------------------------------------------------------------------------ uploads
 
@@ -67,6 +68,25 @@ SETTINGS: dict[str, Setting] = {
 """Every hosted-server limit, written once: the README's hosted section lists the same names."""
 
 
+HOSTED_ENV = "GLITCHNET_HOSTED"
+"""Set (to anything but 0/false/no) on a public deployment: no training, no paths on the server's disk, the budget."""
+DATA_ENV = "GLITCHNET_DATA"
+"""The dataset folder a server is started with, in place of the built-in simulated one."""
+
+
+def hosted(environ: dict[str, str] | None = None) -> bool:
+    """True on a public deployment (``GLITCHNET_HOSTED=1``)."""
+    environ = os.environ if environ is None else environ
+    return environ.get(HOSTED_ENV, "").strip().lower() not in ("", "0", "false", "no")
+
+
+def server_dataset(environ: dict[str, str] | None = None) -> Path | None:
+    """The dataset folder the server was started with (``GLITCHNET_DATA``, ``~`` expanded), or None: the built-in."""
+    environ = os.environ if environ is None else environ
+    text = environ.get(DATA_ENV, "").strip()
+    return Path(text).expanduser() if text else None
+
+
 class BudgetError(ValueError):
     """A request over one of the server's limits; the message is one line, fit for a visitor."""
 
@@ -105,6 +125,11 @@ class Budget:
     def batch_bytes(self) -> int:
         return self.batch_mb * 1024 * 1024
 
+    def for_visitor(self, public: bool) -> Budget:
+        """Limits for one visitor's batches: these on a public server; on a local run only the queue's (a researcher
+        classifies as many files, of as many frames, as they give)."""
+        return self if public else replace(self, batch_mb=2**30, files=2**30, frames=0)
+
     def worker_count(self) -> int:
         """Inference threads: the setting, or half the cores (each thread's forward pass uses several)."""
         return self.workers or max(1, min(4, (os.cpu_count() or 2) // 2))
@@ -133,6 +158,12 @@ class Admission:
     def glitches(self) -> list[list[Upload]]:
         """The kept uploads gathered into glitches (``glitches.group_files``), in upload order."""
         return [[self.kept[i] for i in indices] for _, indices in group_files([u.name for u in self.kept])]
+
+    def steps(self, engine: Engine) -> list[Callable[[], list[Glitch]]]:
+        """The queue's work for this batch: one step per glitch, each decoding that glitch's files (within their
+        frame budget) and classifying them with ``engine``."""
+        return [functools.partial(engine.classify_files, [(u.name, u.data) for u in glitch],
+                                  frames=[u.frames for u in glitch]) for glitch in self.glitches]
 
 
 def _listed(names: Sequence[str], shown: int = 3) -> str:

@@ -11,7 +11,7 @@ import uuid
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -31,9 +31,10 @@ from glitchnet.serving import (
     InferenceQueue,
     Presence,
     Ticket,
-    Upload,
     admit,
     give_back_memory,
+    hosted,
+    server_dataset,
 )
 from glitchnet.shipped import SHIPPED_MODELS, default_model_path, shipped_model_path, shipped_title
 
@@ -48,11 +49,6 @@ MODEL_SHIPPED, MODEL_RUN, MODEL_FILE = "Shipped model", "My training run", "A ch
 DEFAULT_SHIPPED = next(iter(SHIPPED_MODELS))
 
 T = TypeVar("T")
-
-def hosted() -> bool:
-    """True on a public deployment (``GLITCHNET_HOSTED=1``): no training, no paths on the server's disk."""
-    return os.environ.get("GLITCHNET_HOSTED", "").strip().lower() not in ("", "0", "false", "no")
-
 
 def session_id() -> str:
     """This visitor's id (a browser tab: its own session state), made on its first script run and kept in the
@@ -79,8 +75,8 @@ def public(text: str) -> str:
     if not hosted():
         return text
     roots = [APP_ROOT, Path.home(), default_model_path().parent]
-    if os.environ.get("GLITCHNET_DATA"):
-        roots.append(Path(os.environ["GLITCHNET_DATA"]).expanduser().parent)
+    if server_dataset() is not None:
+        roots.append(server_dataset().parent)
     root = st.session_state.get("dataset_root")
     if root:
         roots.append(Path(root).parent)
@@ -154,7 +150,7 @@ def _embedded_dataset() -> Path | None:
 
 def _pending_build() -> DatasetBuild | None:
     """The built-in dataset's build while it runs, if this session's sidebar chose that dataset."""
-    if st.session_state.get("dataset_root") or os.environ.get("GLITCHNET_DATA"):
+    if st.session_state.get("dataset_root") or server_dataset() is not None:
         return None
     if not hosted() and st.session_state.get("dataset_source", DATASET_DEFAULT) != DATASET_DEFAULT:
         return None
@@ -177,8 +173,8 @@ def dataset_root() -> str | None:
 
 def default_dataset_label() -> str:
     """How the sidebar names the default dataset."""
-    env = os.environ.get("GLITCHNET_DATA")
-    return f"Server dataset ({Path(env).name})" if env else "Built-in simulated dataset"
+    folder = server_dataset()
+    return f"Server dataset ({folder.name})" if folder is not None else "Built-in simulated dataset"
 
 
 @st.cache_data(show_spinner="Scanning the dataset…", max_entries=16)
@@ -219,11 +215,8 @@ def _checked(root: Path | None) -> Path | None:
 
 
 MAX_LOADED_MODELS = 4
-_loads: dict[tuple[str, int, bool], Future[Predictor]] = {}
-_loads_lock = threading.Lock()
 _loader = ThreadPoolExecutor(1, thread_name_prefix="glitchnet-model")
 """One background thread loads models and warms them up, in the order asked."""
-_warmed: set[tuple[str, int, bool]] = set()
 
 
 def _load(path: str) -> Predictor:
@@ -238,16 +231,22 @@ def _load(path: str) -> Predictor:
     return Predictor(path)
 
 
-def _loading(path: Path) -> tuple[tuple[str, int, bool], Future[Predictor]]:
-    """The engine of a checkpoint file version (ONNX Runtime when hosted, torch otherwise: part of the key), loaded
-    once per process in the background thread and shared by every session (it is thread-safe)."""
-    key = (str(path), path.stat().st_mtime_ns, hosted())
-    with _loads_lock:
-        if key not in _loads:
-            while len(_loads) >= MAX_LOADED_MODELS:
-                _loads.pop(next(iter(_loads)))
-            _loads[key] = _loader.submit(_load, str(path))
-        return key, _loads[key]
+def _model_key(path: Path) -> tuple[str, int, bool]:
+    """A checkpoint file version and the engine that runs it (ONNX Runtime when hosted, torch otherwise)."""
+    return str(path), path.stat().st_mtime_ns, hosted()
+
+
+@st.cache_resource(show_spinner=False, max_entries=MAX_LOADED_MODELS)
+def _loading(path: str, mtime_ns: int, public: bool) -> Future[Predictor]:
+    """The engine of a checkpoint file version, loaded once per process in the background thread and shared by
+    every session (it is thread-safe); the least recently used of more than ``MAX_LOADED_MODELS`` is let go."""
+    return _loader.submit(_load, path)
+
+
+@st.cache_resource(show_spinner=False, max_entries=MAX_LOADED_MODELS)
+def _warming(path: str, mtime_ns: int, public: bool) -> Future[None]:
+    """The warm-up of that engine, started once per checkpoint version (see ``warm_up``)."""
+    return _loader.submit(_warm_up, _loading(path, mtime_ns, public))
 
 
 def warm_up() -> None:
@@ -257,12 +256,7 @@ def warm_up() -> None:
     path = model_path()
     if path is None or not path.is_file():
         return
-    key, loading = _loading(path)
-    with _loads_lock:
-        if key in _warmed:
-            return
-        _warmed.add(key)
-    _loader.submit(_warm_up, loading)
+    _warming(*_model_key(path))
 
 
 def _warm_up(loading: Future[Predictor]) -> None:
@@ -341,7 +335,8 @@ def current_predictor() -> tuple[Predictor | None, str]:
     reason = _missing_model(path)
     if reason is not None:
         return None, reason
-    key, loading = _loading(path)
+    key = _model_key(path)
+    loading = _loading(*key)
     if not loading.done():
         with st.spinner("Loading the model…"):
             loading.exception()  # waits
@@ -350,9 +345,8 @@ def current_predictor() -> tuple[Predictor | None, str]:
     try:
         predictor = loading.result()
     except Exception as exc:
-        with _loads_lock:  # not kept: the next run tries again
-            _loads.pop(key, None)
-            _warmed.discard(key)
+        _loading.clear(*key)  # not kept: the next run tries again
+        _warming.clear(*key)
         if isinstance(exc, CheckpointError):
             return None, public(str(exc))
         raise
@@ -388,9 +382,7 @@ def _choose_dataset() -> Path | None:
             text = st.text_input("Dataset folder", key="dataset_path", placeholder="/data/gravity-spy",
                                  help="A Kaggle copy (train/ validation/ test/) or a Zenodo copy (class folders).")
             return _checked(Path(text.strip()).expanduser()) if text.strip() else None
-        if os.environ.get("GLITCHNET_DATA"):
-            return _checked(Path(os.environ["GLITCHNET_DATA"]).expanduser())
-        return _checked(_embedded_dataset())
+        return _checked(server_dataset() or _embedded_dataset())
 
 
 def _choose_model() -> None:
@@ -456,9 +448,8 @@ def server_budget() -> Budget:
 
 
 def budget() -> Budget:
-    """Limits for this visitor's batches: the server's on a hosted deployment; only the queue's on a local run."""
-    limits = server_budget()
-    return limits if hosted() else replace(limits, batch_mb=2**30, files=2**30, frames=0)
+    """Limits for this visitor's batches (``Budget.for_visitor``)."""
+    return server_budget().for_visitor(hosted())
 
 
 @st.cache_resource(show_spinner=False)
@@ -510,11 +501,6 @@ class Classification:
     waited_s: float = 0.0
     kept: bool = False
     """Whether the page has put its glitches into the visitor's results (once, however often it redraws them)."""
-
-
-def _classify_glitch(predictor: Predictor, uploads: Sequence[Upload]) -> list[Glitch]:
-    """One step of the queue: decode one glitch's files (within their frame budget) and classify its views."""
-    return predictor.classify([v for u in uploads for v in predictor.decode(u.name, u.data, max_frames=u.frames)])
 
 
 def _wait(ticket: Ticket, doing: str) -> None:
@@ -588,7 +574,7 @@ def classify_batch(predictor: Predictor, files: list[tuple[str, bytes]], views: 
         batch = Classification(inputs, (inputs[0], (), *inputs[2:]), admission.notes,
                                n_files=len(admission.kept) + (1 if views else 0))
         st.session_state["predict_batch"] = batch
-        steps = [partial(_classify_glitch, predictor, uploads) for uploads in admission.glitches]
+        steps = admission.steps(predictor)
         if views:
             steps.append(partial(predictor.classify, list(views)))
         del admission

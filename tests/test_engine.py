@@ -197,7 +197,8 @@ for _ in range(60):  # the similarity index builds in the background; the card s
     at.run()
 assert "Open" in [b.label for b in at.button], [b.label for b in at.button]
 import pages._ui as ui
-print("KIND", type(ui._loads[next(iter(ui._loads))].result()).__name__)
+loaded = ui._loading(*ui._model_key(ui.shipped_model_path(ui.DEFAULT_SHIPPED)))  # the cached engine
+print("KIND", type(loaded.result()).__name__)
 print("TORCH", "torch" in sys.modules)
 """
     env = {**os.environ, "PYTHONPATH": str(ROOT), "GLITCHNET_HOSTED": "1", "GLITCHNET_MODEL": str(exported),

@@ -23,6 +23,8 @@ from glitchnet.serving import (
     Presence,
     QueueFull,
     admit,
+    hosted,
+    server_dataset,
 )
 
 README = Path(__file__).resolve().parents[1] / "README.md"
@@ -104,6 +106,48 @@ def test_frames_past_the_budget_are_never_decoded(monkeypatch):
     assert [v.name for v in views] == [f"bomb.gif#frame{k}" for k in range(4)]
     assert max(seen) == 3
     assert len(Predictor.decode("small.gif", gif(3), max_frames=4)) == 3
+
+
+def test_each_glitch_is_one_queue_step_within_its_frame_budget():
+    """The queue's steps come from the admission: one per glitch (views of one id together, in upload order), each
+    decoding only the frames the budget allows."""
+    from glitchnet.inference import Predictor
+
+    class Recorder(Predictor):
+        def __init__(self):
+            self.calls = []
+
+        def classify(self, views, batch_size=32, explain=True):
+            self.calls.append([(v.name, v.frame) for v in views])
+            return [len(views)]
+
+    files = [("H1_a_spectrogram_0.5.png", gif(1)), ("bomb.gif", gif(12)), ("H1_a_spectrogram_1.0.png", gif(1))]
+    engine = Recorder()
+    steps_ = admit(files, Budget(frames=2)).steps(engine)
+    assert [step() for step in steps_] == [[2], [2]]
+    assert engine.calls == [[("H1_a_spectrogram_0.5.png", 0), ("H1_a_spectrogram_1.0.png", 0)],
+                            [("bomb.gif#frame0", 0), ("bomb.gif#frame1", 1)]]
+    engine.calls.clear()
+    [step() for step in admit(files, Budget().for_visitor(False)).steps(engine)]
+    assert len(engine.calls[1]) == 12  # a local run: no per-visitor frame cap
+    with pytest.raises(ValueError, match="2 files but 1 frame limits"):
+        engine.classify_files([("a.png", b"x"), ("b.png", b"y")], frames=[1])
+
+
+def test_the_server_settings_are_read_in_one_place(tmp_path):
+    assert not hosted({}) and not hosted({"GLITCHNET_HOSTED": " 0 "}) and not hosted({"GLITCHNET_HOSTED": "False"})
+    assert hosted({"GLITCHNET_HOSTED": "1"}) and hosted({"GLITCHNET_HOSTED": "yes"})
+    assert server_dataset({}) is None and server_dataset({"GLITCHNET_DATA": "  "}) is None
+    assert server_dataset({"GLITCHNET_DATA": str(tmp_path)}) == tmp_path
+    assert server_dataset({"GLITCHNET_DATA": "~/gs"}) == Path.home() / "gs"
+    limits = Budget(batch_mb=3, files=2, frames=4)
+    assert limits.for_visitor(True) == limits
+    assert limits.for_visitor(False) == Budget(batch_mb=2**30, files=2**30, frames=0)
+    app = Path(__file__).resolve().parents[1]
+    readers = sorted(str(p.relative_to(app)) for p in [app / "streamlit_app.py", *(app / "pages").glob("*.py"),
+                                                      *(app / "glitchnet").rglob("*.py")]
+                     if '"GLITCHNET_DATA"' in p.read_text() or '"GLITCHNET_HOSTED"' in p.read_text())
+    assert readers == ["glitchnet/serving.py"]
 
 
 def test_frame_count_stops_past_the_limit():
